@@ -1,0 +1,30 @@
+# Makefile — a thin wrapper over CMake: make, make demo, make test, make deps, make bench.
+BUILD ?= build
+JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all build deps test demo bench clean
+
+all: build
+
+deps:
+	@sh tools/install-deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: deps
+	$(MAKE) build CMAKE_FLAGS="-DVIGIL_WERROR=ON"
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: deps build
+	@sh tools/demo.sh $(BUILD)
+
+bench: deps build
+	@sh tests/bench/run
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,172 @@
+/* main.c — the vigil command line: replay a file through a rule, check a rule, print the version. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavutil/log.h>
+
+#include "vg_camera.h"
+#include "vg_log.h"
+#include "vg_snowflake.h"
+
+static const char *USAGE =
+    "usage: vigil replay FILE --script PATH [--media NAME] [--start UNIX_MS] [--params JSON]\n"
+    "                          [--out PATH] [--machine-id N] [--analysis-width N] [--budget-ms N]\n"
+    "                          [--decode all|nonref|keyframes] [--log-level error|warn|info|debug]\n"
+    "       vigil version\n";
+
+typedef struct replay_args {
+    const char *file, *script, *media, *params, *out, *decode;
+    int64_t start_ms;
+    long machine_id, analysis_width;
+    double budget_ms;
+} replay_args;
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "vigil: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", USAGE);
+    return 2;
+}
+
+static int parse_long(const char *text, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max) return -1;
+    *out = (long)v;
+    return 0;
+}
+
+/* The file name without directory and extension, as a default media name. */
+static void media_from_path(const char *path, char *out, size_t outlen) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out, outlen, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+static int parse_replay(int argc, char **argv, replay_args *a) {
+    *a = (replay_args){.start_ms = INT64_MIN, .out = "-", .decode = "all"};
+    for (int i = 2; i < argc; i++) {
+        const char *opt = argv[i];
+        if (opt[0] != '-') {
+            if (a->file) return usage_error("unexpected argument '%s'", opt);
+            a->file = opt;
+            continue;
+        }
+        if (i + 1 >= argc) return usage_error("%s needs a value", opt);
+        const char *val = argv[++i];
+        long n;
+        if (strcmp(opt, "--script") == 0) a->script = val;
+        else if (strcmp(opt, "--media") == 0) a->media = val;
+        else if (strcmp(opt, "--params") == 0) a->params = val;
+        else if (strcmp(opt, "--out") == 0) a->out = val;
+        else if (strcmp(opt, "--decode") == 0) a->decode = val;
+        else if (strcmp(opt, "--start") == 0) {
+            if (parse_long(val, 0, LONG_MAX, &n) < 0) return usage_error("--start: '%s' is not unix ms", val);
+            a->start_ms = n;
+        } else if (strcmp(opt, "--machine-id") == 0) {
+            if (parse_long(val, 0, VG_SNOWFLAKE_MAX_MACHINE, &n) < 0)
+                return usage_error("--machine-id: '%s' is not 0..1023", val);
+            a->machine_id = n;
+        } else if (strcmp(opt, "--analysis-width") == 0) {
+            if (parse_long(val, 16, 7680, &n) < 0) return usage_error("--analysis-width: '%s' is not 16..7680", val);
+            a->analysis_width = n;
+        } else if (strcmp(opt, "--budget-ms") == 0) {
+            if (parse_long(val, 1, 60000, &n) < 0) return usage_error("--budget-ms: '%s' is not 1..60000", val);
+            a->budget_ms = (double)n;
+        } else if (strcmp(opt, "--log-level") == 0) {
+            vg_log_level level;
+            if (vg_log_parse_level(val, &level) < 0) return usage_error("--log-level: unknown level '%s'", val);
+            vg_log_set_level(level);
+        } else {
+            return usage_error("unknown option '%s'", opt);
+        }
+    }
+    av_log_set_level(vg_log_get_level() >= VG_LOG_DEBUG ? AV_LOG_WARNING : AV_LOG_QUIET);
+    if (!a->file) return usage_error("%s", "replay needs a FILE");
+    if (!a->script) return usage_error("%s", "replay needs --script PATH");
+    return 0;
+}
+
+static int check_params(const char *params) {
+    if (!params) return 0;
+    cJSON *json = cJSON_Parse(params);
+    int ok = cJSON_IsObject(json);
+    cJSON_Delete(json);
+    if (!ok) fprintf(stderr, "vigil: --params: not a JSON object: %s\n", params);
+    return ok ? 0 : -1;
+}
+
+static void print_summary(const replay_args *a, const vg_camera_stats *st) {
+    double fps = st->seconds > 0 ? st->frames_analysed / st->seconds : 0;
+    vg_info("replay", "%ld frames in %.2f s (%.0f fps); %ld episodes, %ld versions written to %s",
+            st->frames_analysed, st->seconds, fps, st->episodes_opened, st->versions_emitted,
+            strcmp(a->out, "-") == 0 ? "stdout" : a->out);
+}
+
+static int cmd_replay(int argc, char **argv) {
+    replay_args a;
+    int rc = parse_replay(argc, argv, &a);
+    if (rc) return rc;
+    if (check_params(a.params) < 0) return 2;
+    vg_camera_config config = {
+        .url = a.file, .script = a.script, .params_json = a.params, .analysis_width = (int)a.analysis_width,
+        .budget_ms = a.budget_ms, .start_ms = a.start_ms,
+    };
+    if (vg_decode_mode_parse(a.decode, &config.decode.mode) < 0)
+        return usage_error("--decode: unknown mode '%s'", a.decode);
+    char media[256];
+    media_from_path(a.file, media, sizeof media);
+    config.media = a.media ? a.media : media;
+
+    char err[512];
+    vg_snowflake ids;
+    vg_snowflake_init(&ids, (unsigned)a.machine_id, NULL, NULL);
+    vg_sink *sink = vg_sink_file_open(a.out, 0, err, sizeof err);
+    if (!sink) {
+        fprintf(stderr, "vigil: --out %s\n", err);
+        return 1;
+    }
+    vg_camera *cam = vg_camera_new(&config, &ids, sink, err, sizeof err);
+    if (!cam) {
+        fprintf(stderr, "vigil: %s\n", err);
+        vg_sink_close(sink);
+        return 1;
+    }
+    rc = vg_camera_replay(cam, err, sizeof err);
+    vg_camera_stats stats;
+    vg_camera_get_stats(cam, &stats);
+    vg_camera_free(cam);
+    vg_sink_close(sink);
+    vg_snowflake_destroy(&ids);
+    if (rc < 0) {
+        fprintf(stderr, "vigil: %s\n", err);
+        return 1;
+    }
+    print_summary(&a, &stats);
+    return stats.sink_errors ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    av_log_set_level(AV_LOG_QUIET); /* our own lines say what failed; FFmpeg's chatter only at debug */
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "replay") == 0) return cmd_replay(argc, argv);
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("vigil %s\n", VIGIL_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    return usage_error("unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,34 @@
+/* vg_frame.h — a decoded frame as scripts see it: absolute time, the analysis-size luma plane (read in
+ * place through the FFI), and the full-resolution picture previews are cut from. */
+#ifndef VG_FRAME_H
+#define VG_FRAME_H
+#include <stdint.h>
+
+#include <libavutil/frame.h>
+
+typedef enum { VG_CLOCK_FILE, VG_CLOCK_RTCP, VG_CLOCK_LOCAL } vg_clock_source;
+
+const char *vg_clock_source_name(vg_clock_source source);
+
+/* The layout lua/vigil.lua declares with ffi.cdef: keep the two in step. */
+typedef struct vg_frame {
+    int64_t ts;              /* unix ms */
+    int64_t index;           /* frames delivered to the script so far, from 0 */
+    int32_t width, height;   /* analysis size */
+    int32_t stride;
+    const uint8_t *luma;     /* analysis-size luma plane, width x height, row pitch stride */
+    int32_t full_width, full_height;
+    int32_t clock;           /* vg_clock_source */
+    int32_t keyframe;
+    const AVFrame *full;     /* full-resolution decoded picture */
+} vg_frame;
+
+/* Scales the luma of decoded frames to the analysis size (aspect kept, even height), reusing buffers. */
+typedef struct vg_frame_scaler vg_frame_scaler;
+
+vg_frame_scaler *vg_frame_scaler_new(int analysis_width);
+void vg_frame_scaler_free(vg_frame_scaler *scaler);
+/* Fills frame->luma/width/height/stride/full* from src; -1 when the pixel format cannot be converted. */
+int vg_frame_scaler_run(vg_frame_scaler *scaler, const AVFrame *src, vg_frame *frame);
+
+#endif

@@ -1,0 +1,118 @@
+/* vg_ingest.c — opening a source with libavformat, choosing its video stream and reading its packets.
+ * Network sources get socket timeouts and an interrupt callback that turns a stall into an error. */
+#include "vg_ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavformat/avformat.h>
+#include <libavutil/dict.h>
+#include <libavutil/parseutils.h>
+
+#include "vg_snowflake.h"
+
+struct vg_ingest {
+    AVFormatContext *fmt;
+    int stream_index;
+    int stall_timeout_ms;
+    int64_t last_packet_ms; /* monotonic */
+    volatile int *stop;
+};
+
+static int interrupt_cb(void *opaque) {
+    vg_ingest *in = opaque;
+    if (in->stop && *in->stop) return 1;
+    return vg_monotonic_ms() - in->last_packet_ms > in->stall_timeout_ms;
+}
+
+static int is_network(const char *url) { return strstr(url, "://") != NULL && strncmp(url, "file:", 5) != 0; }
+
+static AVDictionary *open_options(const char *url, const vg_ingest_options *o, int stall_ms) {
+    AVDictionary *opts = NULL;
+    if (strncmp(url, "rtsp://", 7) == 0 || strncmp(url, "rtsps://", 8) == 0) {
+        av_dict_set(&opts, "rtsp_transport", o && o->transport ? o->transport : "tcp", 0);
+        av_dict_set_int(&opts, "timeout", (int64_t)stall_ms * 1000, 0); /* socket I/O timeout, µs */
+    } else if (is_network(url)) {
+        av_dict_set_int(&opts, "rw_timeout", (int64_t)stall_ms * 1000, 0);
+    }
+    return opts;
+}
+
+static void describe_error(int code, char *err, size_t errlen, const char *what) {
+    char text[AV_ERROR_MAX_STRING_SIZE];
+    av_strerror(code, text, sizeof text);
+    snprintf(err, errlen, "%s: %s", what, text);
+}
+
+vg_ingest *vg_ingest_open(const char *url, const vg_ingest_options *options, char *err, size_t errlen) {
+    vg_ingest *in = calloc(1, sizeof *in);
+    if (!in) return NULL;
+    in->stall_timeout_ms = options && options->stall_timeout_ms > 0 ? options->stall_timeout_ms : 10000;
+    in->stop = options ? options->stop : NULL;
+    in->last_packet_ms = vg_monotonic_ms();
+    in->fmt = avformat_alloc_context();
+    in->fmt->interrupt_callback = (AVIOInterruptCB){interrupt_cb, in};
+    AVDictionary *opts = open_options(url, options, in->stall_timeout_ms);
+    int rc = avformat_open_input(&in->fmt, url, NULL, &opts);
+    av_dict_free(&opts);
+    if (rc < 0) {
+        describe_error(rc, err, errlen, "cannot open");
+        free(in); /* avformat_open_input frees the context on failure */
+        return NULL;
+    }
+    if ((rc = avformat_find_stream_info(in->fmt, NULL)) < 0) {
+        describe_error(rc, err, errlen, "cannot read stream info");
+        vg_ingest_close(in);
+        return NULL;
+    }
+    in->stream_index = av_find_best_stream(in->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+    if (in->stream_index < 0) {
+        snprintf(err, errlen, "no video stream");
+        vg_ingest_close(in);
+        return NULL;
+    }
+    for (unsigned i = 0; i < in->fmt->nb_streams; i++)
+        if ((int)i != in->stream_index) in->fmt->streams[i]->discard = AVDISCARD_ALL;
+    return in;
+}
+
+void vg_ingest_close(vg_ingest *in) {
+    if (!in) return;
+    avformat_close_input(&in->fmt);
+    free(in);
+}
+
+int vg_ingest_read(vg_ingest *in, AVPacket *pkt) {
+    for (;;) {
+        in->last_packet_ms = vg_monotonic_ms();
+        int rc = av_read_frame(in->fmt, pkt);
+        if (rc < 0) return rc;
+        if (pkt->stream_index == in->stream_index) return 0;
+        av_packet_unref(pkt);
+    }
+}
+
+static const AVStream *video(const vg_ingest *in) { return in->fmt->streams[in->stream_index]; }
+
+const AVCodecParameters *vg_ingest_codecpar(const vg_ingest *in) { return video(in)->codecpar; }
+AVRational vg_ingest_time_base(const vg_ingest *in) { return video(in)->time_base; }
+
+int64_t vg_ingest_start_pts(const vg_ingest *in) {
+    int64_t start = video(in)->start_time;
+    return start == AV_NOPTS_VALUE ? 0 : start;
+}
+
+double vg_ingest_frame_rate(const vg_ingest *in) {
+    AVRational r = video(in)->avg_frame_rate;
+    if (r.num <= 0 || r.den <= 0) r = video(in)->r_frame_rate;
+    return r.num > 0 && r.den > 0 ? av_q2d(r) : 0;
+}
+
+int64_t vg_ingest_creation_time_ms(const vg_ingest *in) {
+    const AVDictionaryEntry *e = av_dict_get(in->fmt->metadata, "creation_time", NULL, 0);
+    if (!e) e = av_dict_get(video(in)->metadata, "creation_time", NULL, 0);
+    int64_t us;
+    if (!e || av_parse_time(&us, e->value, 0) < 0 || us <= 0) return -1;
+    return us / 1000;
+}

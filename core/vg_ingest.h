@@ -1,0 +1,32 @@
+/* vg_ingest.h — compressed video packets from a file or a network source (libavformat). */
+#ifndef VG_INGEST_H
+#define VG_INGEST_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libavcodec/avcodec.h>
+
+typedef struct vg_ingest vg_ingest;
+
+typedef struct vg_ingest_options {
+    const char *transport;    /* RTSP: "tcp" (default) or "udp" */
+    int stall_timeout_ms;     /* network: no packet for this long is an error (0 = 10 s) */
+    volatile int *stop;       /* when non-zero, blocking reads return AVERROR_EXIT */
+} vg_ingest_options;
+
+/* Opens url and picks its best video stream. On failure returns NULL with a one-line reason in err. */
+vg_ingest *vg_ingest_open(const char *url, const vg_ingest_options *options, char *err, size_t errlen);
+void vg_ingest_close(vg_ingest *in);
+
+/* Reads the next packet of the video stream: 0, AVERROR_EOF at the end, another AVERROR on failure. */
+int vg_ingest_read(vg_ingest *in, AVPacket *pkt);
+
+const AVCodecParameters *vg_ingest_codecpar(const vg_ingest *in);
+AVRational vg_ingest_time_base(const vg_ingest *in);
+/* The stream's first timestamp in its time base (0 when unknown). */
+int64_t vg_ingest_start_pts(const vg_ingest *in);
+/* The container's creation_time in unix ms, or -1. */
+int64_t vg_ingest_creation_time_ms(const vg_ingest *in);
+double vg_ingest_frame_rate(const vg_ingest *in);
+
+#endif

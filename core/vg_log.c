@@ -1,0 +1,68 @@
+/* vg_log.c — the process-wide logger: level filter, one write per line so threads never interleave,
+ * and vg_mask_url so RTSP passwords never reach a log line. */
+#include "vg_log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static vg_log_level log_level = VG_LOG_INFO;
+static int log_timestamps;
+static const char *level_names[] = {"error", "warn", "info", "debug"};
+
+void vg_log_set_level(vg_log_level level) { log_level = level; }
+vg_log_level vg_log_get_level(void) { return log_level; }
+void vg_log_set_timestamps(int on) { log_timestamps = on; }
+
+int vg_log_parse_level(const char *name, vg_log_level *out) {
+    for (int i = 0; i <= VG_LOG_DEBUG; i++) {
+        if (strcmp(name, level_names[i]) == 0) {
+            *out = (vg_log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static size_t format_time(char *buf, size_t len) {
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    return n + (size_t)snprintf(buf + n, len - n, ".%03ldZ ", now.tv_nsec / 1000000);
+}
+
+void vg_log(vg_log_level level, const char *who, const char *fmt, ...) {
+    if (level > log_level) return;
+    char line[2048];
+    size_t n = log_timestamps ? format_time(line, sizeof line) : 0;
+    n += (size_t)snprintf(line + n, sizeof line - n, "%s %s: ", who ? who : "vigil", level_names[level]);
+    if (n < sizeof line) {
+        va_list ap;
+        va_start(ap, fmt);
+        n += (size_t)vsnprintf(line + n, sizeof line - n, fmt, ap);
+        va_end(ap);
+    }
+    if (n >= sizeof line - 1) n = sizeof line - 2;
+    line[n++] = '\n';
+    fwrite(line, 1, n, stderr); /* one call: stdio locks the stream, so lines never interleave */
+}
+
+const char *vg_mask_url(const char *url, char *out, size_t outlen) {
+    if (!url) url = "";
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : url;
+    const char *host_end = auth + strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < host_end; p++)
+        if (*p == '@') at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon) {
+        snprintf(out, outlen, "%s", url);
+        return out;
+    }
+    snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
+    return out;
+}

@@ -1,0 +1,23 @@
+/* vg_log.h — one-line log records on stderr: "<who> <level>: <message>", and secret masking. */
+#ifndef VG_LOG_H
+#define VG_LOG_H
+#include <stddef.h>
+
+typedef enum { VG_LOG_ERROR, VG_LOG_WARN, VG_LOG_INFO, VG_LOG_DEBUG } vg_log_level;
+
+void vg_log_set_level(vg_log_level level);
+vg_log_level vg_log_get_level(void);
+int vg_log_parse_level(const char *name, vg_log_level *out);
+void vg_log_set_timestamps(int on);
+void vg_log(vg_log_level level, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define vg_error(who, ...) vg_log(VG_LOG_ERROR, who, __VA_ARGS__)
+#define vg_warn(who, ...)  vg_log(VG_LOG_WARN, who, __VA_ARGS__)
+#define vg_info(who, ...)  vg_log(VG_LOG_INFO, who, __VA_ARGS__)
+#define vg_debug(who, ...) vg_log(VG_LOG_DEBUG, who, __VA_ARGS__)
+
+/* Copies url into out with any "user:password@" replaced by "user:***@". */
+const char *vg_mask_url(const char *url, char *out, size_t outlen);
+
+#endif

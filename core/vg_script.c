@@ -1,0 +1,667 @@
+/* vg_script.c — the Lua host. Owns the LuaJIT state of one camera's rule: loading it through
+ * lua/vigil/host.lua (sandbox, no JIT for user code), the "vigil.core" functions the vigil module is built
+ * on, episode handles, frame tables, and calling callbacks under a time budget with one episode
+ * transaction per callback.
+ *
+ * Why user code runs with the JIT off: Debian's LuaJIT is built without LUAJIT_ENABLE_CHECKHOOK, so a count
+ * hook never fires inside a compiled trace and `while true do end` could not be stopped. Interpreted, the
+ * hook fires every VG_HOOK_INSTRUCTIONS instructions and raises an error once the budget is spent; the
+ * pixel work is done by C primitives and by the JIT-compiled lua/ module, so little is lost. */
+#include "vg_script.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "vg_log.h"
+
+#define VG_HOOK_INSTRUCTIONS 10000
+#define VG_JSON_MAX_DEPTH 32
+#define VG_ERROR_LOG_INTERVAL_MS 10000
+
+static const char *EPISODE_MT = "vigil.episode";
+
+struct vg_script {
+    lua_State *L;
+    char camera[128];
+    vg_episode_book *book;
+    int env_ref;         /* the script's environment table */
+    int frame_mt_ref;    /* metatable for frame tables, set by lua/vigil.lua */
+    int handles_ref;     /* weak table: episode pointer -> its userdata */
+    double budget_ms;
+    struct timespec deadline;
+    int over_budget;
+    const vg_frame *frame; /* the frame of the running on_frame, NULL outside it */
+    int64_t frame_generation;
+    int64_t last_ts;
+    vg_script_stats stats;
+    int64_t last_error_log_ms;
+    long errors_unlogged;
+};
+
+/* ---------- where lua/ lives ---------- */
+
+static int has_vigil_module(const char *dir) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/vigil.lua", dir);
+    return access(path, R_OK) == 0;
+}
+
+const char *vg_script_lua_dir(void) {
+    static char found[PATH_MAX];
+    if (found[0]) return found;
+    const char *env = getenv("VIGIL_LUA_DIR");
+    char exe[PATH_MAX] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+    }
+    char beside[PATH_MAX + 16], above[PATH_MAX + 16];
+    snprintf(beside, sizeof beside, "%s/lua", exe);
+    snprintf(above, sizeof above, "%s/../lua", exe);
+    const char *candidates[] = {env, beside, above, VIGIL_SOURCE_LUA_DIR, VIGIL_INSTALL_LUA_DIR};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        if (candidates[i] && has_vigil_module(candidates[i])) {
+            snprintf(found, sizeof found, "%s", candidates[i]);
+            return found;
+        }
+    }
+    snprintf(found, sizeof found, "%s", VIGIL_INSTALL_LUA_DIR);
+    return found;
+}
+
+/* ---------- JSON <-> Lua ---------- */
+
+static void push_json(lua_State *L, const cJSON *item);
+
+static void push_json_children(lua_State *L, const cJSON *item, int as_array) {
+    lua_newtable(L);
+    int i = 1;
+    for (const cJSON *c = item->child; c; c = c->next) {
+        push_json(L, c);
+        if (as_array) lua_rawseti(L, -2, i++);
+        else lua_setfield(L, -2, c->string);
+    }
+}
+
+static void push_json(lua_State *L, const cJSON *item) {
+    if (cJSON_IsObject(item)) push_json_children(L, item, 0);
+    else if (cJSON_IsArray(item)) push_json_children(L, item, 1);
+    else if (cJSON_IsString(item)) lua_pushstring(L, item->valuestring);
+    else if (cJSON_IsNumber(item)) lua_pushnumber(L, item->valuedouble);
+    else if (cJSON_IsBool(item)) lua_pushboolean(L, cJSON_IsTrue(item));
+    else lua_pushnil(L);
+}
+
+/* A table is an array when its keys are exactly 1..n with n > 0. */
+static int table_is_array(lua_State *L, int idx) {
+    size_t n = lua_objlen(L, idx);
+    if (n == 0) return 0;
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    return count == n;
+}
+
+static cJSON *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen);
+
+static cJSON *table_to_json(lua_State *L, int idx, int depth, char *err, size_t errlen) {
+    int array = table_is_array(L, idx);
+    cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (!array && lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(err, errlen, "table keys must be strings (or the table a list)");
+            lua_pop(L, 2);
+            cJSON_Delete(out);
+            return NULL;
+        }
+        cJSON *value = to_json(L, lua_gettop(L), depth + 1, err, errlen);
+        if (!value) {
+            lua_pop(L, 2);
+            cJSON_Delete(out);
+            return NULL;
+        }
+        if (array) cJSON_AddItemToArray(out, value); /* lua_next walks 1..n in order for arrays */
+        else cJSON_AddItemToObject(out, lua_tostring(L, -2), value);
+        lua_pop(L, 1);
+    }
+    return out;
+}
+
+static cJSON *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen) {
+    if (depth > VG_JSON_MAX_DEPTH) {
+        snprintf(err, errlen, "table nested deeper than %d (a cycle?)", VG_JSON_MAX_DEPTH);
+        return NULL;
+    }
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: return cJSON_CreateNull();
+    case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TTABLE: return table_to_json(L, idx, depth, err, errlen);
+    case LUA_TNUMBER: {
+        double d = lua_tonumber(L, idx);
+        if (d != d || d > 1.7e308 || d < -1.7e308) {
+            snprintf(err, errlen, "number %g cannot be JSON", d);
+            return NULL;
+        }
+        return cJSON_CreateNumber(d);
+    }
+    default:
+        snprintf(err, errlen, "a %s cannot be JSON", luaL_typename(L, idx));
+        return NULL;
+    }
+}
+
+/* The value at idx as JSON, or a Lua error naming what. */
+static cJSON *check_json(lua_State *L, int idx, const char *what) {
+    char err[160];
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    cJSON *json = to_json(L, idx, 0, err, sizeof err);
+    if (!json) luaL_error(L, "%s: %s", what, err);
+    return json;
+}
+
+/* ---------- the script object from inside Lua ---------- */
+
+static vg_script *script_of(lua_State *L) {
+    return (vg_script *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* A time argument: a number of unix ms, or a frame table (its ts). */
+static int64_t check_ts(lua_State *L, int idx) {
+    if (lua_istable(L, idx)) {
+        lua_getfield(L, idx, "ts");
+        if (!lua_isnumber(L, -1)) luaL_error(L, "bad argument #%d: frame without ts", idx);
+        int64_t ts = (int64_t)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        return ts;
+    }
+    if (lua_isnumber(L, idx)) return (int64_t)lua_tonumber(L, idx);
+    if (lua_isnoneornil(L, idx)) return script_of(L)->last_ts;
+    return luaL_error(L, "bad argument #%d: frame or time in ms expected, got %s", idx, luaL_typename(L, idx));
+}
+
+/* ---------- episode handles ---------- */
+
+static void push_episode(lua_State *L, vg_script *s, vg_episode *ep) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->handles_ref);
+    lua_pushlightuserdata(L, ep);
+    lua_rawget(L, -2);
+    if (!lua_isnil(L, -1)) {
+        lua_remove(L, -2);
+        return;
+    }
+    lua_pop(L, 1);
+    vg_episode **handle = lua_newuserdata(L, sizeof *handle);
+    *handle = ep;
+    vg_episode_retain(ep);
+    luaL_getmetatable(L, EPISODE_MT);
+    lua_setmetatable(L, -2);
+    lua_pushlightuserdata(L, ep);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    lua_remove(L, -2);
+}
+
+static vg_episode *check_episode(lua_State *L, int idx) {
+    vg_episode **handle = luaL_checkudata(L, idx, EPISODE_MT);
+    return *handle;
+}
+
+static int raise_if_failed(lua_State *L, int rc, const char *err) {
+    if (rc < 0) return luaL_error(L, "%s", err);
+    return 0;
+}
+
+static int core_open(lua_State *L) {
+    vg_script *s = script_of(L);
+    int64_t ts = check_ts(L, 1);
+    const char *type = luaL_optstring(L, 2, NULL);
+    cJSON *payload = lua_isnoneornil(L, 3) ? NULL : check_json(L, 3, "payload");
+    char err[256];
+    vg_episode *ep = vg_episode_open(s->book, ts, type, payload, err, sizeof err);
+    if (!ep) return luaL_error(L, "%s", err);
+    push_episode(L, s, ep);
+    return 1;
+}
+
+static int episode_extend(lua_State *L) {
+    vg_episode *ep = check_episode(L, 1);
+    char err[256];
+    raise_if_failed(L, vg_episode_extend(ep, check_ts(L, 2), err, sizeof err), err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int episode_close(lua_State *L) {
+    vg_episode *ep = check_episode(L, 1);
+    char err[256];
+    int64_t ts = check_ts(L, 2);
+    raise_if_failed(L, vg_episode_close(ep, ts, luaL_optstring(L, 3, NULL), err, sizeof err), err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int episode_set_payload(lua_State *L) {
+    vg_episode *ep = check_episode(L, 1);
+    cJSON *payload = lua_isnoneornil(L, 2) ? NULL : check_json(L, 2, "payload");
+    char err[256];
+    raise_if_failed(L, vg_episode_set_payload(ep, payload, err, sizeof err), err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int episode_set_type(lua_State *L) {
+    vg_episode *ep = check_episode(L, 1);
+    char err[256];
+    raise_if_failed(L, vg_episode_set_type(ep, luaL_optstring(L, 2, NULL), err, sizeof err), err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int episode_set_detections(lua_State *L) {
+    vg_episode *ep = check_episode(L, 1);
+    cJSON *detections = lua_isnoneornil(L, 2) ? NULL : check_json(L, 2, "detections");
+    if (detections && cJSON_IsObject(detections) && !detections->child) { /* {} is the empty list here */
+        cJSON_Delete(detections);
+        detections = cJSON_CreateArray();
+    }
+    char err[256];
+    raise_if_failed(L, vg_episode_set_detections(ep, detections, err, sizeof err), err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static void push_time_or_nil(lua_State *L, int64_t ms) {
+    if (ms) lua_pushnumber(L, (lua_Number)ms);
+    else lua_pushnil(L);
+}
+
+static int episode_index(lua_State *L) {
+    vg_episode *ep = check_episode(L, 1);
+    const char *key = luaL_checkstring(L, 2);
+    char idtext[VG_ID_STRLEN];
+    if (strcmp(key, "id") == 0) lua_pushstring(L, vg_id_format(vg_episode_id(ep), idtext));
+    else if (strcmp(key, "opened_at") == 0) push_time_or_nil(L, vg_episode_opened_at(ep));
+    else if (strcmp(key, "updated_at") == 0) push_time_or_nil(L, vg_episode_updated_at(ep));
+    else if (strcmp(key, "closed_at") == 0) push_time_or_nil(L, vg_episode_closed_at(ep));
+    else if (strcmp(key, "episode_type") == 0) lua_pushstring(L, vg_episode_type(ep));
+    else if (strcmp(key, "is_open") == 0) lua_pushboolean(L, vg_episode_is_live(ep) && !vg_episode_closed_at(ep));
+    else if (strcmp(key, "payload") == 0) {
+        const cJSON *payload = vg_episode_payload(ep);
+        if (payload) push_json(L, payload);
+        else lua_pushnil(L);
+    } else {
+        luaL_getmetatable(L, EPISODE_MT);
+        lua_getfield(L, -1, "methods");
+        lua_getfield(L, -1, key);
+    }
+    return 1;
+}
+
+static int episode_tostring(lua_State *L) {
+    vg_episode *ep = check_episode(L, 1);
+    char idtext[VG_ID_STRLEN];
+    lua_pushfstring(L, "episode %s", vg_id_format(vg_episode_id(ep), idtext));
+    return 1;
+}
+
+static int episode_gc(lua_State *L) {
+    vg_episode **handle = luaL_checkudata(L, 1, EPISODE_MT);
+    if (*handle) vg_episode_release(*handle);
+    *handle = NULL;
+    return 0;
+}
+
+static int core_episodes(lua_State *L) {
+    vg_script *s = script_of(L);
+    int n = vg_book_open_count(s->book);
+    lua_createtable(L, n, 0);
+    int out = 1;
+    for (int i = 0; i < n; i++) {
+        vg_episode *ep = vg_book_open_at(s->book, i);
+        if (vg_episode_closed_at(ep)) continue; /* closing in this callback */
+        push_episode(L, s, ep);
+        lua_rawseti(L, -2, out++);
+    }
+    return 1;
+}
+
+static void register_episode_type(lua_State *L, vg_script *s) {
+    static const luaL_Reg methods[] = {
+        {"extend", episode_extend}, {"close", episode_close}, {"set_payload", episode_set_payload},
+        {"set_type", episode_set_type}, {"set_detections", episode_set_detections}, {NULL, NULL}};
+    luaL_newmetatable(L, EPISODE_MT);
+    lua_newtable(L);
+    for (const luaL_Reg *m = methods; m->name; m++) {
+        lua_pushlightuserdata(L, s);
+        lua_pushcclosure(L, m->func, 1);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_setfield(L, -2, "methods");
+    lua_pushcfunction(L, episode_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, episode_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, episode_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+/* ---------- other core functions ---------- */
+
+static int core_log(lua_State *L) {
+    vg_script *s = script_of(L);
+    const char *level = luaL_checkstring(L, 1);
+    const char *message = luaL_checkstring(L, 2);
+    vg_log_level lvl;
+    if (vg_log_parse_level(level, &lvl) < 0) lvl = VG_LOG_INFO;
+    vg_log(lvl, s->camera, "%s", message);
+    return 0;
+}
+
+static int core_frame_metatable(lua_State *L) {
+    vg_script *s = script_of(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_unref(L, LUA_REGISTRYINDEX, s->frame_mt_ref);
+    lua_pushvalue(L, 1);
+    s->frame_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* The generation of the frame being processed: frame tables from earlier callbacks are stale. */
+static int core_frame_generation(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)script_of(L)->frame_generation);
+    return 1;
+}
+
+static int core_camera(lua_State *L) {
+    lua_pushstring(L, script_of(L)->camera);
+    return 1;
+}
+
+static void register_core(lua_State *L, vg_script *s, const cJSON *params) {
+    static const luaL_Reg functions[] = {
+        {"open", core_open}, {"episodes", core_episodes}, {"log", core_log},
+        {"frame_metatable", core_frame_metatable}, {"frame_generation", core_frame_generation},
+        {"camera", core_camera}, {NULL, NULL}};
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_newtable(L);
+    for (const luaL_Reg *f = functions; f->name; f++) {
+        lua_pushlightuserdata(L, s);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
+    if (params) push_json(L, params);
+    else lua_newtable(L);
+    lua_setfield(L, -2, "params");
+    lua_setfield(L, -2, "vigil.core");
+    lua_pop(L, 2);
+}
+
+/* ---------- calling into the script ---------- */
+
+static int64_t timespec_ms_until(const struct timespec *t) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+static __thread vg_script *running_script; /* the script whose callback runs on this thread */
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    vg_script *s = running_script;
+    if (!s || s->over_budget || timespec_ms_until(&s->deadline) >= 0) return;
+    s->over_budget = 1;
+    luaL_error(L, "over the time budget of %.0f ms", s->budget_ms);
+}
+
+static int traceback(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+/* One line per failure; repeated failures at most once per interval, with the count in between. */
+static void log_failure(vg_script *s, const char *callback, const char *message) {
+    int64_t now = vg_monotonic_ms();
+    if (s->last_error_log_ms && now - s->last_error_log_ms < VG_ERROR_LOG_INTERVAL_MS) {
+        s->errors_unlogged++;
+        return;
+    }
+    char line[1536];
+    size_t n = 0;
+    for (const char *p = message; *p && n < sizeof line - 1; p++) {
+        if (*p == '\n') {
+            if (n + 3 >= sizeof line) break;
+            memcpy(line + n, " | ", 3);
+            n += 3;
+        } else if (*p != '\t') {
+            line[n++] = *p;
+        }
+    }
+    line[n] = 0;
+    if (s->errors_unlogged)
+        vg_error(s->camera, "%s: %s (%ld similar failures not logged)", callback, line, s->errors_unlogged);
+    else
+        vg_error(s->camera, "%s: %s", callback, line);
+    s->errors_unlogged = 0;
+    s->last_error_log_ms = now;
+}
+
+/* Calls env[name] with nargs arguments already pushed; commits or rolls back the episode transaction. */
+static int call_callback(vg_script *s, const char *name, int nargs) {
+    lua_State *L = s->L;
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->env_ref);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    if (!lua_isfunction(L, -1)) {
+        lua_settop(L, base);
+        return 0;
+    }
+    lua_insert(L, base + 1);     /* function below the args */
+    lua_insert(L, base + 1);     /* traceback below the function */
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    s->deadline = start;
+    int64_t budget_ns = (int64_t)(s->budget_ms * 1e6);
+    s->deadline.tv_sec += (time_t)(budget_ns / 1000000000);
+    s->deadline.tv_nsec += (long)(budget_ns % 1000000000);
+    if (s->deadline.tv_nsec >= 1000000000) {
+        s->deadline.tv_sec++;
+        s->deadline.tv_nsec -= 1000000000;
+    }
+    s->over_budget = 0;
+    running_script = s;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, VG_HOOK_INSTRUCTIONS);
+    int rc = lua_pcall(L, nargs, 0, base + 1);
+    lua_sethook(L, NULL, 0, 0);
+    running_script = NULL;
+    s->stats.calls++;
+    s->stats.total_ms += -timespec_ms_until(&start) + 0.0;
+    if (rc == 0) {
+        vg_book_commit(s->book);
+    } else {
+        vg_book_rollback(s->book);
+        s->stats.errors++;
+        if (s->over_budget) s->stats.budget_cuts++;
+        log_failure(s, name, lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    }
+    lua_settop(L, base);
+    return rc == 0 ? 0 : -1;
+}
+
+static void push_frame(vg_script *s, const vg_frame *f) {
+    lua_State *L = s->L;
+    lua_createtable(L, 0, 12);
+    lua_pushnumber(L, (lua_Number)f->ts);
+    lua_setfield(L, -2, "ts");
+    lua_pushnumber(L, (lua_Number)f->index);
+    lua_setfield(L, -2, "index");
+    lua_pushinteger(L, f->width);
+    lua_setfield(L, -2, "width");
+    lua_pushinteger(L, f->height);
+    lua_setfield(L, -2, "height");
+    lua_pushinteger(L, f->stride);
+    lua_setfield(L, -2, "stride");
+    lua_pushinteger(L, f->full_width);
+    lua_setfield(L, -2, "full_width");
+    lua_pushinteger(L, f->full_height);
+    lua_setfield(L, -2, "full_height");
+    lua_pushstring(L, vg_clock_source_name((vg_clock_source)f->clock));
+    lua_setfield(L, -2, "clock");
+    lua_pushboolean(L, f->keyframe);
+    lua_setfield(L, -2, "keyframe");
+    lua_pushlightuserdata(L, (void *)f);
+    lua_setfield(L, -2, "_frame");
+    lua_pushnumber(L, (lua_Number)s->frame_generation);
+    lua_setfield(L, -2, "_generation");
+    if (s->frame_mt_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->frame_mt_ref);
+        lua_setmetatable(L, -2);
+    }
+}
+
+int vg_script_on_frame(vg_script *s, const vg_frame *frame) {
+    s->frame = frame;
+    s->frame_generation++;
+    s->last_ts = frame->ts;
+    push_frame(s, frame);
+    int rc = call_callback(s, "on_frame", 1);
+    s->frame = NULL;
+    return rc;
+}
+
+int vg_script_on_stream(vg_script *s, const char *event) {
+    lua_pushstring(s->L, event);
+    return call_callback(s, "on_stream", 1);
+}
+
+int vg_script_on_stop(vg_script *s) { return call_callback(s, "on_stop", 0); }
+
+void vg_script_get_stats(const vg_script *s, vg_script_stats *out) { *out = s->stats; }
+
+/* ---------- loading ---------- */
+
+static int load_failed(vg_script *s, const char *what, char *err, size_t errlen) {
+    const char *msg = lua_tostring(s->L, -1);
+    snprintf(err, errlen, "%s%s", what, msg ? msg : "unknown error");
+    char *nl = strchr(err, '\n'); /* one line: drop the traceback */
+    if (nl) *nl = 0;
+    return -1;
+}
+
+static void push_load_options(lua_State *L, const vg_script_config *c) {
+    lua_newtable(L);
+    lua_pushboolean(L, c->unsafe);
+    lua_setfield(L, -2, "unsafe");
+    lua_pushboolean(L, c->jit);
+    lua_setfield(L, -2, "jit");
+}
+
+/* Runs lua/vigil/host.lua's load(path, options) with the budget; leaves the env in the registry. */
+static int start_script(vg_script *s, const vg_script_config *c, char *err, size_t errlen) {
+    lua_State *L = s->L;
+    char path[2 * PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/?.lua;%s/?/init.lua", vg_script_lua_dir(), vg_script_lua_dir());
+    lua_getglobal(L, "package");
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, "");
+    lua_setfield(L, -2, "cpath");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, traceback);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "vigil.host");
+    if (lua_pcall(L, 1, 1, -3) != 0) return load_failed(s, "cannot load lua/vigil/host.lua: ", err, errlen);
+    lua_getfield(L, -1, "load");
+    lua_pushstring(L, c->path);
+    push_load_options(L, c);
+    if (lua_pcall(L, 2, 1, -5) != 0) return load_failed(s, "", err, errlen);
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s: vigil.host.load returned no environment", c->path);
+        return -1;
+    }
+    s->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, 0);
+    return 0;
+}
+
+static int check_on_frame(vg_script *s, const char *path, char *err, size_t errlen) {
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->env_ref);
+    lua_getfield(s->L, -1, "on_frame");
+    int ok = lua_isfunction(s->L, -1);
+    lua_pop(s->L, 2);
+    if (!ok) snprintf(err, errlen, "%s: defines no on_frame(frame) function", path);
+    return ok ? 0 : -1;
+}
+
+vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char *err, size_t errlen) {
+    cJSON *params = NULL;
+    if (c->params_json && *c->params_json) {
+        params = cJSON_Parse(c->params_json);
+        if (!cJSON_IsObject(params)) {
+            snprintf(err, errlen, "params: not a JSON object");
+            cJSON_Delete(params);
+            return NULL;
+        }
+    }
+    vg_script *s = calloc(1, sizeof *s);
+    snprintf(s->camera, sizeof s->camera, "%s", c->camera ? c->camera : "script");
+    s->book = book;
+    s->budget_ms = c->budget_ms > 0 ? c->budget_ms : 50;
+    s->frame_mt_ref = LUA_NOREF;
+    s->env_ref = LUA_NOREF;
+    s->L = luaL_newstate();
+    if (!s->L) {
+        snprintf(err, errlen, "cannot create a Lua state");
+        cJSON_Delete(params);
+        free(s);
+        return NULL;
+    }
+    lua_State *L = s->L;
+    luaL_openlibs(L);
+    lua_newtable(L); /* weak-valued: episode pointer -> handle */
+    lua_newtable(L);
+    lua_pushstring(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    s->handles_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    register_episode_type(L, s);
+    register_core(L, s, params);
+    cJSON_Delete(params);
+    if (start_script(s, c, err, errlen) < 0 || check_on_frame(s, c->path, err, errlen) < 0 ||
+        call_callback(s, "on_start", 0) < 0) {
+        if (!*err) snprintf(err, errlen, "%s: on_start failed", c->path);
+        vg_script_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void vg_script_free(vg_script *s) {
+    if (!s) return;
+    vg_book_rollback(s->book);
+    lua_close(s->L); /* releases every episode handle */
+    free(s);
+}

@@ -1,0 +1,41 @@
+/* vg_script.h — a camera's Lua rule: one LuaJIT state running a user script in a sandbox, its callbacks
+ * under a time budget, and the episode operations it asks for applied as one transaction per callback.
+ * The rest of core/ sees only this interface; Lua internals stay in vg_script.c and lua/. */
+#ifndef VG_SCRIPT_H
+#define VG_SCRIPT_H
+#include <stddef.h>
+
+#include "vg_episode.h"
+#include "vg_frame.h"
+
+typedef struct vg_script vg_script;
+
+typedef struct vg_script_config {
+    const char *camera;      /* name in log lines */
+    const char *path;        /* the rule's .lua file */
+    const char *params_json; /* vigil.params, a JSON object (NULL = {}) */
+    double budget_ms;        /* per callback; 0 = 50 ms */
+    int unsafe;              /* give the script ffi, io, os and the real require */
+    int jit;                 /* let the JIT compile user code (a runaway loop can then not be cut) */
+} vg_script_config;
+
+/* Compiles and starts the script (runs its main chunk and on_start). NULL with err on failure; err names
+ * the file and line for syntax errors. */
+vg_script *vg_script_load(const vg_script_config *config, vg_episode_book *book, char *err, size_t errlen);
+void vg_script_free(vg_script *script);
+
+/* Each returns 0 when the callback ran to the end, -1 when it failed or was cut (already logged). */
+int vg_script_on_frame(vg_script *script, const vg_frame *frame);
+int vg_script_on_stream(vg_script *script, const char *event);
+int vg_script_on_stop(vg_script *script);
+
+typedef struct vg_script_stats {
+    long calls, errors, budget_cuts;
+    double total_ms;
+} vg_script_stats;
+void vg_script_get_stats(const vg_script *script, vg_script_stats *out);
+
+/* Where the bundled lua/ directory is (VIGIL_LUA_DIR, next to the binary, the source tree, the install). */
+const char *vg_script_lua_dir(void);
+
+#endif

@@ -1,0 +1,100 @@
+"""test_replay.py — `vigil replay` end to end on generated clips whose truth is known: a white box appears
+at 2.00 s and leaves at 4.00 s; the rule's episode must open and close within one frame of those times, every
+version must be complete with strictly rising updated_at, ids exact, and bad input must fail in one line."""
+import os
+import re
+
+from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, VIGIL_ASAN
+
+START = 1700000000000
+FRAME_MS = 40
+
+RULE = """
+local vigil = require "vigil"
+local ep
+function on_frame(frame)
+  local bright = frame:mean({0.35, 0.35, 0.1, 0.1}) > vigil.params.level
+  if bright and not ep then
+    ep = vigil.episode.open(frame, {episode_type = "box", payload = {level = vigil.params.level}})
+  elseif bright then
+    ep:extend(frame)
+  elseif ep then
+    ep:close(frame)
+    ep = nil
+  end
+end
+"""
+
+
+def check_episode_truth(t, out, label):
+    versions = read_versions(out)
+    episodes = by_episode(versions)
+    t.check(len(episodes) == 1, "%s: one episode, got %d" % (label, len(episodes)))
+    if not episodes:
+        return
+    (eid, records), = episodes.items()
+    first, last = records[0], records[-1]
+    t.check(abs(first["opened_at"] - (START + 2000)) <= FRAME_MS, "%s: opened_at %d near %d" % (label, first["opened_at"], START + 2000))
+    t.check(abs(last.get("closed_at", 0) - (START + 4000)) <= FRAME_MS, "%s: closed_at %s near %d" % (label, last.get("closed_at"), START + 4000))
+    ups = [r["updated_at"] for r in records]
+    t.check(all(b > a for a, b in zip(ups, ups[1:])), "%s: updated_at strictly rises" % label)
+    t.check(all(r["opened_at"] == first["opened_at"] for r in records), "%s: opened_at never changes" % label)
+    t.check(all("closed_at" not in r for r in records[:-1]), "%s: only the last version is closed" % label)
+    t.check(all(r["media"] == "gate" and r["episode_type"] == "box" and r["payload"]["level"] == 200 for r in records),
+            "%s: every version is the complete record" % label)
+    t.check(isinstance(eid, int) and eid > 2 ** 53, "%s: id is an exact integer above 2^53" % label)
+    raw = versions[0][1]
+    t.check(re.search(r'"episode_id":%d[,}]' % eid, raw) is not None, "%s: id digits exact in the body" % label)
+    machine = (eid >> 12) & 0x3FF
+    t.check(machine == 5, "%s: machine id 5 in the id, got %d" % (label, machine))
+
+
+def main():
+    t = Suite("replay")
+    clip = make_clip(t.path("gate.mp4"), seconds=6, boxes=[(200, 100, 240, 160, "white", 2, 4)])
+    rule = write(t.path("box.lua"), RULE)
+    out = t.path("out.jsonl")
+    args = ["replay", clip, "--script", rule, "--media", "gate", "--start", str(START),
+            "--params", '{"level": 200}', "--machine-id", "5", "--out", out]
+    r = run(args)
+    t.check(r.returncode == 0, "replay exits 0 (stderr: %s)" % r.stderr.strip())
+    t.check("150 frames" in r.stderr, "replay reports 150 frames: %s" % r.stderr.strip())
+    check_episode_truth(t, out, "replay")
+
+    # the same under ASan+UBSan
+    if VIGIL_ASAN:
+        out_asan = t.path("out-asan.jsonl")
+        r = run(args[:-1] + [out_asan], binary=VIGIL_ASAN, env={"ASAN_OPTIONS": "detect_leaks=1"})
+        t.check(r.returncode == 0, "asan replay exits 0 (stderr: %s)" % r.stderr.strip()[-2000:])
+        check_episode_truth(t, out_asan, "asan")
+
+    # --start omitted: the container's creation_time
+    stamped = make_clip(t.path("stamped.mp4"), seconds=1, extra=["-metadata", "creation_time=2024-01-02T03:04:05.000000Z"])
+    r = run(["replay", stamped, "--script", write(t.path("open.lua"), """
+local vigil = require "vigil"
+function on_frame(f) if f.index == 0 then vigil.episode.open(f) end end"""), "--out", t.path("stamped.jsonl")])
+    recs = [v for v, _ in read_versions(t.path("stamped.jsonl"))]
+    t.check(r.returncode == 0 and recs and recs[0]["opened_at"] == 1704164645000,
+            "creation_time is the start: %s" % (recs[0]["opened_at"] if recs else r.stderr))
+    t.check(recs and recs[-1]["payload"]["close_reason"] == "end_of_stream" and recs[-1]["closed_at"] == 1704164645960,
+            "an episode still open at the end is closed at the last frame")
+
+    # bad input: one clear line on stderr and a non-zero exit
+    syntax = write(t.path("syntax.lua"), "function on_frame(frame)\n  local x = = 1\nend\n")
+    cases = [
+        (["replay", t.path("missing.mp4"), "--script", rule], "missing.mp4"),
+        (["replay", write(t.path("junk.mp4"), "not a video at all\n" * 50), "--script", rule], "junk.mp4"),
+        (["replay", clip, "--script", syntax], "syntax.lua:2:"),
+        (["replay", clip, "--script", rule, "--params", "{level: 2"], "--params"),
+        (["replay", clip, "--script", t.path("nope.lua")], "nope.lua"),
+        (["replay", clip, "--script", write(t.path("noframe.lua"), "x = 1\n")], "on_frame"),
+    ]
+    for args, needle in cases:
+        r = run(args + ["--out", t.path("bad.jsonl")])
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        t.check(r.returncode != 0, "%s: non-zero exit" % needle)
+        t.check(len(lines) == 1 and needle in lines[0], "%s: one line naming it, got %r" % (needle, r.stderr))
+    t.done()
+
+
+main()

@@ -1,0 +1,164 @@
+/* test_episode.c — the episode invariants: opened_at once, strictly rising updated_at, closed_at once and
+ * final, staged changes committed or rolled back whole, and exact int64 ids in the JSON record. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "vg_episode.h"
+
+#define MAX_VERSIONS 64
+
+typedef struct collected {
+    int count;
+    char *bodies[MAX_VERSIONS];
+    vg_version meta[MAX_VERSIONS];
+} collected;
+
+static void collect(void *ctx, const vg_version *v) {
+    collected *c = ctx;
+    if (c->count >= MAX_VERSIONS) return;
+    c->meta[c->count] = *v;
+    c->bodies[c->count] = strdup(v->body);
+    c->count++;
+}
+
+static void collected_free(collected *c) {
+    for (int i = 0; i < c->count; i++) free(c->bodies[i]);
+    c->count = 0;
+}
+
+static int64_t json_int(const char *body, const char *field) {
+    cJSON *obj = cJSON_Parse(body);
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, field);
+    int64_t v = cJSON_IsNumber(item) ? (int64_t)item->valuedouble : -1;
+    cJSON_Delete(obj);
+    return v;
+}
+
+static int64_t fixed_clock(void *ctx) { return *(int64_t *)ctx; }
+
+static void test_lifecycle(vg_snowflake *ids) {
+    collected got = {0};
+    char err[256];
+    vg_episode_book *book = vg_book_new("cam1", ids, collect, &got);
+    vg_episode *ep = vg_episode_open(book, 1000, "motion", cJSON_Parse("{\"area\":5}"), err, sizeof err);
+    CHECK(ep != NULL);
+    CHECK_INT(vg_book_commit(book), 1);
+    CHECK_INT(got.count, 1);
+    CHECK(got.meta[0].is_first);
+    CHECK_INT(json_int(got.bodies[0], "opened_at"), 1000);
+    CHECK_INT(json_int(got.bodies[0], "updated_at"), 1000);
+    CHECK(strstr(got.bodies[0], "\"closed_at\"") == NULL);
+
+    /* same frame time again: updated_at still rises, by 1 ms */
+    CHECK_INT(vg_episode_extend(ep, 1000, err, sizeof err), 0);
+    vg_book_commit(book);
+    CHECK_INT(json_int(got.bodies[1], "updated_at"), 1001);
+    /* an earlier time cannot pull it back */
+    CHECK_INT(vg_episode_extend(ep, 900, err, sizeof err), 0);
+    vg_book_commit(book);
+    CHECK_INT(json_int(got.bodies[2], "updated_at"), 1002);
+    CHECK_INT(json_int(got.bodies[2], "opened_at"), 1000);
+    /* several changes in one callback make one version */
+    vg_episode_extend(ep, 1040, err, sizeof err);
+    vg_episode_set_payload(ep, cJSON_Parse("{\"area\":9}"), err, sizeof err);
+    vg_episode_extend(ep, 1080, err, sizeof err);
+    CHECK_INT(vg_book_commit(book), 1);
+    CHECK_INT(json_int(got.bodies[3], "updated_at"), 1080);
+    CHECK(strstr(got.bodies[3], "\"area\":9") != NULL);
+    /* nothing staged, nothing sent */
+    CHECK_INT(vg_book_commit(book), 0);
+
+    vg_episode_retain(ep); /* as a script's handle would */
+    CHECK_INT(vg_episode_close(ep, 1080, NULL, err, sizeof err), 0);
+    CHECK_INT(vg_book_commit(book), 1);
+    CHECK(got.meta[4].is_closing);
+    CHECK_INT(json_int(got.bodies[4], "closed_at"), 1081);
+    CHECK_INT(json_int(got.bodies[4], "updated_at"), 1081);
+    CHECK_INT(vg_book_open_count(book), 0);
+    /* after close: every change is refused, with a reason */
+    CHECK_INT(vg_episode_extend(ep, 2000, err, sizeof err), -1);
+    CHECK(strstr(err, "is closed") != NULL);
+    CHECK_INT(vg_episode_close(ep, 2000, NULL, err, sizeof err), -1);
+    CHECK_INT(vg_episode_set_payload(ep, cJSON_CreateObject(), err, sizeof err), -1);
+    CHECK_INT(vg_episode_closed_at(ep), 1081);
+    CHECK_INT(vg_book_commit(book), 0);
+    vg_episode_release(ep);
+
+    for (int i = 1; i < got.count; i++) /* strictly rising across all versions */
+        CHECK(json_int(got.bodies[i], "updated_at") > json_int(got.bodies[i - 1], "updated_at"));
+    collected_free(&got);
+    vg_book_free(book);
+}
+
+static void test_rollback(vg_snowflake *ids) {
+    collected got = {0};
+    char err[256];
+    vg_episode_book *book = vg_book_new("cam2", ids, collect, &got);
+    vg_episode *kept = vg_episode_open(book, 500, NULL, NULL, err, sizeof err);
+    vg_book_commit(book);
+    /* a failing callback: opens one, extends and closes another; none of it may leave */
+    vg_episode *half = vg_episode_open(book, 600, "x", NULL, err, sizeof err);
+    vg_episode_retain(half);
+    vg_episode_extend(kept, 600, err, sizeof err);
+    vg_episode_close(kept, 600, NULL, err, sizeof err);
+    vg_book_rollback(book);
+    CHECK_INT(vg_book_commit(book), 0);
+    CHECK_INT(got.count, 1);
+    CHECK_INT(vg_book_open_count(book), 1);
+    CHECK_INT(vg_episode_closed_at(kept), 0);
+    CHECK_INT(vg_episode_updated_at(kept), 500);
+    CHECK_INT(vg_episode_extend(half, 700, err, sizeof err), -1);
+    CHECK(strstr(err, "discarded") != NULL);
+    vg_episode_release(half);
+    /* the book closes what is left */
+    CHECK_INT(vg_book_close_all(book, 800, "end_of_stream"), 1);
+    CHECK(strstr(got.bodies[1], "\"close_reason\":\"end_of_stream\"") != NULL);
+    CHECK_INT(json_int(got.bodies[1], "closed_at"), 800);
+    collected_free(&got);
+    vg_book_free(book);
+}
+
+static void test_exact_ids(void) {
+    /* ids above 2^53 survive to the JSON text digit for digit */
+    int64_t t = 1699458327387LL;
+    vg_snowflake ids;
+    vg_snowflake_init(&ids, 1, fixed_clock, &t);
+    collected got = {0};
+    char err[256];
+    vg_episode_book *book = vg_book_new("cam3", &ids, collect, &got);
+    vg_episode_open(book, 1, NULL, NULL, err, sizeof err);
+    vg_episode_open(book, 1, NULL, NULL, err, sizeof err);
+    vg_book_commit(book);
+    CHECK_INT(got.count, 2);
+    CHECK(strstr(got.bodies[0], "\"episode_id\":1722279170848854016,") != NULL);
+    CHECK(strstr(got.bodies[1], "\"episode_id\":1722279170848854017,") != NULL);
+    CHECK_U64(got.meta[1].episode_id, 1722279170848854017ULL);
+    vg_book_close_all(book, 2, NULL);
+    collected_free(&got);
+    vg_book_free(book);
+    vg_snowflake_destroy(&ids);
+}
+
+static void test_bad_input(vg_snowflake *ids) {
+    char err[256];
+    vg_episode_book *book = vg_book_new("cam4", ids, NULL, NULL);
+    CHECK(vg_episode_open(book, -5, NULL, NULL, err, sizeof err) == NULL);
+    CHECK(strstr(err, "negative") != NULL);
+    CHECK(vg_episode_open(book, 5, NULL, cJSON_CreateArray(), err, sizeof err) == NULL);
+    CHECK(strstr(err, "payload must be an object") != NULL);
+    vg_episode *ep = vg_episode_open(book, 5, NULL, NULL, err, sizeof err);
+    CHECK_INT(vg_episode_set_detections(ep, cJSON_CreateObject(), err, sizeof err), -1);
+    CHECK_INT(vg_book_open_count(book), 1);
+    vg_book_free(book); /* frees what is still open */
+}
+
+int main(void) {
+    vg_snowflake ids;
+    vg_snowflake_init(&ids, 0, NULL, NULL);
+    test_lifecycle(&ids);
+    test_rollback(&ids);
+    test_exact_ids();
+    test_bad_input(&ids);
+    vg_snowflake_destroy(&ids);
+    return CHECK_DONE();
+}
