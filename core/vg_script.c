@@ -391,6 +391,15 @@ static int core_frame_generation(lua_State *L) {
     return 1;
 }
 
+/* The frame of the running on_frame as a pointer for lua/ (FFI), or nil outside on_frame. Frame tables
+ * hold no pointer themselves, so a table kept past its callback can never reach freed memory. */
+static int core_current_frame(lua_State *L) {
+    vg_script *s = script_of(L);
+    if (s->frame) lua_pushlightuserdata(L, (void *)s->frame);
+    else lua_pushnil(L);
+    return 1;
+}
+
 static int core_camera(lua_State *L) {
     lua_pushstring(L, script_of(L)->camera);
     return 1;
@@ -400,6 +409,7 @@ static void register_core(lua_State *L, vg_script *s, const cJSON *params) {
     static const luaL_Reg functions[] = {
         {"open", core_open}, {"episodes", core_episodes}, {"log", core_log},
         {"frame_metatable", core_frame_metatable}, {"frame_generation", core_frame_generation},
+        {"current_frame", core_current_frame},
         {"camera", core_camera}, {NULL, NULL}};
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
@@ -532,8 +542,6 @@ static void push_frame(vg_script *s, const vg_frame *f) {
     lua_setfield(L, -2, "clock");
     lua_pushboolean(L, f->keyframe);
     lua_setfield(L, -2, "keyframe");
-    lua_pushlightuserdata(L, (void *)f);
-    lua_setfield(L, -2, "_frame");
     lua_pushnumber(L, (lua_Number)s->frame_generation);
     lua_setfield(L, -2, "_generation");
     if (s->frame_mt_ref != LUA_NOREF) {

@@ -1,0 +1,78 @@
+-- vigil/frame.lua — frame tables: their methods, and the luma pointer lua/ reads pixels through.
+-- A frame table carries no pointer; the pixels of the frame being processed come from the host, and a
+-- table kept past its on_frame call is refused, so rules can never read freed memory.
+local ffi = require "ffi"
+local core = require "vigil.core"
+
+ffi.cdef [[
+typedef struct vg_frame {
+    int64_t ts;
+    int64_t index;
+    int32_t width, height;
+    int32_t stride;
+    const uint8_t *luma;
+    int32_t full_width, full_height;
+    int32_t clock;
+    int32_t keyframe;
+    const void *full;
+} vg_frame;
+]]
+
+local frame_ptr_t = ffi.typeof("const vg_frame *")
+local floor = math.floor
+
+local M = {}
+local methods = {}
+local mt = { __index = methods, __metatable = false }
+
+-- The vg_frame of the on_frame call in progress, checked to be the one `frame` describes.
+function M.current(frame, level)
+  if type(frame) ~= "table" or frame._generation ~= core.frame_generation() then
+    error("not the current frame: use a frame only inside the on_frame call that got it", (level or 2) + 1)
+  end
+  return ffi.cast(frame_ptr_t, core.current_frame())
+end
+
+-- Luma (0..255) at analysis pixel (x, y), 0-based.
+function methods.pixel(frame, x, y)
+  if type(x) ~= "number" or type(y) ~= "number" or x < 0 or y < 0 or x >= frame.width or y >= frame.height then
+    error(("pixel (%s, %s) outside the %dx%d frame"):format(tostring(x), tostring(y), frame.width, frame.height), 2)
+  end
+  local f = M.current(frame)
+  return f.luma[floor(y) * f.stride + floor(x)]
+end
+
+-- Pixel rectangle [x0, x1) x [y0, y1) of a box {x, y, w, h} in frame fractions, clamped to the frame.
+function M.box_pixels(frame, box, level)
+  if box == nil then return 0, 0, frame.width, frame.height end
+  local x, y, w, h = box[1] or box.x, box[2] or box.y, box[3] or box.w, box[4] or box.h
+  for i, v in ipairs({ x, y, w, h }) do
+    if type(v) ~= "number" or v ~= v then
+      error(("box value %d is %s, a number 0..1 expected"):format(i, tostring(v)), (level or 2) + 1)
+    end
+  end
+  local x0 = math.max(0, floor(x * frame.width + 0.5))
+  local y0 = math.max(0, floor(y * frame.height + 0.5))
+  local x1 = math.min(frame.width, floor((x + w) * frame.width + 0.5))
+  local y1 = math.min(frame.height, floor((y + h) * frame.height + 0.5))
+  return x0, y0, x1, y1
+end
+
+-- Mean luma over a box in frame fractions {x, y, w, h} (the whole frame when omitted).
+function methods.mean(frame, box)
+  local x0, y0, x1, y1 = M.box_pixels(frame, box, 2)
+  if x1 <= x0 or y1 <= y0 then error("mean: the box covers no pixel", 2) end
+  local f = M.current(frame)
+  local luma, stride, sum = f.luma, f.stride, 0
+  for y = y0, y1 - 1 do
+    local row = y * stride
+    for x = x0, x1 - 1 do sum = sum + luma[row + x] end
+  end
+  return sum / ((x1 - x0) * (y1 - y0))
+end
+
+M.metatable = mt
+M.methods = methods
+core.frame_metatable(mt)
+
+return M

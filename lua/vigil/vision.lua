@@ -1,0 +1,290 @@
+-- vigil/vision.lua — the vision primitives of core/vg_vision.c for rules: zones, background/motion,
+-- blobs, a centroid tracker, sharpness and histograms. Everything a rule sees is in frame fractions
+-- (0..1, the same coordinates as zones and previews) and in plain Lua tables: no cdata reaches a rule,
+-- so a rule cannot index memory it does not own.
+local ffi = require "ffi"
+local frames = require "vigil.frame"
+
+ffi.cdef [[
+typedef struct vg_pixel_rect { int x, y, w, h; } vg_pixel_rect;
+typedef struct vg_mask { int w, h; uint8_t *px; int count; vg_pixel_rect bbox; } vg_mask;
+int vg_mask_from_polygon(vg_mask *m, int w, int h, const double *xy, int npoints, char *err, size_t errlen);
+int vg_mask_full(vg_mask *m, int w, int h);
+void vg_mask_free(vg_mask *m);
+
+typedef struct vg_background vg_background;
+vg_background *vg_background_new(int w, int h);
+int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int height, int stride,
+                         double learning_rate, int threshold);
+const uint8_t *vg_background_motion(const vg_background *bg);
+void vg_background_reset(vg_background *bg);
+void vg_background_free(vg_background *bg);
+
+typedef struct vg_zone_stats {
+    int pixels, motion_pixels; double changed, mean, variance; vg_pixel_rect motion_bbox;
+} vg_zone_stats;
+void vg_zone_measure(const vg_mask *zone, const uint8_t *motion, const uint8_t *luma, int stride,
+                     vg_zone_stats *out);
+
+typedef struct vg_blob { vg_pixel_rect box; int area; double cx, cy; } vg_blob;
+typedef struct vg_blobber vg_blobber;
+vg_blobber *vg_blobber_new(int w, int h, int max_blobs);
+int vg_blobs_find(vg_blobber *b, const uint8_t *motion, const vg_mask *zone, int min_area, vg_blob *out,
+                  int max_out);
+void vg_blobber_free(vg_blobber *b);
+
+typedef struct vg_track {
+    uint32_t id; vg_blob blob; double prev_cx, prev_cy; uint64_t first_seen; int age, missed, seen;
+} vg_track;
+typedef struct vg_tracker vg_tracker;
+vg_tracker *vg_tracker_new(int max_tracks);
+int vg_tracker_update(vg_tracker *t, const vg_blob *blobs, int n, double max_distance, int max_missed);
+int vg_tracker_count(const vg_tracker *t);
+const vg_track *vg_tracker_get(const vg_tracker *t, int i);
+void vg_tracker_free(vg_tracker *t);
+
+double vg_sharpness(const uint8_t *luma, int w, int h, int stride, const vg_mask *mask);
+long vg_histogram(const uint8_t *luma, int w, int h, int stride, const vg_mask *mask, uint32_t hist[256]);
+double vg_histogram_correlation(const uint32_t a[256], const uint32_t b[256]);
+double vg_histogram_chi2(const uint32_t a[256], const uint32_t b[256]);
+]]
+
+local C = ffi.C
+local vision = {}
+local MAX_BLOBS = 64
+
+local function opt_number(opts, name, default, lo, hi)
+  local v = opts[name]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
+    error(("%s = %s: a number %s..%s expected"):format(name, tostring(v), lo, hi), 3)
+  end
+  return v
+end
+
+local function fraction_rect(r, w, h)
+  return { x = r.x / w, y = r.y / h, w = r.w / w, h = r.h / h }
+end
+
+-- Zones --------------------------------------------------------------------------------------------
+
+local Zone = {}
+Zone.__index = Zone
+
+-- A polygon in frame fractions: {{x, y}, {x, y}, ...} or a flat {x1, y1, x2, y2, ...}.
+function vision.zone(points, name)
+  if type(points) ~= "table" then error("zone: a list of points expected", 2) end
+  local flat = {}
+  for i, p in ipairs(points) do
+    if type(p) == "table" then flat[#flat + 1] = p[1] or p.x; flat[#flat + 1] = p[2] or p.y
+    else flat[#flat + 1] = p end
+    if type(flat[#flat]) ~= "number" then error(("zone: point %d is not a pair of numbers"):format(i), 2) end
+  end
+  if #flat % 2 ~= 0 or #flat < 6 then error("zone: at least 3 points (x, y) expected", 2) end
+  local zone = setmetatable({ name = name, points = flat, _masks = {} }, Zone)
+  local ok, err = pcall(zone.mask, zone, 64, 64) -- validate now, not at the first frame
+  if not ok then error(err, 2) end
+  return zone
+end
+
+-- The zone rasterized at w x h (built once per size, then reused).
+function Zone:mask(w, h)
+  local key = w * 65536 + h
+  local m = self._masks[key]
+  if m then return m end
+  m = ffi.gc(ffi.new("vg_mask[1]"), function(p) C.vg_mask_free(p) end)
+  local n = #self.points / 2
+  local xy = ffi.new("double[?]", #self.points, self.points)
+  local err = ffi.new("char[160]")
+  if C.vg_mask_from_polygon(m, w, h, xy, n, err, 160) ~= 0 then
+    error("zone" .. (self.name and (" " .. self.name) or "") .. ": " .. ffi.string(err), 2)
+  end
+  self._masks[key] = m
+  return m
+end
+
+-- Whether a point in frame fractions lies inside the polygon (even-odd rule).
+function Zone:contains(x, y)
+  local pts, inside = self.points, false
+  local n = #pts / 2
+  local j = n
+  for i = 1, n do
+    local xi, yi, xj, yj = pts[2 * i - 1], pts[2 * i], pts[2 * j - 1], pts[2 * j]
+    if (yi > y) ~= (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi then inside = not inside end
+    j = i
+  end
+  return inside
+end
+
+local full_masks = {}
+local function mask_of(zone, w, h)
+  if zone then return zone:mask(w, h) end
+  local key = w * 65536 + h
+  local m = full_masks[key]
+  if not m then
+    m = ffi.gc(ffi.new("vg_mask[1]"), function(p) C.vg_mask_free(p) end)
+    C.vg_mask_full(m, w, h)
+    full_masks[key] = m
+  end
+  return m
+end
+
+-- Background model and motion ----------------------------------------------------------------------
+
+local Background = {}
+Background.__index = Background
+
+-- opts: learning_rate (0..1, default 0.05), threshold (luma difference, default 25).
+function vision.background(opts)
+  opts = opts or {}
+  return setmetatable({
+    learning_rate = opt_number(opts, "learning_rate", 0.05, 0, 1),
+    threshold = opt_number(opts, "threshold", 25, 0, 255),
+    stats = ffi.new("vg_zone_stats[1]"),
+    blobs_out = ffi.new("vg_blob[?]", MAX_BLOBS),
+  }, Background)
+end
+
+local function ensure_model(bg, w, h)
+  if bg.model and bg.w == w and bg.h == h then return end
+  bg.model = ffi.gc(C.vg_background_new(w, h), C.vg_background_free)
+  bg.blobber = ffi.gc(C.vg_blobber_new(w, h, MAX_BLOBS), C.vg_blobber_free)
+  bg.w, bg.h = w, h
+end
+
+-- Feeds one frame: computes its motion mask against the model, then learns it. Call once per frame.
+function Background:update(frame)
+  local f = frames.current(frame)
+  ensure_model(self, f.width, f.height)
+  C.vg_background_update(self.model, f.luma, f.width, f.height, f.stride, self.learning_rate, self.threshold)
+  self.frame = frame
+  return self
+end
+
+function Background:reset()
+  if self.model then C.vg_background_reset(self.model) end
+end
+
+local function require_update(bg)
+  if not bg.frame then error("background: call :update(frame) first", 3) end
+  return frames.current(bg.frame, 3)
+end
+
+-- Motion and luma statistics inside a zone (whole frame when nil):
+-- {changed = fraction of zone pixels moving, motion_pixels, pixels, mean, variance, box = {x,y,w,h}|nil}.
+function Background:measure(zone)
+  local f = require_update(self)
+  local s = self.stats
+  C.vg_zone_measure(mask_of(zone, self.w, self.h), C.vg_background_motion(self.model), f.luma, f.stride, s)
+  local out = { changed = s[0].changed, motion_pixels = s[0].motion_pixels, pixels = s[0].pixels,
+                mean = s[0].mean, variance = s[0].variance }
+  if s[0].motion_pixels > 0 then out.box = fraction_rect(s[0].motion_bbox, self.w, self.h) end
+  return out
+end
+
+-- Connected moving regions, largest first. opts: zone, min_area (fraction of the frame, default 0.001),
+-- max (default 16). Each: {x, y, w, h, cx, cy (fractions), area (fraction of the frame), pixels}.
+function Background:blobs(opts)
+  opts = opts or {}
+  require_update(self)
+  local w, h = self.w, self.h
+  local min_pixels = math.max(1, math.floor(opt_number(opts, "min_area", 0.001, 0, 1) * w * h))
+  local max = math.min(MAX_BLOBS, opt_number(opts, "max", 16, 1, MAX_BLOBS))
+  local zone = opts.zone and mask_of(opts.zone, w, h) or nil
+  local n = C.vg_blobs_find(self.blobber, C.vg_background_motion(self.model), zone, min_pixels,
+                            self.blobs_out, max)
+  local list = {}
+  for i = 0, n - 1 do
+    local b = self.blobs_out[i]
+    local t = fraction_rect(b.box, w, h)
+    t.cx, t.cy = (b.cx + 0.5) / w, (b.cy + 0.5) / h
+    t.area, t.pixels = b.area / (w * h), b.area
+    t._px = { b.box.x, b.box.y, b.box.w, b.box.h, b.cx, b.cy, w, h }
+    list[#list + 1] = t
+  end
+  return list
+end
+
+-- Tracker ------------------------------------------------------------------------------------------
+
+local Tracker = {}
+Tracker.__index = Tracker
+
+-- opts: max_distance (fraction of the frame width a centroid may move between frames, default 0.1),
+-- max_missed (frames a track survives unseen, default 5), max_tracks (default 32).
+function vision.tracker(opts)
+  opts = opts or {}
+  local max_tracks = opt_number(opts, "max_tracks", 32, 1, 1024)
+  return setmetatable({
+    max_distance = opt_number(opts, "max_distance", 0.1, 0, 2),
+    max_missed = opt_number(opts, "max_missed", 5, 0, 100000),
+    c = ffi.gc(C.vg_tracker_new(max_tracks), C.vg_tracker_free),
+    input = ffi.new("vg_blob[?]", MAX_BLOBS),
+    w = 1, h = 1,
+  }, Tracker)
+end
+
+-- Feeds this frame's blobs (from Background:blobs); returns the live tracks:
+-- {id, x, y, w, h, cx, cy, prev_cx, prev_cy, age, seen, missed}, ids stable across frames.
+function Tracker:update(blobs)
+  local n = math.min(#blobs, MAX_BLOBS)
+  for i = 1, n do
+    local p, b = blobs[i]._px, self.input[i - 1]
+    if not p then error("tracker: blobs must come from background:blobs()", 2) end
+    b.box.x, b.box.y, b.box.w, b.box.h, b.cx, b.cy = p[1], p[2], p[3], p[4], p[5], p[6]
+    b.area = blobs[i].pixels
+    self.w, self.h = p[7], p[8]
+  end
+  C.vg_tracker_update(self.c, self.input, n, self.max_distance * self.w, self.max_missed)
+  local tracks = {}
+  for i = 0, C.vg_tracker_count(self.c) - 1 do
+    local t = C.vg_tracker_get(self.c, i)
+    local out = fraction_rect(t.blob.box, self.w, self.h)
+    out.id = tonumber(t.id)
+    out.cx, out.cy = (t.blob.cx + 0.5) / self.w, (t.blob.cy + 0.5) / self.h
+    out.prev_cx, out.prev_cy = (t.prev_cx + 0.5) / self.w, (t.prev_cy + 0.5) / self.h
+    out.age, out.seen, out.missed = t.age, t.seen, t.missed
+    tracks[#tracks + 1] = out
+  end
+  return tracks
+end
+
+-- Sharpness and histograms -------------------------------------------------------------------------
+
+-- Variance of the Laplacian of the luma inside zone (whole frame when nil): low means blurred or covered.
+function vision.sharpness(frame, zone)
+  local f = frames.current(frame)
+  local mask = zone and zone:mask(f.width, f.height) or nil
+  return C.vg_sharpness(f.luma, f.width, f.height, f.stride, mask)
+end
+
+local hist_a, hist_b = ffi.new("uint32_t[256]"), ffi.new("uint32_t[256]")
+
+-- 256-bin luma histogram inside zone as a Lua list (hist[1] counts luma 0).
+function vision.histogram(frame, zone)
+  local f = frames.current(frame)
+  local mask = zone and zone:mask(f.width, f.height) or nil
+  C.vg_histogram(f.luma, f.width, f.height, f.stride, mask, hist_a)
+  local out = {}
+  for i = 0, 255 do out[i + 1] = hist_a[i] end
+  return out
+end
+
+local function load_hist(dst, list, which)
+  if type(list) ~= "table" or #list ~= 256 then error(which .. ": a 256-bin histogram expected", 3) end
+  for i = 0, 255 do dst[i] = list[i + 1] end
+end
+
+-- 1 when two histograms have the same shape, near 0 or below when unrelated.
+function vision.histogram_correlation(a, b)
+  load_hist(hist_a, a, "first"); load_hist(hist_b, b, "second")
+  return C.vg_histogram_correlation(hist_a, hist_b)
+end
+
+-- 0 (same) .. 1 (disjoint): symmetric chi-square distance of the normalised histograms.
+function vision.histogram_distance(a, b)
+  load_hist(hist_a, a, "first"); load_hist(hist_b, b, "second")
+  return C.vg_histogram_chi2(hist_a, hist_b)
+end
+
+return vision

@@ -1,0 +1,53 @@
+-- motion.lua — an episode while something moves in a zone; closed after a quiet period.
+--
+-- params (all optional):
+--   zone          polygon in frame fractions, {{x, y}, ...}; default: the whole frame
+--   threshold     luma difference that counts as change (default 25)
+--   learning_rate how fast the background follows the scene, 0..1 (default 0.05)
+--   min_changed   fraction of the zone that must change to count as motion (default 0.002)
+--   min_frames    consecutive motion frames before an episode opens (default 2)
+--   quiet_ms      no motion for this long closes the episode (default 2000)
+--   episode_type  (default "motion")
+local vigil = require "vigil"
+
+local p = vigil.params
+local zone = p.zone and vigil.zone(p.zone, "motion") or nil
+local background = vigil.background { threshold = p.threshold or 25, learning_rate = p.learning_rate or 0.05 }
+local min_changed = p.min_changed or 0.002
+local min_frames = p.min_frames or 2
+local quiet_ms = p.quiet_ms or 2000
+local episode_type = p.episode_type or "motion"
+
+local streak = 0      -- consecutive frames with motion
+local streak_start    -- ts of the first frame of the streak
+local last_motion = 0 -- ts of the last frame with motion
+local episode, peak
+
+function on_frame(frame)
+  local m = background:update(frame):measure(zone)
+  local moving = m.changed >= min_changed
+  streak = moving and streak + 1 or 0
+  if streak == 1 then streak_start = frame.ts end
+  if moving then last_motion = frame.ts end
+
+  if not episode then
+    if streak >= min_frames then
+      peak = m.changed
+      episode = vigil.episode.open(streak_start, { episode_type = episode_type,
+                                            payload = { changed = peak, box = m.box } })
+    end
+  elseif moving then
+    if m.changed > peak then
+      peak = m.changed
+      episode:set_payload { changed = peak, box = m.box }
+    end
+    episode:extend(frame)
+  elseif frame.ts - last_motion >= quiet_ms then
+    episode:close(last_motion)
+    episode = nil
+  end
+end
+
+function on_stop()
+  if episode then episode:close(last_motion); episode = nil end
+end
