@@ -200,6 +200,7 @@ struct vg_background {
     int ready;           /* model holds a frame */
     float *model;        /* w*h running average */
     uint8_t *motion;     /* w*h, 0/1 */
+    float foreground_factor; /* moving pixels learn at learning_rate * this */
 };
 
 vg_background *vg_background_new(int w, int h) {
@@ -207,6 +208,7 @@ vg_background *vg_background_new(int w, int h) {
     vg_background *bg = calloc(1, sizeof(*bg));
     if (!bg) return NULL;
     bg->w = w; bg->h = h;
+    bg->foreground_factor = 1.0f;
     bg->model = calloc((size_t)w * h, sizeof(float));
     bg->motion = calloc((size_t)w * h, 1);
     if (!bg->model || !bg->motion) { vg_background_free(bg); return NULL; }
@@ -236,6 +238,7 @@ int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int 
     }
     if (!bg->ready) { background_seed(bg, luma, stride); return 0; }
     float rate = (float)clamp01(learning_rate), thr = (float)threshold;
+    float rates[2] = {rate, rate * bg->foreground_factor}; /* [moving] */
     for (int y = 0; y < bg->h; y++) {
         const uint8_t *src = luma + (size_t)y * stride;
         float *model = bg->model + (size_t)y * bg->w;
@@ -243,10 +246,14 @@ int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int 
         for (int x = 0; x < bg->w; x++) {
             float diff = (float)src[x] - model[x];
             motion[x] = fabsf(diff) > thr;
-            model[x] += rate * diff;
+            model[x] += rates[motion[x]] * diff;
         }
     }
     return 0;
+}
+
+void vg_background_set_foreground_factor(vg_background *bg, double factor) {
+    bg->foreground_factor = (float)clamp01(factor);
 }
 
 const uint8_t *vg_background_motion(const vg_background *bg) { return bg->motion; }

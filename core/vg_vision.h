@@ -61,6 +61,9 @@ vg_background *vg_background_new(int w, int h);
  * or stride < width. */
 int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int height,
                          int stride, double learning_rate, int threshold);
+/* Selective update: pixels found moving learn at learning_rate * factor (0..1, default 1), so an object
+ * passing through does not leave a ghost of itself in the model. */
+void vg_background_set_foreground_factor(vg_background *bg, double factor);
 const uint8_t *vg_background_motion(const vg_background *bg);   /* w*h, 0/1 */
 const float *vg_background_model(const vg_background *bg);      /* w*h */
 void vg_background_reset(vg_background *bg);

@@ -16,6 +16,7 @@ typedef struct vg_background vg_background;
 vg_background *vg_background_new(int w, int h);
 int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int height, int stride,
                          double learning_rate, int threshold);
+void vg_background_set_foreground_factor(vg_background *bg, double factor);
 const uint8_t *vg_background_motion(const vg_background *bg);
 void vg_background_reset(vg_background *bg);
 void vg_background_free(vg_background *bg);
@@ -134,11 +135,14 @@ end
 local Background = {}
 Background.__index = Background
 
--- opts: learning_rate (0..1, default 0.05), threshold (luma difference, default 25).
+-- opts: learning_rate (0..1, default 0.05), threshold (luma difference, default 25), foreground_factor
+-- (moving pixels learn at learning_rate times this, default 0.1: passing objects leave no ghost, while
+-- one that stops is absorbed ten times slower).
 function vision.background(opts)
   opts = opts or {}
   return setmetatable({
     learning_rate = opt_number(opts, "learning_rate", 0.05, 0, 1),
+    foreground_factor = opt_number(opts, "foreground_factor", 0.1, 0, 1),
     threshold = opt_number(opts, "threshold", 25, 0, 255),
     stats = ffi.new("vg_zone_stats[1]"),
     blobs_out = ffi.new("vg_blob[?]", MAX_BLOBS),
@@ -148,6 +152,7 @@ end
 local function ensure_model(bg, w, h)
   if bg.model and bg.w == w and bg.h == h then return end
   bg.model = ffi.gc(C.vg_background_new(w, h), C.vg_background_free)
+  C.vg_background_set_foreground_factor(bg.model, bg.foreground_factor)
   bg.blobber = ffi.gc(C.vg_blobber_new(w, h, MAX_BLOBS), C.vg_blobber_free)
   bg.w, bg.h = w, h
 end

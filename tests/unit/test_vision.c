@@ -228,6 +228,18 @@ static void test_background_learning(void) {
     CHECK_NEAR(vg_background_model(bg)[0], 0.0, 1e-6);
     vg_background_update(bg, hundred, W, H, W, NAN, 30);
     CHECK_NEAR(vg_background_model(bg)[0], 0.0, 1e-6);
+
+    /* selective update: moving pixels learn at lr * 0.1; still ones at lr */
+    vg_background_set_foreground_factor(bg, 0.1);
+    vg_background_reset(bg);
+    vg_background_update(bg, zero, W, H, W, 0.5, 30);
+    vg_background_update(bg, hundred, W, H, W, 0.5, 30); /* diff 100 > 30: moving, 0 + 0.05 * 100 */
+    CHECK_NEAR(vg_background_model(bg)[3], 5.0, 1e-5);
+    uint8_t twenty[W * H];
+    memset(twenty, 20, sizeof twenty);
+    vg_background_update(bg, twenty, W, H, W, 0.5, 30);  /* diff 15 <= 30: still, 5 + 0.5 * 15 */
+    CHECK_NEAR(vg_background_model(bg)[3], 12.5, 1e-5);
+    CHECK_INT(count_set(vg_background_motion(bg), W * H), 0);
     vg_background_free(bg);
 }
 
