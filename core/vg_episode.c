@@ -14,6 +14,7 @@ typedef struct vg_record {
     cJSON *detections;
     char *preview;
     int64_t preview_at;
+    double preview_score;  /* the score the rule gave the current preview (not sent) */
     char *frame_preview;
     int64_t frame_preview_at;
     char *close_reason;
@@ -154,6 +155,10 @@ static int check_mutable(const vg_episode *ep, char *err, size_t errlen) {
     return 0;
 }
 
+int vg_episode_check_mutable(const vg_episode *ep, char *err, size_t errlen) {
+    return check_mutable(ep, err, errlen);
+}
+
 /* ---------- staged operations ---------- */
 
 vg_episode *vg_episode_open(vg_episode_book *book, int64_t ts, const char *episode_type, cJSON *payload,
@@ -229,13 +234,15 @@ int vg_episode_set_detections(vg_episode *ep, cJSON *detections, char *err, size
     return 0;
 }
 
-int vg_episode_set_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, char *err, size_t errlen) {
+int vg_episode_set_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, double score, char *err,
+                           size_t errlen) {
     if (check_mutable(ep, err, errlen) < 0) {
         free(preview_b64);
         return -1;
     }
     REPLACE_FIELD(ep, preview, OWN_PREVIEW, preview_b64);
     ep->draft.preview_at = shown_at;
+    ep->draft.preview_score = score;
     return 0;
 }
 
@@ -258,6 +265,8 @@ int64_t vg_episode_updated_at(const vg_episode *ep) { return view(ep)->updated_a
 int64_t vg_episode_closed_at(const vg_episode *ep) { return view(ep)->closed_at; }
 const char *vg_episode_type(const vg_episode *ep) { return view(ep)->episode_type; }
 const cJSON *vg_episode_payload(const vg_episode *ep) { return view(ep)->payload; }
+int vg_episode_has_preview(const vg_episode *ep) { return view(ep)->preview != NULL; }
+double vg_episode_preview_score(const vg_episode *ep) { return view(ep)->preview_score; }
 int vg_episode_is_live(const vg_episode *ep) { return ep->book != NULL && !ep->discarded && !ep->rec.closed_at; }
 
 void vg_episode_retain(vg_episode *ep) { ep->refs++; }

@@ -41,13 +41,16 @@ const char *vg_book_media(const vg_episode_book *book);
  * Ownership of cJSON arguments passes to the episode, also on failure. */
 vg_episode *vg_episode_open(vg_episode_book *book, int64_t ts, const char *episode_type, cJSON *payload,
                             char *err, size_t errlen);
+/* 0 when the episode still accepts changes, else -1 with the reason (closed, discarded). */
+int vg_episode_check_mutable(const vg_episode *ep, char *err, size_t errlen);
 int vg_episode_extend(vg_episode *ep, int64_t ts, char *err, size_t errlen);
 int vg_episode_close(vg_episode *ep, int64_t ts, const char *close_reason, char *err, size_t errlen);
 int vg_episode_set_type(vg_episode *ep, const char *episode_type, char *err, size_t errlen);
 int vg_episode_set_payload(vg_episode *ep, cJSON *payload, char *err, size_t errlen);
 int vg_episode_set_detections(vg_episode *ep, cJSON *detections, char *err, size_t errlen);
-/* base64 JPEG (taken) and the frame time it shows. */
-int vg_episode_set_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, char *err, size_t errlen);
+/* base64 JPEG (taken), the frame time it shows, and the rule's score for it (to keep the best one). */
+int vg_episode_set_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, double score, char *err,
+                           size_t errlen);
 int vg_episode_set_frame_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, char *err,
                                  size_t errlen);
 
@@ -58,6 +61,8 @@ int64_t vg_episode_updated_at(const vg_episode *ep); /* as requested; the bump h
 int64_t vg_episode_closed_at(const vg_episode *ep);  /* 0 while open */
 const char *vg_episode_type(const vg_episode *ep);
 const cJSON *vg_episode_payload(const vg_episode *ep);
+int vg_episode_has_preview(const vg_episode *ep);
+double vg_episode_preview_score(const vg_episode *ep);
 int vg_episode_is_live(const vg_episode *ep);        /* open, or closing in the current transaction */
 
 /* A script's handle keeps an episode readable after it closed; the book frees it once released. */

@@ -21,6 +21,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "vg_jpeg.h"
 #include "vg_log.h"
 
 #define VG_HOOK_INSTRUCTIONS 10000
@@ -40,6 +41,7 @@ struct vg_script {
     struct timespec deadline;
     int over_budget;
     const vg_frame *frame; /* the frame of the running on_frame, NULL outside it */
+    vg_jpeg *jpeg;         /* preview encoder, made at the first preview */
     int64_t frame_generation;
     int64_t last_ts;
     vg_script_stats stats;
@@ -286,6 +288,107 @@ static int episode_set_detections(lua_State *L) {
     return 1;
 }
 
+/* ---------- previews ---------- */
+
+/* The frame argument must be the frame of the on_frame call in progress: previews are cut at once. */
+static const vg_frame *check_current_frame(lua_State *L, vg_script *s, int idx) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "_generation");
+    int current = s->frame && lua_tonumber(L, -1) == (lua_Number)s->frame_generation;
+    lua_pop(L, 1);
+    if (!current) luaL_error(L, "not the current frame: previews are taken inside the on_frame call that got it");
+    if (!s->frame->full) luaL_error(L, "this frame has no picture to cut a preview from");
+    return s->frame;
+}
+
+static double box_field(lua_State *L, int idx, int pos, const char *name) {
+    lua_rawgeti(L, idx, pos);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, idx, name);
+    }
+    if (!lua_isnumber(L, -1)) luaL_error(L, "preview: box.%s is %s, a number 0..1 expected", name, luaL_typename(L, -1));
+    double v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_int_field(lua_State *L, int idx, const char *name, int fallback) {
+    if (!lua_istable(L, idx)) return fallback;
+    lua_getfield(L, idx, name);
+    int v = lua_isnil(L, -1) ? fallback : (int)luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static double opt_number_field(lua_State *L, int idx, const char *name, double fallback) {
+    if (!lua_istable(L, idx)) return fallback;
+    lua_getfield(L, idx, name);
+    double v = lua_isnil(L, -1) ? fallback : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static vg_jpeg *script_jpeg(lua_State *L, vg_script *s) {
+    if (!s->jpeg) s->jpeg = vg_jpeg_new();
+    if (!s->jpeg) luaL_error(L, "preview: cannot create the JPEG encoder");
+    return s->jpeg;
+}
+
+/* Encodes (crop or whole frame), then base64; a Lua error naming the bad value on failure. */
+static char *encode_preview(lua_State *L, vg_script *s, const vg_frame *f, const vg_box *box, int whole_lines,
+                            int max_size, int quality) {
+    uint8_t *jpeg = NULL;
+    size_t len = 0;
+    char err[200];
+    int rc = whole_lines ? vg_jpeg_frame(script_jpeg(L, s), f->full, whole_lines, quality, &jpeg, &len, NULL, NULL,
+                                         err, sizeof err)
+                         : vg_jpeg_crop(script_jpeg(L, s), f->full, box, max_size, quality, &jpeg, &len, NULL, NULL,
+                                        err, sizeof err);
+    if (rc < 0) luaL_error(L, "preview: %s", err);
+    char *b64 = vg_base64(jpeg, len);
+    free(jpeg);
+    if (!b64) luaL_error(L, "preview: out of memory");
+    return b64;
+}
+
+/* ep:preview(frame [, box [, opts]]): a JPEG of box (frame fractions; whole frame when nil) cut from the
+ * full-resolution picture. opts: max_size (longest side, default 320), quality (default 80), score. */
+static int episode_preview(lua_State *L) {
+    vg_script *s = script_of(L);
+    vg_episode *ep = check_episode(L, 1);
+    const vg_frame *f = check_current_frame(L, s, 2);
+    vg_box box = {0, 0, 1, 1};
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        box = (vg_box){box_field(L, 3, 1, "x"), box_field(L, 3, 2, "y"), box_field(L, 3, 3, "w"), box_field(L, 3, 4, "h")};
+    }
+    int max_size = opt_int_field(L, 4, "max_size", VG_JPEG_DEFAULT_MAX_SIZE);
+    int quality = opt_int_field(L, 4, "quality", VG_JPEG_DEFAULT_QUALITY);
+    double score = opt_number_field(L, 4, "score", 0);
+    char err[256];
+    raise_if_failed(L, vg_episode_check_mutable(ep, err, sizeof err), err); /* before spending an encode */
+    char *b64 = encode_preview(L, s, f, &box, 0, max_size, quality);
+    raise_if_failed(L, vg_episode_set_preview(ep, b64, f->ts, score, err, sizeof err), err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ep:frame_preview(frame [, opts]): the whole frame at about opts.lines (default 240) lines. */
+static int episode_frame_preview(lua_State *L) {
+    vg_script *s = script_of(L);
+    vg_episode *ep = check_episode(L, 1);
+    const vg_frame *f = check_current_frame(L, s, 2);
+    int lines = opt_int_field(L, 3, "lines", VG_JPEG_DEFAULT_LINES);
+    int quality = opt_int_field(L, 3, "quality", VG_JPEG_DEFAULT_QUALITY);
+    char err[256];
+    raise_if_failed(L, vg_episode_check_mutable(ep, err, sizeof err), err);
+    char *b64 = encode_preview(L, s, f, NULL, lines, 0, quality);
+    raise_if_failed(L, vg_episode_set_frame_preview(ep, b64, f->ts, err, sizeof err), err);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static void push_time_or_nil(lua_State *L, int64_t ms) {
     if (ms) lua_pushnumber(L, (lua_Number)ms);
     else lua_pushnil(L);
@@ -300,6 +403,8 @@ static int episode_index(lua_State *L) {
     else if (strcmp(key, "updated_at") == 0) push_time_or_nil(L, vg_episode_updated_at(ep));
     else if (strcmp(key, "closed_at") == 0) push_time_or_nil(L, vg_episode_closed_at(ep));
     else if (strcmp(key, "episode_type") == 0) lua_pushstring(L, vg_episode_type(ep));
+    else if (strcmp(key, "has_preview") == 0) lua_pushboolean(L, vg_episode_has_preview(ep));
+    else if (strcmp(key, "preview_score") == 0) lua_pushnumber(L, vg_episode_preview_score(ep));
     else if (strcmp(key, "is_open") == 0) lua_pushboolean(L, vg_episode_is_live(ep) && !vg_episode_closed_at(ep));
     else if (strcmp(key, "payload") == 0) {
         const cJSON *payload = vg_episode_payload(ep);
@@ -344,7 +449,8 @@ static int core_episodes(lua_State *L) {
 static void register_episode_type(lua_State *L, vg_script *s) {
     static const luaL_Reg methods[] = {
         {"extend", episode_extend}, {"close", episode_close}, {"set_payload", episode_set_payload},
-        {"set_type", episode_set_type}, {"set_detections", episode_set_detections}, {NULL, NULL}};
+        {"set_type", episode_set_type}, {"set_detections", episode_set_detections},
+        {"preview", episode_preview}, {"frame_preview", episode_frame_preview}, {NULL, NULL}};
     luaL_newmetatable(L, EPISODE_MT);
     lua_newtable(L);
     for (const luaL_Reg *m = methods; m->name; m++) {
@@ -400,6 +506,13 @@ static int core_current_frame(lua_State *L) {
     return 1;
 }
 
+/* The method table of episode handles, so lua/ can add methods written in Lua. */
+static int core_episode_methods(lua_State *L) {
+    luaL_getmetatable(L, EPISODE_MT);
+    lua_getfield(L, -1, "methods");
+    return 1;
+}
+
 static int core_camera(lua_State *L) {
     lua_pushstring(L, script_of(L)->camera);
     return 1;
@@ -409,7 +522,7 @@ static void register_core(lua_State *L, vg_script *s, const cJSON *params) {
     static const luaL_Reg functions[] = {
         {"open", core_open}, {"episodes", core_episodes}, {"log", core_log},
         {"frame_metatable", core_frame_metatable}, {"frame_generation", core_frame_generation},
-        {"current_frame", core_current_frame},
+        {"current_frame", core_current_frame}, {"episode_methods", core_episode_methods},
         {"camera", core_camera}, {NULL, NULL}};
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
@@ -671,5 +784,6 @@ void vg_script_free(vg_script *s) {
     if (!s) return;
     vg_book_rollback(s->book);
     lua_close(s->L); /* releases every episode handle */
+    vg_jpeg_free(s->jpeg);
     free(s);
 }

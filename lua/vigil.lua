@@ -41,6 +41,29 @@ function vigil.episode.open(frame, opts)
   return core.open(frame, opts.episode_type, opts.payload)
 end
 
+-- ep:offer_preview(frame, box, score [, opts]): takes a preview only when score beats the episode's
+-- current one (e.g. the blob's area, or its sharpness), so a rule can offer every frame and the JPEG is
+-- encoded only when it gets better. Returns true when it took it.
+local episode_methods = core.episode_methods()
+function episode_methods.offer_preview(ep, frame, box, score, opts)
+  if type(score) ~= "number" or score ~= score then error("offer_preview: score must be a number", 2) end
+  if ep.has_preview and score <= ep.preview_score then return false end
+  local o = { score = score }
+  if opts then for k, v in pairs(opts) do o[k] = v end; o.score = score end
+  ep:preview(frame, box, o)
+  return true
+end
+
+-- A box {x, y, w, h} grown by `by` (a fraction of its own size) on every side, clamped to the frame.
+function vigil.pad(box, by)
+  if not box then return nil end
+  local x, y, w, h = box.x or box[1], box.y or box[2], box.w or box[3], box.h or box[4]
+  by = by or 0.1
+  local x0, y0 = math.max(0, x - w * by), math.max(0, y - h * by)
+  local x1, y1 = math.min(1, x + w * (1 + by)), math.min(1, y + h * (1 + by))
+  return { x = x0, y = y0, w = x1 - x0, h = y1 - y0 }
+end
+
 -- The episodes this camera has open, oldest first (also those opened by an earlier version of the rule).
 function vigil.episodes()
   return core.episodes()

@@ -1,4 +1,5 @@
--- motion.lua — an episode while something moves in a zone; closed after a quiet period.
+-- motion.lua — an episode while something moves in a zone; closed after a quiet period. The preview is
+-- the motion's bounding box at the frame where the most of the zone moved.
 --
 -- params (all optional):
 --   zone          polygon in frame fractions, {{x, y}, ...}; default: the whole frame
@@ -35,12 +36,14 @@ function on_frame(frame)
       peak = m.changed
       episode = vigil.episode.open(streak_start, { episode_type = episode_type,
                                             payload = { changed = peak, box = m.box } })
+      episode:offer_preview(frame, vigil.pad(m.box, 0.15), m.changed)
     end
   elseif moving then
     if m.changed > peak then
       peak = m.changed
       episode:set_payload { changed = peak, box = m.box }
     end
+    episode:offer_preview(frame, vigil.pad(m.box, 0.15), m.changed) -- encodes only when it beats the last
     episode:extend(frame)
   elseif frame.ts - last_motion >= quiet_ms then
     episode:close(last_motion)
