@@ -16,11 +16,13 @@ static const char *USAGE =
     "usage: vigil replay FILE --script PATH [--media NAME] [--start UNIX_MS] [--params JSON]\n"
     "                          [--out PATH] [--machine-id N] [--analysis-width N] [--budget-ms N]\n"
     "                          [--decode all|nonref|keyframes] [--log-level error|warn|info|debug]\n"
+    "                          [--realtime] [--watch]\n"
     "       vigil version\n";
 
 typedef struct replay_args {
     const char *file, *script, *media, *params, *out, *decode;
     int64_t start_ms;
+    int realtime, watch;
     long machine_id, analysis_width;
     double budget_ms;
 } replay_args;
@@ -57,6 +59,10 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
         if (opt[0] != '-') {
             if (a->file) return usage_error("unexpected argument '%s'", opt);
             a->file = opt;
+            continue;
+        }
+        if (strcmp(opt, "--realtime") == 0 || strcmp(opt, "--watch") == 0) {
+            *(opt[2] == 'r' ? &a->realtime : &a->watch) = 1;
             continue;
         }
         if (i + 1 >= argc) return usage_error("%s needs a value", opt);
@@ -117,7 +123,7 @@ static int cmd_replay(int argc, char **argv) {
     if (check_params(a.params) < 0) return 2;
     vg_camera_config config = {
         .url = a.file, .script = a.script, .params_json = a.params, .analysis_width = (int)a.analysis_width,
-        .budget_ms = a.budget_ms, .start_ms = a.start_ms,
+        .budget_ms = a.budget_ms, .start_ms = a.start_ms, .realtime = a.realtime, .watch = a.watch,
     };
     if (vg_decode_mode_parse(a.decode, &config.decode.mode) < 0)
         return usage_error("--decode: unknown mode '%s'", a.decode);

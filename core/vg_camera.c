@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libavutil/frame.h>
 
@@ -25,6 +26,7 @@ struct vg_camera {
     vg_clock clock;
     vg_camera_stats stats;
     int64_t last_ts;
+    int64_t pace_wall_ms, pace_ts; /* realtime replay: the wall time of the first frame, and its ts */
 };
 
 static void emit_to_sink(void *ctx, const vg_version *version) {
@@ -48,7 +50,7 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
     cam->scaler = vg_frame_scaler_new(config->analysis_width);
     vg_script_config sc = {
         .camera = cam->media, .path = config->script, .params_json = config->params_json,
-        .budget_ms = config->budget_ms, .unsafe = config->unsafe, .jit = config->jit,
+        .budget_ms = config->budget_ms, .unsafe = config->unsafe, .jit = config->jit, .watch = config->watch,
     };
     cam->script = vg_script_load(&sc, cam->book, err, errlen);
     if (!cam->script) {
@@ -69,6 +71,21 @@ void vg_camera_free(vg_camera *cam) {
 
 void vg_camera_get_stats(const vg_camera *cam, vg_camera_stats *out) { *out = cam->stats; }
 
+/* Replay at the speed of the recording: wait until the frame's time has come on the wall clock. */
+static void pace(vg_camera *cam, int64_t ts) {
+    int64_t now = vg_monotonic_ms();
+    if (!cam->pace_wall_ms) {
+        cam->pace_wall_ms = now;
+        cam->pace_ts = ts;
+        return;
+    }
+    int64_t wait = (ts - cam->pace_ts) - (now - cam->pace_wall_ms);
+    if (wait > 0) {
+        struct timespec pause = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* One decoded picture: stamp it, scale its luma, hand it to the script. */
 static int analyse(vg_camera *cam, AVFrame *picture) {
     cam->stats.frames_decoded++;
@@ -83,6 +100,8 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
     }
     cam->last_ts = frame.ts;
     cam->stats.frames_analysed++;
+    if (cam->config.realtime) pace(cam, frame.ts);
+    vg_script_poll_reload(cam->script); /* between two frames, never inside one */
     vg_script_on_frame(cam->script, &frame);
     return 0;
 }

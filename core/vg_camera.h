@@ -17,6 +17,8 @@ typedef struct vg_camera_config {
     int analysis_width;       /* 0 = 320 */
     double budget_ms;         /* per callback, 0 = 50 */
     int unsafe, jit;
+    int watch;                /* hot-reload the rule when a .lua file beside it changes */
+    int realtime;             /* replay: pace frames to their timestamps, as a live camera would */
     vg_decoder_options decode;
     int64_t start_ms;         /* replay: time of the first frame; INT64_MIN = creation_time, else now */
 } vg_camera_config;

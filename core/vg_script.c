@@ -9,12 +9,14 @@
  * pixel work is done by C primitives and by the JIT-compiled lua/ module, so little is lost. */
 #include "vg_script.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -27,16 +29,24 @@
 #define VG_HOOK_INSTRUCTIONS 10000
 #define VG_JSON_MAX_DEPTH 32
 #define VG_ERROR_LOG_INTERVAL_MS 10000
+#define VG_RELOAD_SETTLE_MS 150 /* editors write in bursts: reload once the directory is quiet */
 
 static const char *EPISODE_MT = "vigil.episode";
 
+/* Registry keys of what each Lua state holds for the host. Keeping them in the state (not in vg_script)
+ * lets a reload build a second state beside the running one. */
+#define REG_ENV "vigil.env"             /* the rule's environment table */
+#define REG_FRAME_MT "vigil.frame_mt"   /* metatable of frame tables, set by lua/vigil/frame.lua */
+#define REG_HANDLES "vigil.handles"     /* weak table: episode pointer -> its userdata */
+
 struct vg_script {
-    lua_State *L;
+    lua_State *L;        /* the running state */
     char camera[128];
     vg_episode_book *book;
-    int env_ref;         /* the script's environment table */
-    int frame_mt_ref;    /* metatable for frame tables, set by lua/vigil.lua */
-    int handles_ref;     /* weak table: episode pointer -> its userdata */
+    char *path, *params_json;
+    int unsafe, jit;
+    int watch_fd;        /* inotify on the rule's directory, -1 without --watch */
+    int64_t change_seen_ms; /* a .lua file changed at this time and no reload tried since */
     double budget_ms;
     struct timespec deadline;
     int over_budget;
@@ -45,6 +55,7 @@ struct vg_script {
     int64_t frame_generation;
     int64_t last_ts;
     vg_script_stats stats;
+    long reloads, reload_failures;
     int64_t last_error_log_ms;
     long errors_unlogged;
 };
@@ -200,7 +211,7 @@ static int64_t check_ts(lua_State *L, int idx) {
 /* ---------- episode handles ---------- */
 
 static void push_episode(lua_State *L, vg_script *s, vg_episode *ep) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->handles_ref);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_HANDLES);
     lua_pushlightuserdata(L, ep);
     lua_rawget(L, -2);
     if (!lua_isnil(L, -1)) {
@@ -483,11 +494,9 @@ static int core_log(lua_State *L) {
 }
 
 static int core_frame_metatable(lua_State *L) {
-    vg_script *s = script_of(L);
     luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_unref(L, LUA_REGISTRYINDEX, s->frame_mt_ref);
     lua_pushvalue(L, 1);
-    s->frame_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_FRAME_MT);
     return 0;
 }
 
@@ -591,11 +600,10 @@ static void log_failure(vg_script *s, const char *callback, const char *message)
 }
 
 /* Calls env[name] with nargs arguments already pushed; commits or rolls back the episode transaction. */
-static int call_callback(vg_script *s, const char *name, int nargs) {
-    lua_State *L = s->L;
+static int call_callback_in(vg_script *s, lua_State *L, const char *name, int nargs) {
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, traceback);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->env_ref);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_ENV);
     lua_getfield(L, -1, name);
     lua_remove(L, -2);
     if (!lua_isfunction(L, -1)) {
@@ -634,6 +642,8 @@ static int call_callback(vg_script *s, const char *name, int nargs) {
     return rc == 0 ? 0 : -1;
 }
 
+static int call_callback(vg_script *s, const char *name, int nargs) { return call_callback_in(s, s->L, name, nargs); }
+
 static void push_frame(vg_script *s, const vg_frame *f) {
     lua_State *L = s->L;
     lua_createtable(L, 0, 12);
@@ -657,10 +667,9 @@ static void push_frame(vg_script *s, const vg_frame *f) {
     lua_setfield(L, -2, "keyframe");
     lua_pushnumber(L, (lua_Number)s->frame_generation);
     lua_setfield(L, -2, "_generation");
-    if (s->frame_mt_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, s->frame_mt_ref);
-        lua_setmetatable(L, -2);
-    }
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_FRAME_MT);
+    if (lua_istable(L, -1)) lua_setmetatable(L, -2);
+    else lua_pop(L, 1);
 }
 
 int vg_script_on_frame(vg_script *s, const vg_frame *frame) {
@@ -680,29 +689,72 @@ int vg_script_on_stream(vg_script *s, const char *event) {
 
 int vg_script_on_stop(vg_script *s) { return call_callback(s, "on_stop", 0); }
 
-void vg_script_get_stats(const vg_script *s, vg_script_stats *out) { *out = s->stats; }
+void vg_script_get_stats(const vg_script *s, vg_script_stats *out) {
+    *out = s->stats;
+    out->reloads = s->reloads;
+    out->reload_failures = s->reload_failures;
+}
 
 /* ---------- loading ---------- */
 
-static int load_failed(vg_script *s, const char *what, char *err, size_t errlen) {
-    const char *msg = lua_tostring(s->L, -1);
+static int load_failed(lua_State *L, const char *what, char *err, size_t errlen) {
+    const char *msg = lua_tostring(L, -1);
     snprintf(err, errlen, "%s%s", what, msg ? msg : "unknown error");
     char *nl = strchr(err, '\n'); /* one line: drop the traceback */
     if (nl) *nl = 0;
     return -1;
 }
 
-static void push_load_options(lua_State *L, const vg_script_config *c) {
-    lua_newtable(L);
-    lua_pushboolean(L, c->unsafe);
-    lua_setfield(L, -2, "unsafe");
-    lua_pushboolean(L, c->jit);
-    lua_setfield(L, -2, "jit");
+/* Copies a plain value (nil, boolean, number, string, table of those) from one state to another; other
+ * values (functions, userdata) become nil. Used to carry vigil.keep across a reload. */
+static void copy_value(lua_State *from, int idx, lua_State *to, int depth) {
+    switch (lua_type(from, idx)) {
+    case LUA_TBOOLEAN: lua_pushboolean(to, lua_toboolean(from, idx)); return;
+    case LUA_TNUMBER: lua_pushnumber(to, lua_tonumber(from, idx)); return;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *str = lua_tolstring(from, idx, &len);
+        lua_pushlstring(to, str, len);
+        return;
+    }
+    case LUA_TTABLE:
+        if (depth < VG_JSON_MAX_DEPTH) break;
+        lua_pushnil(to); /* too deep: a cycle */
+        return;
+    default: lua_pushnil(to); return;
+    }
+    lua_newtable(to);
+    idx = idx < 0 ? lua_gettop(from) + idx + 1 : idx;
+    lua_pushnil(from);
+    while (lua_next(from, idx)) {
+        copy_value(from, -2, to, depth + 1);
+        copy_value(from, -1, to, depth + 1);
+        if (lua_isnil(to, -2)) lua_pop(to, 2);
+        else lua_rawset(to, -3);
+        lua_pop(from, 1);
+    }
 }
 
-/* Runs lua/vigil/host.lua's load(path, options) with the budget; leaves the env in the registry. */
-static int start_script(vg_script *s, const vg_script_config *c, char *err, size_t errlen) {
-    lua_State *L = s->L;
+/* Pushes the options table for vigil.host.load; keep_from, when set, is the state whose vigil.keep the
+ * new state starts with. */
+static void push_load_options(lua_State *L, const vg_script *s, lua_State *keep_from) {
+    lua_newtable(L);
+    lua_pushboolean(L, s->unsafe);
+    lua_setfield(L, -2, "unsafe");
+    lua_pushboolean(L, s->jit);
+    lua_setfield(L, -2, "jit");
+    if (!keep_from) return;
+    lua_getglobal(keep_from, "package");
+    lua_getfield(keep_from, -1, "loaded");
+    lua_getfield(keep_from, -1, "vigil");
+    lua_getfield(keep_from, -1, "keep");
+    copy_value(keep_from, -1, L, 0);
+    lua_setfield(L, -2, "keep");
+    lua_pop(keep_from, 4);
+}
+
+/* Runs lua/vigil/host.lua's load(path, options); leaves the rule's env in the registry. */
+static int run_main_chunk(vg_script *s, lua_State *L, lua_State *keep_from, char *err, size_t errlen) {
     char path[2 * PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/?.lua;%s/?/init.lua", vg_script_lua_dir(), vg_script_lua_dir());
     lua_getglobal(L, "package");
@@ -714,76 +766,164 @@ static int start_script(vg_script *s, const vg_script_config *c, char *err, size
     lua_pushcfunction(L, traceback);
     lua_getglobal(L, "require");
     lua_pushstring(L, "vigil.host");
-    if (lua_pcall(L, 1, 1, -3) != 0) return load_failed(s, "cannot load lua/vigil/host.lua: ", err, errlen);
+    if (lua_pcall(L, 1, 1, -3) != 0) return load_failed(L, "cannot load lua/vigil/host.lua: ", err, errlen);
     lua_getfield(L, -1, "load");
-    lua_pushstring(L, c->path);
-    push_load_options(L, c);
-    if (lua_pcall(L, 2, 1, -5) != 0) return load_failed(s, "", err, errlen);
+    lua_pushstring(L, s->path);
+    push_load_options(L, s, keep_from);
+    if (lua_pcall(L, 2, 1, -5) != 0) return load_failed(L, "", err, errlen);
     if (!lua_istable(L, -1)) {
-        snprintf(err, errlen, "%s: vigil.host.load returned no environment", c->path);
+        snprintf(err, errlen, "%s: vigil.host.load returned no environment", s->path);
         return -1;
     }
-    s->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "on_frame");
+    int has_on_frame = lua_isfunction(L, -1);
+    lua_pop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_ENV);
     lua_settop(L, 0);
-    return 0;
+    if (!has_on_frame) snprintf(err, errlen, "%s: defines no on_frame(frame) function", s->path);
+    return has_on_frame ? 0 : -1;
 }
 
-static int check_on_frame(vg_script *s, const char *path, char *err, size_t errlen) {
-    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->env_ref);
-    lua_getfield(s->L, -1, "on_frame");
-    int ok = lua_isfunction(s->L, -1);
-    lua_pop(s->L, 2);
-    if (!ok) snprintf(err, errlen, "%s: defines no on_frame(frame) function", path);
-    return ok ? 0 : -1;
-}
-
-vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char *err, size_t errlen) {
+/* A new Lua state with the host's functions and the rule loaded, or NULL with err. */
+static lua_State *new_state(vg_script *s, lua_State *keep_from, char *err, size_t errlen) {
     cJSON *params = NULL;
-    if (c->params_json && *c->params_json) {
-        params = cJSON_Parse(c->params_json);
+    if (s->params_json && *s->params_json) {
+        params = cJSON_Parse(s->params_json);
         if (!cJSON_IsObject(params)) {
             snprintf(err, errlen, "params: not a JSON object");
             cJSON_Delete(params);
             return NULL;
         }
     }
-    vg_script *s = calloc(1, sizeof *s);
-    snprintf(s->camera, sizeof s->camera, "%s", c->camera ? c->camera : "script");
-    s->book = book;
-    s->budget_ms = c->budget_ms > 0 ? c->budget_ms : 50;
-    s->frame_mt_ref = LUA_NOREF;
-    s->env_ref = LUA_NOREF;
-    s->L = luaL_newstate();
-    if (!s->L) {
+    lua_State *L = luaL_newstate();
+    if (!L) {
         snprintf(err, errlen, "cannot create a Lua state");
         cJSON_Delete(params);
-        free(s);
         return NULL;
     }
-    lua_State *L = s->L;
     luaL_openlibs(L);
     lua_newtable(L); /* weak-valued: episode pointer -> handle */
     lua_newtable(L);
     lua_pushstring(L, "v");
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
-    s->handles_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_HANDLES);
     register_episode_type(L, s);
     register_core(L, s, params);
     cJSON_Delete(params);
-    if (start_script(s, c, err, errlen) < 0 || check_on_frame(s, c->path, err, errlen) < 0 ||
-        call_callback(s, "on_start", 0) < 0) {
+    if (run_main_chunk(s, L, keep_from, err, errlen) < 0) {
+        vg_book_rollback(s->book);
+        lua_close(L);
+        return NULL;
+    }
+    return L;
+}
+
+static int watch_directory(vg_script *s) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", s->path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    s->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (s->watch_fd < 0) return -1;
+    if (inotify_add_watch(s->watch_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0) {
+        close(s->watch_fd);
+        s->watch_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char *err, size_t errlen) {
+    vg_script *s = calloc(1, sizeof *s);
+    snprintf(s->camera, sizeof s->camera, "%s", c->camera ? c->camera : "script");
+    s->book = book;
+    s->path = strdup(c->path);
+    s->params_json = c->params_json ? strdup(c->params_json) : NULL;
+    s->unsafe = c->unsafe;
+    s->jit = c->jit;
+    s->watch_fd = -1;
+    s->budget_ms = c->budget_ms > 0 ? c->budget_ms : 50;
+    err[0] = 0;
+    s->L = new_state(s, NULL, err, errlen);
+    if (!s->L || call_callback(s, "on_start", 0) < 0) {
         if (!*err) snprintf(err, errlen, "%s: on_start failed", c->path);
         vg_script_free(s);
         return NULL;
     }
+    if (c->watch && watch_directory(s) < 0)
+        vg_warn(s->camera, "cannot watch %s for changes: %s", s->path, strerror(errno));
     return s;
+}
+
+/* ---------- hot reload ---------- */
+
+/* Drains inotify; notes when a .lua file beside the rule changed. */
+static void read_changes(vg_script *s) {
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while ((n = read(s->watch_fd, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            size_t len = ev->len ? strlen(ev->name) : 0;
+            if (len > 4 && strcmp(ev->name + len - 4, ".lua") == 0) s->change_seen_ms = vg_monotonic_ms();
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
+/* Builds the new version beside the running one and swaps them; the book (open episodes) stays. */
+static int reload(vg_script *s) {
+    char err[512] = "";
+    lua_State *fresh = new_state(s, s->L, err, sizeof err);
+    if (fresh) {
+        lua_getfield(fresh, LUA_REGISTRYINDEX, REG_ENV);
+        lua_getfield(fresh, -1, "on_reload");
+        int has_on_reload = lua_isfunction(fresh, -1);
+        lua_pop(fresh, 2);
+        int rc;
+        if (has_on_reload) {
+            lua_getglobal(fresh, "package");
+            lua_getfield(fresh, -1, "loaded");
+            lua_getfield(fresh, -1, "vigil");
+            lua_getfield(fresh, -1, "keep");
+            lua_replace(fresh, -4);
+            lua_pop(fresh, 2);
+            rc = call_callback_in(s, fresh, "on_reload", 1);
+        } else {
+            rc = call_callback_in(s, fresh, "on_start", 0);
+        }
+        if (rc == 0) {
+            lua_close(s->L); /* releases the old handles; the episodes stay in the book */
+            s->L = fresh;
+            s->reloads++;
+            vg_info(s->camera, "reloaded %s", s->path);
+            return 1;
+        }
+        lua_close(fresh);
+        snprintf(err, sizeof err, "%s: %s failed (see above)", s->path, has_on_reload ? "on_reload" : "on_start");
+    }
+    s->reload_failures++;
+    vg_error(s->camera, "reload failed, the running version stays: %s", err);
+    return -1;
+}
+
+int vg_script_poll_reload(vg_script *s) {
+    if (s->watch_fd < 0) return 0;
+    read_changes(s);
+    if (!s->change_seen_ms || vg_monotonic_ms() - s->change_seen_ms < VG_RELOAD_SETTLE_MS) return 0;
+    s->change_seen_ms = 0;
+    return reload(s);
 }
 
 void vg_script_free(vg_script *s) {
     if (!s) return;
     vg_book_rollback(s->book);
-    lua_close(s->L); /* releases every episode handle */
+    if (s->L) lua_close(s->L); /* releases every episode handle */
+    if (s->watch_fd >= 0) close(s->watch_fd);
     vg_jpeg_free(s->jpeg);
+    free(s->path);
+    free(s->params_json);
     free(s);
 }

@@ -17,6 +17,7 @@ typedef struct vg_script_config {
     double budget_ms;        /* per callback; 0 = 50 ms */
     int unsafe;              /* give the script ffi, io, os and the real require */
     int jit;                 /* let the JIT compile user code (a runaway loop can then not be cut) */
+    int watch;               /* hot reload: watch the rule's directory for changed .lua files */
 } vg_script_config;
 
 /* Compiles and starts the script (runs its main chunk and on_start). NULL with err on failure; err names
@@ -29,8 +30,14 @@ int vg_script_on_frame(vg_script *script, const vg_frame *frame);
 int vg_script_on_stream(vg_script *script, const char *event);
 int vg_script_on_stop(vg_script *script);
 
+/* Between frames: when a .lua file beside the rule changed, compiles and starts the new version in a new
+ * state; on success swaps it in (open episodes and vigil.keep carry over; the new version's
+ * on_reload(keep) runs, else its on_start) and returns 1; on failure logs file:line, keeps the running
+ * version and returns -1; 0 when nothing changed. */
+int vg_script_poll_reload(vg_script *script);
+
 typedef struct vg_script_stats {
-    long calls, errors, budget_cuts;
+    long calls, errors, budget_cuts, reloads, reload_failures;
     double total_ms;
 } vg_script_stats;
 void vg_script_get_stats(const vg_script *script, vg_script_stats *out);

@@ -78,6 +78,7 @@ end
 -- Compiles and runs the rule's main chunk; returns its environment (where its callbacks live).
 function host.load(path, opts)
   opts = opts or {}
+  if opts.keep then vigil.keep = opts.keep end -- a reload: the state the previous version kept
   local env = make_env(dirname(path), opts)
   local fn, err = loadfile(path, "t", env)
   if not fn then error(err, 0) end

@@ -1,0 +1,177 @@
+"""test_script_host.py — the Lua host: a runaway loop is cut at the budget and the next frame runs; a cut or
+failing callback leaves no half-made episode; errors are logged once with file:line and rate-limited; the
+sandbox holds; rules require helpers from their own directory; hot reload keeps the old version on a broken
+edit and hands open episodes and vigil.keep to a good one."""
+import os
+import subprocess
+import time
+
+from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, VIGIL
+
+RUNAWAY = """
+local vigil = require "vigil"
+function on_frame(frame)
+  if frame.index == 3 then
+    vigil.episode.open(frame, { episode_type = "half-made" })   -- must never leave the host
+    while true do end
+  elseif frame.index == 4 then
+    local ep = vigil.episode.open(frame, { episode_type = "after" })
+    while true do frame:mean() end                                 -- a loop through the vigil module too
+  elseif frame.index == 6 then
+    vigil.episode.open(frame, { episode_type = "next" })
+  end
+end
+"""
+
+FAILING = """
+function on_frame(frame)
+  local t = nil
+  return t.field   -- line 4
+end
+"""
+
+SANDBOX = """
+local vigil = require "vigil"
+local helper = require "helpers.geometry"
+local results = {}
+local function try(name, fn) local ok, err = pcall(fn); results[name] = ok and "allowed" or "refused" end
+function on_frame(frame)
+  if frame.index > 0 then return end
+  results.os_execute = os.execute == nil and "absent" or "present"
+  results.io = io == nil and "absent" or "present"
+  results.debug = debug == nil and "absent" or "present"
+  results.dump = string.dump == nil and "absent" or "present"
+  results.string_mt = getmetatable("") == false and "hidden" or "visible"
+  try("require_ffi", function() return require("ffi") end)
+  try("load_bytecode", function() assert(load("\\27LJ\\2\\0", "x", "b")) end)
+  try("load_bytecode_text", function() assert(load("\\27LJ\\2\\0")) end)
+  try("load_text", function() assert(load("return 1 + 1")()) end)
+  try("dofile", function() dofile("/etc/hostname") end)
+  results.helper = helper.area({ w = 0.5, h = 0.5 })
+  vigil.episode.open(frame, { episode_type = "sandbox", payload = results })
+end
+"""
+
+HELPER = """
+local M = {}
+function M.area(box) return box.w * box.h end
+return M
+"""
+
+V1 = """
+local vigil = require "vigil"
+vigil.keep.n = vigil.keep.n or 0
+local ep
+function on_frame(frame)
+  vigil.keep.n = vigil.keep.n + 1
+  ep = ep or vigil.episode.open(frame, { episode_type = "reload" })
+  ep:set_payload({ version = 1, n = vigil.keep.n })
+  ep:extend(frame)
+end
+"""
+
+BROKEN = "function on_frame(frame)\n  local = 1\nend\n"
+
+V2 = """
+local vigil = require "vigil"
+local ep
+function on_reload(keep)
+  ep = vigil.episodes()[1]
+  vigil.log("v2 took over", ep and ep.id or "nothing", "at n =", keep.n)
+end
+function on_frame(frame)
+  vigil.keep.n = vigil.keep.n + 1
+  ep:set_payload({ version = 2, n = vigil.keep.n })
+  ep:extend(frame)
+end
+"""
+
+
+def replace_atomically(path, text):
+    """How editors save: write a temporary file, then rename it over the original."""
+    tmp = path + ".swp~"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def test_budget(t, clip):
+    out = t.path("runaway.jsonl")
+    start = time.time()
+    r = run(["replay", clip, "--script", write(t.path("runaway.lua"), RUNAWAY), "--budget-ms", "100",
+             "--start", "0", "--out", out])
+    elapsed = time.time() - start
+    t.check(r.returncode == 0, "runaway: replay goes on to the end (%s)" % r.stderr[-500:])
+    t.check(elapsed < 10, "runaway: two cuts at 100 ms do not hold the replay (%.1f s)" % elapsed)
+    types = [v["episode_type"] for v, _ in read_versions(out)]
+    t.check("half-made" not in types and "after" not in types, "runaway: cut callbacks leave no episode: %s" % types)
+    t.check("next" in types, "runaway: the frame after a cut is processed")
+    cuts = [l for l in r.stderr.splitlines() if "over the time budget of 100 ms" in l]
+    t.check(len(cuts) == 2 or len(cuts) == 1, "runaway: the cut is logged: %r" % r.stderr[-600:])
+    t.check(all("runaway.lua:" in l for l in cuts), "runaway: the log line names file:line")
+
+
+def test_failures_rate_limited(t, clip):
+    r = run(["replay", clip, "--script", write(t.path("failing.lua"), FAILING), "--out", t.path("f.jsonl")])
+    lines = [l for l in r.stderr.splitlines() if "error" in l and "on_frame" in l]
+    t.check(r.returncode == 0, "failing rule: the replay still completes")
+    t.check(len(lines) == 1, "failing rule: 150 failures give one log line within 10 s, got %d" % len(lines))
+    t.check(lines and "failing.lua:4:" in lines[0] and "attempt to index" in lines[0],
+            "failing rule: the line names file:line and the error: %r" % lines[:1])
+    t.check(lines and "stack traceback" in lines[0] and "\n" not in lines[0], "failing rule: traceback on the same line")
+
+
+def test_sandbox(t, clip):
+    os.makedirs(t.path("helpers"), exist_ok=True)
+    write(t.path("helpers/geometry.lua"), HELPER)
+    out = t.path("sandbox.jsonl")
+    r = run(["replay", clip, "--script", write(t.path("sandbox.lua"), SANDBOX), "--out", out])
+    recs = [v for v, _ in read_versions(out)]
+    t.check(r.returncode == 0 and recs, "sandbox: rule ran (%s)" % r.stderr[-300:])
+    if not recs:
+        return
+    p = recs[0]["payload"]
+    expect = {"os_execute": "absent", "io": "absent", "debug": "absent", "dump": "absent", "string_mt": "hidden",
+              "require_ffi": "refused", "load_bytecode": "refused", "load_bytecode_text": "refused",
+              "load_text": "allowed", "dofile": "refused", "helper": 0.25}
+    for k, v in expect.items():
+        t.check(p.get(k) == v, "sandbox: %s is %s (got %s)" % (k, v, p.get(k)))
+
+
+def test_hot_reload(t):
+    clip = make_clip(t.path("long.mp4"), seconds=6, fps=25)
+    rule = write(t.path("reload.lua"), V1)
+    out = t.path("reload.jsonl")
+    p = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
+                          "--out", out], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    replace_atomically(rule, BROKEN)
+    time.sleep(1.5)
+    replace_atomically(rule, V2)
+    _, err = p.communicate(timeout=60)
+    t.check(p.returncode == 0, "reload: replay ok (%s)" % err[-400:])
+    failed = [l for l in err.splitlines() if "reload failed" in l]
+    t.check(len(failed) == 1 and "reload.lua:2:" in failed[0], "reload: the broken version is refused with file:line: %r" % failed)
+    t.check(sum("reloaded" in l for l in err.splitlines()) == 1, "reload: the good version is swapped in once")
+    t.check(any("v2 took over" in l for l in err.splitlines()), "reload: on_reload ran in the new version")
+    versions = [v for v, _ in read_versions(out)]
+    eps = by_episode(read_versions(out))
+    t.check(len(eps) == 1, "reload: the open episode stays one episode across reloads (%d)" % len(eps))
+    seq = [v["payload"]["version"] for v in versions if "payload" in v]
+    t.check(seq and seq[0] == 1 and seq[-1] == 2 and seq == sorted(seq), "reload: versions 1 then 2")
+    ns = [v["payload"]["n"] for v in versions if "payload" in v and "closed_at" not in v]
+    t.check(ns == list(range(1, len(ns) + 1)), "reload: vigil.keep carried the counter (%s..%s, %d values)" % (ns[:1], ns[-1:], len(ns)))
+    t.check(len(ns) == 150, "reload: no frame was lost in the swap (%d)" % len(ns))
+
+
+def main():
+    t = Suite("script_host")
+    clip = make_clip(t.path("clip.mp4"), seconds=6)
+    test_budget(t, clip)
+    test_failures_rate_limited(t, clip)
+    test_sandbox(t, clip)
+    test_hot_reload(t)
+    t.done()
+
+
+main()
