@@ -9,6 +9,7 @@
 #include <libavutil/log.h>
 
 #include "vg_camera.h"
+#include "vg_check.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
 
@@ -17,6 +18,7 @@ static const char *USAGE =
     "                          [--out PATH] [--machine-id N] [--analysis-width N] [--budget-ms N]\n"
     "                          [--decode all|nonref|keyframes] [--log-level error|warn|info|debug]\n"
     "                          [--realtime] [--watch]\n"
+    "       vigil check SCRIPT [--params JSON] [--frames N] [--analysis-width N]\n"
     "       vigil version\n";
 
 typedef struct replay_args {
@@ -159,6 +161,35 @@ static int cmd_replay(int argc, char **argv) {
     return stats.sink_errors ? 1 : 0;
 }
 
+/* vigil check SCRIPT: compile a rule and run it on synthetic frames; exit 1 if anything failed. */
+static int cmd_check(int argc, char **argv) {
+    const char *script = NULL, *params = NULL;
+    long frames = 100, width = 320;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--params") == 0 && i + 1 < argc) params = argv[++i];
+        else if (strcmp(argv[i], "--analysis-width") == 0 && i + 1 < argc) {
+            if (parse_long(argv[++i], 16, 640, &width) < 0) return usage_error("--analysis-width: '%s' is not 16..640", argv[i]);
+        }
+        else if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc) {
+            if (parse_long(argv[++i], 1, 100000, &frames) < 0) return usage_error("--frames: '%s' is not 1..100000", argv[i]);
+        } else if (argv[i][0] != '-' && !script) script = argv[i];
+        else return usage_error("check: unexpected argument '%s'", argv[i]);
+    }
+    if (!script) return usage_error("%s", "check needs a SCRIPT");
+    if (check_params(params) < 0) return 2;
+    vg_check_result r;
+    char err[512] = "";
+    int rc = vg_check_rule(script, params, (int)frames, (int)width, &r, err, sizeof err);
+    if (*err) {
+        fprintf(stderr, "vigil: %s\n", err);
+        return 1;
+    }
+    printf("%s: %d frames, %ld episodes, %ld versions, %ld failed callbacks (%ld over budget); "
+           "on_frame %.3f ms mean, %.3f ms max\n",
+           script, r.frames, r.episodes, r.versions, r.errors, r.budget_cuts, r.mean_ms, r.max_ms);
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     av_log_set_level(AV_LOG_QUIET); /* our own lines say what failed; FFmpeg's chatter only at debug */
     if (argc < 2) {
@@ -166,6 +197,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (strcmp(argv[1], "replay") == 0) return cmd_replay(argc, argv);
+    if (strcmp(argv[1], "check") == 0) return cmd_check(argc, argv);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("vigil %s\n", VIGIL_VERSION);
         return 0;

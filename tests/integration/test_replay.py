@@ -3,8 +3,9 @@ at 2.00 s and leaves at 4.00 s; the rule's episode must open and close within on
 version must be complete with strictly rising updated_at, ids exact, and bad input must fail in one line."""
 import os
 import re
+import subprocess
 
-from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, VIGIL_ASAN
+from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, VIGIL, VIGIL_ASAN, SRC
 
 START = 1700000000000
 FRAME_MS = 40
@@ -67,6 +68,15 @@ def main():
         r = run(args[:-1] + [out_asan], binary=VIGIL_ASAN, env={"ASAN_OPTIONS": "detect_leaks=1"})
         t.check(r.returncode == 0, "asan replay exits 0 (stderr: %s)" % r.stderr.strip()[-2000:])
         check_episode_truth(t, out_asan, "asan")
+
+    # the replay path under valgrind: no leaks, no invalid reads, with episodes and previews being made
+    small = make_clip(t.path("small.mp4"), seconds=2, size="320x180", boxes=[(100, 40, 60, 60, "white", 0.5, 1.5)])
+    motion = os.path.join(SRC, "scripts", "motion.lua")
+    vg = subprocess.run(["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                         "--error-exitcode=9", VIGIL, "replay", small, "--script", motion, "--out", t.path("vg.jsonl")],
+                        capture_output=True, text=True, timeout=300)
+    t.check(vg.returncode == 0, "valgrind: clean replay (rc %d): %s" % (vg.returncode, vg.stderr[-1500:]))
+    t.check(len(read_versions(t.path("vg.jsonl"))) > 0, "valgrind: the replay made episodes")
 
     # --start omitted: the container's creation_time
     stamped = make_clip(t.path("stamped.mp4"), seconds=1, extra=["-metadata", "creation_time=2024-01-02T03:04:05.000000Z"])

@@ -164,12 +164,23 @@ def test_hot_reload(t):
     t.check(len(ns) == 150, "reload: no frame was lost in the swap (%d)" % len(ns))
 
 
+def test_check(t):
+    ok = run(["check", write(t.path("ok.lua"), V1), "--frames", "30"])
+    t.check(ok.returncode == 0 and "30 frames, 1 episodes" in ok.stdout, "check: a good rule passes: %r" % ok.stdout)
+    bad = run(["check", write(t.path("syntax.lua"), BROKEN)])
+    t.check(bad.returncode != 0 and bad.stderr.count("\n") == 1 and "syntax.lua:2:" in bad.stderr,
+            "check: a syntax error is one line with file:line: %r" % bad.stderr)
+    failing = run(["check", t.path("failing.lua"), "--frames", "20"])
+    t.check(failing.returncode != 0 and "20 failed callbacks" in failing.stdout, "check: failing callbacks fail the check")
+
+
 def main():
     t = Suite("script_host")
     clip = make_clip(t.path("clip.mp4"), seconds=6)
     test_budget(t, clip)
     test_failures_rate_limited(t, clip)
     test_sandbox(t, clip)
+    test_check(t)
     test_hot_reload(t)
     t.done()
 
