@@ -71,6 +71,21 @@ static int prepare(vg_frame_scaler *s, const AVFrame *src) {
 
 int vg_frame_scaler_run(vg_frame_scaler *s, const AVFrame *src, vg_frame *frame) {
     if (prepare(s, src) < 0) return -1;
+    frame->width = s->dst_w;
+    frame->height = s->dst_h;
+    frame->full_width = src->width;
+    frame->full_height = src->height;
+    frame->full = src;
+    frame->luma = NULL;
+    frame->stride = 0;
+    frame->scaler = s;
+    return 0;
+}
+
+const uint8_t *vg_frame_luma(vg_frame *frame) {
+    if (frame->luma || !frame->scaler || !frame->full) return frame->luma;
+    vg_frame_scaler *s = frame->scaler;
+    const AVFrame *src = frame->full;
     int gray = luma_is_first_plane(src->format);
     if (gray && s->dst_w == src->width && s->dst_h == src->height) {
         frame->luma = src->data[0]; /* already analysis size: read in place */
@@ -79,14 +94,9 @@ int vg_frame_scaler_run(vg_frame_scaler *s, const AVFrame *src, vg_frame *frame)
         uint8_t *dst[4] = {s->plane};
         int dst_stride[4] = {s->stride};
         const uint8_t *const *in = (const uint8_t *const *)src->data;
-        if (sws_scale(s->sws, in, src->linesize, 0, src->height, dst, dst_stride) <= 0) return -1;
+        if (sws_scale(s->sws, in, src->linesize, 0, src->height, dst, dst_stride) <= 0) return NULL;
         frame->luma = s->plane;
         frame->stride = s->stride;
     }
-    frame->width = s->dst_w;
-    frame->height = s->dst_h;
-    frame->full_width = src->width;
-    frame->full_height = src->height;
-    frame->full = src;
-    return 0;
+    return frame->luma;
 }

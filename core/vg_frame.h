@@ -21,6 +21,7 @@ typedef struct vg_frame {
     int32_t clock;           /* vg_clock_source */
     int32_t keyframe;
     const AVFrame *full;     /* full-resolution decoded picture */
+    struct vg_frame_scaler *scaler; /* makes luma on first use (vg_frame_luma) */
 } vg_frame;
 
 /* Scales the luma of decoded frames to the analysis size (aspect kept, even height), reusing buffers. */
@@ -28,7 +29,11 @@ typedef struct vg_frame_scaler vg_frame_scaler;
 
 vg_frame_scaler *vg_frame_scaler_new(int analysis_width);
 void vg_frame_scaler_free(vg_frame_scaler *scaler);
-/* Fills frame->luma/width/height/stride/full* from src; -1 when the pixel format cannot be converted. */
+/* Describes src in frame (analysis width/height, full size and picture) without touching a pixel: the
+ * luma plane is made on first use by vg_frame_luma, so frames a rule never reads cost no scaling.
+ * -1 when the pixel format cannot be converted. */
 int vg_frame_scaler_run(vg_frame_scaler *scaler, const AVFrame *src, vg_frame *frame);
+/* The analysis-size luma plane (scaled now if not yet); NULL when scaling failed. */
+const uint8_t *vg_frame_luma(vg_frame *frame);
 
 #endif

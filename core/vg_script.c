@@ -50,7 +50,7 @@ struct vg_script {
     double budget_ms;
     struct timespec deadline;
     int over_budget;
-    const vg_frame *frame; /* the frame of the running on_frame, NULL outside it */
+    vg_frame *frame;       /* the frame of the running on_frame, NULL outside it */
     vg_jpeg *jpeg;         /* preview encoder, made at the first preview */
     int64_t frame_generation;
     int64_t last_ts;
@@ -510,8 +510,12 @@ static int core_frame_generation(lua_State *L) {
  * hold no pointer themselves, so a table kept past its callback can never reach freed memory. */
 static int core_current_frame(lua_State *L) {
     vg_script *s = script_of(L);
-    if (s->frame) lua_pushlightuserdata(L, (void *)s->frame);
-    else lua_pushnil(L);
+    if (!s->frame) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (!vg_frame_luma(s->frame)) return luaL_error(L, "the frame's luma plane could not be made");
+    lua_pushlightuserdata(L, s->frame);
     return 1;
 }
 
@@ -655,8 +659,6 @@ static void push_frame(vg_script *s, const vg_frame *f) {
     lua_setfield(L, -2, "width");
     lua_pushinteger(L, f->height);
     lua_setfield(L, -2, "height");
-    lua_pushinteger(L, f->stride);
-    lua_setfield(L, -2, "stride");
     lua_pushinteger(L, f->full_width);
     lua_setfield(L, -2, "full_width");
     lua_pushinteger(L, f->full_height);
@@ -672,7 +674,7 @@ static void push_frame(vg_script *s, const vg_frame *f) {
     else lua_pop(L, 1);
 }
 
-int vg_script_on_frame(vg_script *s, const vg_frame *frame) {
+int vg_script_on_frame(vg_script *s, vg_frame *frame) {
     s->frame = frame;
     s->frame_generation++;
     s->last_ts = frame->ts;

@@ -26,7 +26,7 @@ vg_script *vg_script_load(const vg_script_config *config, vg_episode_book *book,
 void vg_script_free(vg_script *script);
 
 /* Each returns 0 when the callback ran to the end, -1 when it failed or was cut (already logged). */
-int vg_script_on_frame(vg_script *script, const vg_frame *frame);
+int vg_script_on_frame(vg_script *script, vg_frame *frame);
 int vg_script_on_stream(vg_script *script, const char *event);
 int vg_script_on_stop(vg_script *script);
 

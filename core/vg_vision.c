@@ -238,15 +238,16 @@ int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int 
     }
     if (!bg->ready) { background_seed(bg, luma, stride); return 0; }
     float rate = (float)clamp01(learning_rate), thr = (float)threshold;
-    float rates[2] = {rate, rate * bg->foreground_factor}; /* [moving] */
+    float moving_rate = rate * bg->foreground_factor;
     for (int y = 0; y < bg->h; y++) {
         const uint8_t *src = luma + (size_t)y * stride;
         float *model = bg->model + (size_t)y * bg->w;
         uint8_t *motion = bg->motion + (size_t)y * bg->w;
         for (int x = 0; x < bg->w; x++) {
             float diff = (float)src[x] - model[x];
-            motion[x] = fabsf(diff) > thr;
-            model[x] += rates[motion[x]] * diff;
+            int moving = fabsf(diff) > thr;
+            motion[x] = (uint8_t)moving;
+            model[x] += (moving ? moving_rate : rate) * diff; /* a select, so the loop vectorizes */
         }
     }
     return 0;
@@ -274,6 +275,20 @@ void vg_background_free(vg_background *bg) {
 
 /* ---------- per-zone statistics ---------- */
 
+/* Counts the moving zone pixels of one row; only a row with motion is scanned again for the box. */
+static void measure_row_motion(const uint8_t *in, const uint8_t *moving, int x0, int x1, int y,
+                               vg_zone_stats *out, box_acc *box) {
+    int count = 0;
+    for (int x = x0; x < x1; x++) count += in[x] & moving[x];
+    if (!count) return;
+    out->motion_pixels += count;
+    int first = x0, last = x1 - 1;
+    while (!(in[first] & moving[first])) first++;
+    while (!(in[last] & moving[last])) last--;
+    box_add(box, first, y);
+    box_add(box, last, y);
+}
+
 void vg_zone_measure(const vg_mask *zone, const uint8_t *motion, const uint8_t *luma,
                      int stride, vg_zone_stats *out) {
     memset(out, 0, sizeof(*out));
@@ -283,15 +298,17 @@ void vg_zone_measure(const vg_mask *zone, const uint8_t *motion, const uint8_t *
     box_acc motion_box;
     box_start(&motion_box);
     for (int y = r->y; y < r->y + r->h; y++) {
-        size_t row = (size_t)y * zone->w;
+        const uint8_t *in = zone->px + (size_t)y * zone->w;
         const uint8_t *src = luma + (size_t)y * stride;
+        uint32_t row_sum = 0, row_sumsq = 0; /* branch-free over the row: the compiler vectorizes it */
         for (int x = r->x; x < r->x + r->w; x++) {
-            if (!zone->px[row + x]) continue;
-            uint32_t v = src[x];
-            sum += v;
-            sumsq += v * v;
-            if (motion && motion[row + x]) { out->motion_pixels++; box_add(&motion_box, x, y); }
+            uint32_t v = src[x] * (uint32_t)in[x];
+            row_sum += v;
+            row_sumsq += v * v;
         }
+        sum += row_sum;
+        sumsq += row_sumsq;
+        if (motion) measure_row_motion(in, motion + (size_t)y * zone->w, r->x, r->x + r->w, y, out, &motion_box);
     }
     double n = zone->count;
     out->pixels = zone->count;

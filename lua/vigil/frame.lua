@@ -15,6 +15,7 @@ typedef struct vg_frame {
     int32_t clock;
     int32_t keyframe;
     const void *full;
+    void *scaler;
 } vg_frame;
 ]]
 
