@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""Live H.264 RTSP test camera for vigil tests (GStreamer rtsp-server via gi).
+
+Owns: tests/servers/rtsp_server.py -- nothing else.
+
+Run with Debian's system python (/usr/bin/python3); the pyenv python on PATH
+has no `gi`.  Example:
+
+    /usr/bin/python3 tests/servers/rtsp_server.py --port 8554 \
+        --mount /cam1 --mount /cam2 --box 5,15
+
+prints one line per mount once the server listens:
+
+    READY rtsp://127.0.0.1:8554/cam1
+    READY rtsp://127.0.0.1:8554/cam2
+
+What it guarantees (tests rely on these):
+  * every mount serves a LIVE H.264 stream (x264enc tune=zerolatency, no
+    B-frames, IDR every 2 s; openh264enc if x264enc is missing), RTP payload
+    type 96, SPS/PPS in-band with every IDR (see README: config-interval=-1 confuses FFmpeg);
+  * media are shared: all clients of one mount get the same frames/SSRC;
+  * the pipeline clock is the REALTIME system clock, and the RTCP sender
+    reports carry NTP = CLOCK_REALTIME of this process.  Under libfaketime
+    (FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '-1h' ...) SRs are therefore
+    one hour behind the real clock;
+  * RTCP sender reports are sent every --rtcp-interval seconds (default 1 s,
+    RFC 3550 randomisation gives 0.5x..1.5x; first one ~0.5 s after PLAY);
+  * --box A,L draws a white rectangle (1/8 of frame width and height) that is
+    visible only while A <= t < L, t = capture wall-clock time minus this
+    process' start time (printed as "EPOCH <unix seconds>" on the line after
+    the READY lines; both faked by libfaketime alike), moving left->right at constant
+    speed across the frame, vertically centred.  The background is black
+    unless --pattern says otherwise, so the box is the only motion (beware:
+    "smpte" has an animated noise patch; smpte75/smpte100/bar/gradient/colors
+    are static).  Without --box the default pattern is the moving "ball";
+  * --file clip serves a media file in an endless loop (decoded once by a
+    producer pipeline, re-encoded live per mount, so it behaves like a camera).
+
+Exits 0 on SIGTERM/SIGINT.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+Gst.init(None)
+
+# One REALTIME clock for every pipeline in this process: buffer timestamps,
+# running time and the NTP in RTCP SRs all derive from CLOCK_REALTIME.
+CLOCK = Gst.SystemClock.obtain()
+CLOCK.set_property("clock-type", Gst.ClockType.REALTIME)
+
+FILE_CHANNEL = "vigil-file"  # intervideosink/src channel for --file
+
+
+def die_with_parent(force=False):
+    """SIGTERM us when our parent dies, if the parent is faketime (or if forced).
+
+    faketime forks the program and does not forward signals: SIGTERM to the
+    faketime PID would leave this server running as an orphan.
+    """
+    ppid = os.getppid()
+    try:
+        with open("/proc/%d/comm" % ppid) as f:
+            parent = f.read().strip()
+    except OSError:
+        parent = ""
+    if not (force or parent == "faketime"):
+        return
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != ppid:  # parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def log(msg):
+    print("rtsp_server: " + msg, file=sys.stderr, flush=True)
+
+
+def encoder_desc(fps, which="auto"):
+    """H.264 encoder: IDR every 2 s, no B-frames, low latency."""
+    gop = max(1, int(fps * 2))
+    if which in ("auto", "x264") and Gst.ElementFactory.find("x264enc"):
+        return ("x264enc tune=zerolatency speed-preset=ultrafast bframes=0 "
+                "key-int-max=%d bitrate=1500" % gop)
+    if which in ("auto", "openh264") and Gst.ElementFactory.find("openh264enc"):
+        return "openh264enc gop-size=%d complexity=low bitrate=1500000" % gop
+    raise SystemExit("rtsp_server: H.264 encoder %s not available" % which)
+
+
+class Settings:
+    """Parsed CLI, shared by all mounts."""
+
+    def __init__(self, a):
+        self.width, self.height, self.fps = a.width, a.height, a.fps
+        self.box = None
+        if a.box:
+            appear, leave = (float(x) for x in a.box.split(","))
+            if leave <= appear:
+                raise SystemExit("rtsp_server: --box needs appear_s < leave_s")
+            self.box = (appear, leave)
+        self.pattern = a.pattern or ("black" if self.box else "ball")
+        self.file = a.file
+        self.encoder = a.encoder
+        self.rtcp_interval_ns = int(a.rtcp_interval * Gst.SECOND)
+        self.epoch = time.time()  # faked under libfaketime, like CLOCK
+
+    def launch(self):
+        w, h, fps = self.width, self.height, self.fps
+        caps = "video/x-raw,width=%d,height=%d,framerate=%d/1" % (w, h, fps)
+        if self.file:
+            src = "intervideosrc channel=%s timeout=%d" % (FILE_CHANNEL, 5 * Gst.SECOND)
+        else:
+            src = "videotestsrc is-live=true pattern=%s" % self.pattern
+        tail = ("videoconvert ! video/x-raw,format=I420 ! %s ! "
+                "video/x-h264,stream-format=byte-stream ! "
+                "rtph264pay name=pay0 pt=96 config-interval=1"
+                % encoder_desc(fps, self.encoder))
+        if not self.box:
+            return "( %s ! videoconvert ! videoscale ! videorate ! %s ! %s )" % (src, caps, tail)
+        bw, bh = max(8, w // 8), max(8, h // 8)
+        return ("( compositor name=mix background=black ! %s ! %s "
+                "%s ! videoconvert ! videoscale ! videorate ! %s ! mix.sink_0 "
+                "videotestsrc is-live=true pattern=solid-color foreground-color=0xffffffff ! "
+                "video/x-raw,format=AYUV,width=%d,height=%d,framerate=%d/1 ! mix.sink_1 )"
+                % (caps, tail, src, caps, bw, bh, fps))
+
+
+class TestMedia(GstRtspServer.RTSPMedia):
+    """RTSPMedia subclass only to reach rtpbin before its sessions exist."""
+
+    rtcp_interval_ns = 1 * Gst.SECOND
+
+    def do_setup_rtpbin(self, rtpbin):
+        # rtpsession elements are added when streams join; set the RTCP
+        # interval right then, before the first RTCP deadline is computed.
+        def on_added(_bin, element):
+            if element.get_factory() and element.get_factory().get_name() == "rtpsession":
+                element.set_property("rtcp-min-interval", self.rtcp_interval_ns)
+        rtpbin.connect("element-added", on_added)
+        return True
+
+
+def make_unseekable(media):
+    """Make the media a camera: never seekable, so a PLAY with Range never seeks.
+
+    GstRTSPMedia decides seekability from a SEEKING query on the pipeline, and
+    videotestsrc answers "seekable" even when is-live.  Then every PLAY with
+    "Range: npt=0-" (FFmpeg always sends one) does a flushing seek to 0 of the
+    SHARED pipeline: all other clients see RTP timestamps jump back and the
+    running time restart.  Answer the query with "not seekable" and drop any
+    seek event at the payloader, so RTSP-level seeks are refused instead.
+    """
+    pad = media.get_element().get_by_name("pay0").get_static_pad("src")
+
+    def on_query(_pad, info):
+        q = info.get_query()
+        if q is not None and q.type == Gst.QueryType.SEEKING:
+            # A fresh SEEKING query already says seekable=FALSE; answering it
+            # unchanged is enough (PyGObject holds a ref, so it is not writable).
+            return Gst.PadProbeReturn.HANDLED
+        return Gst.PadProbeReturn.OK
+
+    def on_event(_pad, info):
+        ev = info.get_event()
+        if ev is not None and ev.type == Gst.EventType.SEEK:
+            return Gst.PadProbeReturn.DROP
+        return Gst.PadProbeReturn.OK
+
+    pad.add_probe(Gst.PadProbeType.QUERY_UPSTREAM, on_query)
+    pad.add_probe(Gst.PadProbeType.EVENT_UPSTREAM, on_event)
+
+
+def attach_box(media, settings):
+    """Drive the compositor's box pad (position/alpha) from buffer times."""
+    mix = media.get_element().get_by_name("mix")
+    pad = mix.get_static_pad("sink_1")
+    pad.set_property("zorder", 1)
+    pad.set_property("alpha", 0.0)
+    appear, leave = settings.box
+    span_x = settings.width - max(8, settings.width // 8)
+    pad.set_property("ypos", (settings.height - max(8, settings.height // 8)) // 2)
+
+    def probe(p, info):
+        buf = info.get_buffer()
+        base = mix.get_base_time()
+        if buf is None or buf.pts == Gst.CLOCK_TIME_NONE or base == Gst.CLOCK_TIME_NONE:
+            return Gst.PadProbeReturn.OK
+        # pts is running time (the src is live, no offset); + base_time =
+        # REALTIME clock time at capture.
+        t = (base + buf.pts) / Gst.SECOND - settings.epoch
+        if appear <= t < leave:
+            p.set_property("alpha", 1.0)
+            p.set_property("xpos", int(span_x * (t - appear) / (leave - appear)))
+        else:
+            p.set_property("alpha", 0.0)
+        return Gst.PadProbeReturn.OK
+
+    pad.add_probe(Gst.PadProbeType.BUFFER, probe)
+
+
+def configure(media, settings):
+    """media-configure handler: runs once per (shared) media pipeline."""
+    make_unseekable(media)
+    if settings.box:
+        attach_box(media, settings)
+
+
+class FileLoop:
+    """Producer pipeline: decode --file in a gapless loop into intervideosink."""
+
+    def __init__(self, path, settings):
+        self.pipe = Gst.Pipeline.new("file-loop")
+        self.pipe.use_clock(CLOCK)
+        dec = Gst.ElementFactory.make("uridecodebin")
+        dec.set_property("uri", Gst.filename_to_uri(os.path.abspath(path)))
+        chain = Gst.parse_bin_from_description(
+            "queue ! videoconvert ! videoscale ! videorate ! "
+            "video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 ! "
+            "intervideosink channel=%s sync=true"
+            % (settings.width, settings.height, settings.fps, FILE_CHANNEL), True)
+        self.pipe.add(dec)
+        self.pipe.add(chain)
+        self.sink = chain.get_static_pad("sink")
+        dec.connect("pad-added", self.on_pad)
+        bus = self.pipe.get_bus()
+        bus.add_signal_watch()
+        bus.connect("message", self.on_message)
+        self.pipe.set_state(Gst.State.PAUSED)
+        ret, _, _ = self.pipe.get_state(10 * Gst.SECOND)
+        if ret == Gst.StateChangeReturn.FAILURE:
+            raise SystemExit("rtsp_server: cannot play --file %s" % path)
+        # Segment seek: we get SEGMENT_DONE instead of EOS and can loop
+        # without a flush, so running time keeps increasing monotonically.
+        self.pipe.seek_simple(Gst.Format.TIME,
+                              Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT, 0)
+        self.pipe.set_state(Gst.State.PLAYING)
+
+    def on_pad(self, _dec, pad):
+        caps = pad.get_current_caps() or pad.query_caps(None)
+        if caps.get_structure(0).get_name().startswith("video/") and not self.sink.is_linked():
+            pad.link(self.sink)
+
+    def on_message(self, _bus, msg):
+        if msg.type == Gst.MessageType.SEGMENT_DONE:
+            self.pipe.seek_simple(Gst.Format.TIME, Gst.SeekFlags.SEGMENT, 0)
+        elif msg.type == Gst.MessageType.EOS:  # demuxer without segment seeks
+            self.pipe.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH, 0)
+        elif msg.type == Gst.MessageType.ERROR:
+            err, dbg = msg.parse_error()
+            log("file loop error: %s (%s)" % (err.message, dbg))
+
+    def stop(self):
+        self.pipe.set_state(Gst.State.NULL)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=8554, help="0 = pick a free port")
+    ap.add_argument("--mount", action="append", help="repeatable; default /cam")
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=360)
+    ap.add_argument("--fps", type=int, default=25)
+    ap.add_argument("--pattern", help="videotestsrc pattern (default ball, black with --box)")
+    ap.add_argument("--file", help="serve this media file in a loop instead of a test pattern")
+    ap.add_argument("--box", help="appear_s,leave_s: moving white box, wall seconds since start")
+    ap.add_argument("--encoder", choices=("auto", "x264", "openh264"), default="auto")
+    ap.add_argument("--rtcp-interval", type=float, default=1.0,
+                    help="RTCP min interval in seconds (GStreamer default is 5)")
+    ap.add_argument("--die-with-parent", action="store_true",
+                    help="exit when the parent process dies (automatic under faketime)")
+    a = ap.parse_args()
+    settings = Settings(a)
+    mounts = a.mount or ["/cam"]
+
+    loop = GLib.MainLoop()
+    file_loop = FileLoop(a.file, settings) if a.file else None
+    TestMedia.rtcp_interval_ns = settings.rtcp_interval_ns
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(a.port))
+    launch = settings.launch()
+    log("pipeline: " + launch)
+    for m in mounts:
+        if not m.startswith("/"):
+            m = "/" + m
+        f = GstRtspServer.RTSPMediaFactory()
+        f.set_launch(launch)
+        f.set_shared(True)
+        f.set_media_gtype(TestMedia.__gtype__)
+        f.set_clock(CLOCK)
+        f.connect("media-configure", lambda _f, media: configure(media, settings))
+        server.get_mount_points().add_factory(m, f)
+
+    if server.attach(None) == 0:
+        raise SystemExit("rtsp_server: cannot listen on 127.0.0.1:%d" % a.port)
+    # Drop sessions of vanished clients promptly (default cleanup is lazy).
+    GLib.timeout_add_seconds(2, lambda: server.get_session_pool().cleanup() >= 0)
+
+    port = server.get_bound_port()
+    for m in mounts:
+        print("READY rtsp://127.0.0.1:%d%s" % (port, m if m.startswith("/") else "/" + m))
+    print("EPOCH %.6f" % settings.epoch)
+    sys.stdout.flush()
+
+    def quit_(*_):
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, quit_)
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, quit_)
+    die_with_parent(a.die_with_parent)  # after the handlers: a SIGTERM quits cleanly
+    loop.run()
+    if file_loop:
+        file_loop.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
