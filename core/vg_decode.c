@@ -9,6 +9,7 @@
 struct vg_decoder {
     AVCodecContext *ctx;
     vg_decode_mode mode;
+    int draining_keyframe; /* keyframes mode: the decoder is being drained to give up its key frame */
 };
 
 static const char *mode_names[] = {"all", "nonref", "keyframes"};
@@ -61,12 +62,26 @@ void vg_decoder_free(vg_decoder *dec) {
     free(dec);
 }
 
+/* In keyframes mode each key frame is followed by a drain: H.264 decoders with a reorder delay would
+ * otherwise hold the picture until the next packets, i.e. a whole GOP later (or forever, since the
+ * packets between key frames never come). The drain is undone in vg_decoder_receive. */
 int vg_decoder_send(vg_decoder *dec, const AVPacket *pkt) {
-    if (pkt && dec->mode == VG_DECODE_KEYFRAMES && !(pkt->flags & AV_PKT_FLAG_KEY)) return 0;
+    int keyframes_only = dec->mode == VG_DECODE_KEYFRAMES;
+    if (pkt && keyframes_only && !(pkt->flags & AV_PKT_FLAG_KEY)) return 0;
+    dec->draining_keyframe = 0;
     int rc = avcodec_send_packet(dec->ctx, pkt);
+    if (rc == 0 && pkt && keyframes_only && avcodec_send_packet(dec->ctx, NULL) == 0) dec->draining_keyframe = 1;
     return rc == AVERROR_EOF && pkt ? 0 : rc;
 }
 
-int vg_decoder_receive(vg_decoder *dec, AVFrame *frame) { return avcodec_receive_frame(dec->ctx, frame); }
+int vg_decoder_receive(vg_decoder *dec, AVFrame *frame) {
+    int rc = avcodec_receive_frame(dec->ctx, frame);
+    if (rc == AVERROR_EOF && dec->draining_keyframe) { /* the key frame is out: ready for the next one */
+        avcodec_flush_buffers(dec->ctx);
+        dec->draining_keyframe = 0;
+        return AVERROR(EAGAIN);
+    }
+    return rc;
+}
 
 void vg_decoder_flush(vg_decoder *dec) { avcodec_flush_buffers(dec->ctx); }

@@ -268,6 +268,28 @@ static int copy_padded(vg_jpeg *j, vg_view *v, char *err, size_t errlen) {
     return 0;
 }
 
+/* Video is mostly limited range (luma 16..235); JPEG is full range. Such frames go through swscale,
+ * which expands the range, so previews are not washed out. yuvj formats and gray pass as they are. */
+static int limited_range(const AVFrame *f) {
+    switch (f->format) {
+    case AV_PIX_FMT_YUVJ420P: case AV_PIX_FMT_YUVJ422P: case AV_PIX_FMT_YUVJ444P: case AV_PIX_FMT_GRAY8:
+        return 0;
+    default:
+        return f->color_range != AVCOL_RANGE_JPEG;
+    }
+}
+
+/* The full-range twin of a planar YUV layout: asking swscale for it makes swscale expand the range
+ * (also when nothing is scaled, where it would otherwise just copy the planes). */
+static enum AVPixelFormat full_range_twin(enum AVPixelFormat f) {
+    switch (f) {
+    case AV_PIX_FMT_YUV420P: return AV_PIX_FMT_YUVJ420P;
+    case AV_PIX_FMT_YUV422P: return AV_PIX_FMT_YUVJ422P;
+    case AV_PIX_FMT_YUV444P: return AV_PIX_FMT_YUVJ444P;
+    default: return f;
+    }
+}
+
 /* Scale/convert v into scratch as a w x h image of planar fmt. */
 static int scale_into(vg_jpeg *j, vg_view *v, int w, int h, enum AVPixelFormat fmt,
                       char *err, size_t errlen) {
@@ -320,8 +342,9 @@ static int encode(vg_jpeg *j, const AVFrame *src, vg_rect r, int ow, int oh, int
     int samp, native = native_layout(src->format, &plain, &samp);
     vg_view v = crop_view(src, r);
     if (native) v.fmt = plain; /* yuvj = yuv here: values pass through */
-    int rc = 0;
-    if (!native || ow != r.w || oh != r.h) rc = scale_into(j, &v, ow, oh, plain, err, errlen);
+    int rc = 0, expand = limited_range(src);
+    if (!native || expand || ow != r.w || oh != r.h)
+        rc = scale_into(j, &v, ow, oh, expand ? full_range_twin(plain) : plain, err, errlen);
     else if (odd_on_grid(&v)) rc = copy_padded(j, &v, err, errlen);
     if (rc < 0) return -1;
     return compress(j, &v, samp, quality, out, out_len, err, errlen);

@@ -78,6 +78,21 @@ def main():
     t.check(vg.returncode == 0, "valgrind: clean replay (rc %d): %s" % (vg.returncode, vg.stderr[-1500:]))
     t.check(len(read_versions(t.path("vg.jsonl"))) > 0, "valgrind: the replay made episodes")
 
+    # decode modes: every key frame yields a picture in keyframes mode (B-frames delay output otherwise)
+    gop = t.path("gop.mp4")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=10", "-c:v", "libx264",
+                    "-g", "25", "-bf", "3", "-pix_fmt", "yuv420p", gop], check=True)
+    keys = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=flags", "-of",
+                           "csv=p=0", gop], capture_output=True, text=True).stdout.count("K")
+    counts = {}
+    for mode in ["all", "nonref", "keyframes"]:
+        r = run(["replay", gop, "--script", rule, "--params", '{"level": 300}', "--decode", mode, "--out", t.path("m.jsonl")])
+        m = re.search(r"(\d+) frames in", r.stderr)
+        counts[mode] = int(m.group(1)) if m else -1
+    t.check(counts["all"] == 250, "decode all: 250 frames (%d)" % counts["all"])
+    t.check(0 < counts["nonref"] < 250, "decode nonref: fewer frames (%d)" % counts["nonref"])
+    t.check(keys == 10 and counts["keyframes"] == keys, "decode keyframes: one picture per key frame (%d of %d)" % (counts["keyframes"], keys))
+
     # --start omitted: the container's creation_time
     stamped = make_clip(t.path("stamped.mp4"), seconds=1, extra=["-metadata", "creation_time=2024-01-02T03:04:05.000000Z"])
     r = run(["replay", stamped, "--script", write(t.path("open.lua"), """

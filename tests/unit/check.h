@@ -44,8 +44,10 @@ static int check_passed, check_failed;
                                    check_b_ ? check_b_ : "(null)"); } \
 } while (0)
 
-#define CHECK_DONE() ( \
-    printf("%d passed, %d failed\n", check_passed, check_failed), \
-    check_failed ? 1 : 0)
+static inline int check_done(void) {
+    printf("%d passed, %d failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
+#define CHECK_DONE() check_done()
 
 #endif
