@@ -25,7 +25,7 @@ demo: deps build
 	@sh tools/demo.sh $(BUILD)
 
 bench: deps build
-	@sh tests/bench/run
+	@/usr/bin/python3 tests/bench/run
 
 clean:
 	rm -rf $(BUILD)
