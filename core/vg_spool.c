@@ -1,0 +1,393 @@
+/* vg_spool.c — the durable spool of episode versions waiting for Central (interface in vg_spool.h).
+ *
+ * Layout of the spool directory:
+ *   <episode_id>-<updated_at>.ver  one file per version (first, intermediate or closing). A file is never
+ *                                  rewritten: a newer version of the same episode is a new file, so a pending
+ *                                  open or close can never be overwritten by a later extend. The transport
+ *                                  removes a file once Central accepted (or rejected) that version, or once
+ *                                  a newer intermediate version superseded it.
+ *   .<name>.tmp                    a write in progress. Only a crash leaves one behind, and its writer was
+ *                                  never told it was safe, so vg_spool_open deletes it.
+ *   lock                           flock'd while a vigil process owns the spool (the kernel drops it on kill).
+ *   corrupt/                       files that failed their check, moved aside with one log line.
+ *
+ * File format: a header line, the media name, the body (the complete JSON record):
+ *   "VGSPOOL1 <episode_id> <opened_at> <updated_at> <is_first> <is_closing> <media_len> <body_len> <fnv>\n"
+ *   <media> "\n" <body> "\n"
+ * where fnv is the FNV-1a 64-bit hash of media and body in hex. A truncated file fails the length check,
+ * a damaged one the hash. */
+#include "vg_spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vg_log.h"
+
+#define SPOOL_MAGIC "VGSPOOL1"
+#define SPOOL_DEFAULT_MAX (1LL << 30)
+#define SPOOL_MAX_FILE (256LL << 20)
+#define SPOOL_NAME_LEN 64
+
+struct vg_spool {
+    char *dir;
+    int dirfd, lockfd;
+    long long max_bytes, bytes;
+    long files;
+    pthread_mutex_t lock;
+};
+
+static void name_of(uint64_t id, int64_t updated_at, char name[SPOOL_NAME_LEN]) {
+    snprintf(name, SPOOL_NAME_LEN, "%" PRIu64 "-%" PRId64 ".ver", id, updated_at);
+}
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *data, size_t len) {
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)data[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t version_hash(const char *media, size_t media_len, const char *body, size_t body_len) {
+    return fnv1a(fnv1a(0xcbf29ce484222325ULL, media, media_len), body, body_len);
+}
+
+static void account(vg_spool *sp, long files, long long bytes) {
+    pthread_mutex_lock(&sp->lock);
+    sp->files += files;
+    sp->bytes += bytes;
+    pthread_mutex_unlock(&sp->lock);
+}
+
+static int mkdir_parents(const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Counts what the spool holds and deletes writes a crash interrupted. */
+static int scan_existing(vg_spool *sp) {
+    DIR *d = fdopendir(dup(sp->dirfd));
+    if (!d) return -1;
+    rewinddir(d); /* the dup shares dirfd's offset */
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (e->d_name[0] == '.' && has_suffix(e->d_name, ".tmp")) unlinkat(sp->dirfd, e->d_name, 0);
+        else if (has_suffix(e->d_name, ".ver") && fstatat(sp->dirfd, e->d_name, &st, 0) == 0) {
+            sp->files++;
+            sp->bytes += st.st_size;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+static int lock_dir(vg_spool *sp, char *err, size_t errlen) {
+    sp->lockfd = openat(sp->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sp->lockfd < 0) {
+        snprintf(err, errlen, "spool %s: %s", sp->dir, strerror(errno));
+        return -1;
+    }
+    if (flock(sp->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "spool %s is in use by another vigil process", sp->dir);
+        return -1;
+    }
+    return 0;
+}
+
+vg_spool *vg_spool_open(const char *dir, long long max_bytes, char *err, size_t errlen) {
+    if (!dir || !*dir) {
+        snprintf(err, errlen, "no spool directory given");
+        return NULL;
+    }
+    if (mkdir_parents(dir) < 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    vg_spool *sp = calloc(1, sizeof *sp);
+    sp->dir = strdup(dir);
+    sp->lockfd = -1;
+    sp->max_bytes = max_bytes > 0 ? max_bytes : SPOOL_DEFAULT_MAX;
+    pthread_mutex_init(&sp->lock, NULL);
+    sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sp->dirfd < 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
+        vg_spool_close(sp);
+        return NULL;
+    }
+    if (lock_dir(sp, err, errlen) < 0) {
+        vg_spool_close(sp);
+        return NULL;
+    }
+    if (scan_existing(sp) < 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
+        vg_spool_close(sp);
+        return NULL;
+    }
+    return sp;
+}
+
+void vg_spool_close(vg_spool *sp) {
+    if (!sp) return;
+    if (sp->lockfd >= 0) close(sp->lockfd); /* releases the flock */
+    if (sp->dirfd >= 0) close(sp->dirfd);
+    pthread_mutex_destroy(&sp->lock);
+    free(sp->dir);
+    free(sp);
+}
+
+const char *vg_spool_dir(const vg_spool *sp) { return sp->dir; }
+
+void vg_spool_usage(vg_spool *sp, long *files, long long *bytes) {
+    pthread_mutex_lock(&sp->lock);
+    if (files) *files = sp->files;
+    if (bytes) *bytes = sp->bytes;
+    pthread_mutex_unlock(&sp->lock);
+}
+
+/* Header, media and body in one buffer, as the file holds them. */
+static char *encode(const vg_version *v, size_t *len) {
+    size_t media_len = strlen(v->media);
+    char header[200];
+    int n = snprintf(header, sizeof header, SPOOL_MAGIC " %" PRIu64 " %" PRId64 " %" PRId64 " %d %d %zu %zu %016" PRIx64 "\n",
+                     v->episode_id, v->opened_at, v->updated_at, v->is_first ? 1 : 0, v->is_closing ? 1 : 0,
+                     media_len, v->body_len, version_hash(v->media, media_len, v->body, v->body_len));
+    *len = (size_t)n + media_len + 1 + v->body_len + 1;
+    char *buf = malloc(*len);
+    char *p = buf;
+    memcpy(p, header, (size_t)n), p += n;
+    memcpy(p, v->media, media_len), p += media_len;
+    *p++ = '\n';
+    memcpy(p, v->body, v->body_len), p += v->body_len;
+    *p = '\n';
+    return buf;
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        buf += n, len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* temp file, fsync, rename over the final name, fsync the directory. */
+static int write_durably(vg_spool *sp, const char *name, const char *buf, size_t len) {
+    char tmp[SPOOL_NAME_LEN + 8];
+    snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+    int fd = openat(sp->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    int rc = write_all(fd, buf, len) == 0 && fsync(fd) == 0 ? 0 : -1;
+    int saved = errno;
+    close(fd);
+    if (rc == 0 && renameat(sp->dirfd, tmp, sp->dirfd, name) == 0 && fsync(sp->dirfd) == 0) return 0;
+    saved = rc < 0 ? saved : errno;
+    unlinkat(sp->dirfd, tmp, 0);
+    errno = saved;
+    return -1;
+}
+
+int vg_spool_write(vg_spool *sp, const vg_version *v, char *err, size_t errlen) {
+    size_t len;
+    char *buf = encode(v, &len);
+    pthread_mutex_lock(&sp->lock);
+    int full = sp->bytes + (long long)len > sp->max_bytes;
+    if (!full) sp->bytes += (long long)len, sp->files++; /* reserved while writing */
+    pthread_mutex_unlock(&sp->lock);
+    if (full) {
+        free(buf);
+        return VG_SPOOL_FULL;
+    }
+    char name[SPOOL_NAME_LEN];
+    name_of(v->episode_id, v->updated_at, name);
+    int rc = write_durably(sp, name, buf, len);
+    free(buf);
+    if (rc < 0) {
+        snprintf(err, errlen, "spool %s/%s: %s", sp->dir, name, strerror(errno));
+        account(sp, -1, -(long long)len);
+    }
+    return rc;
+}
+
+int vg_spool_remove(vg_spool *sp, uint64_t episode_id, int64_t updated_at) {
+    char name[SPOOL_NAME_LEN];
+    name_of(episode_id, updated_at, name);
+    struct stat st;
+    if (fstatat(sp->dirfd, name, &st, 0) < 0 || unlinkat(sp->dirfd, name, 0) < 0) return -1;
+    account(sp, -1, -(long long)st.st_size);
+    return 0;
+}
+
+void vg_spool_sync(vg_spool *sp) { fsync(sp->dirfd); }
+
+static int read_whole(vg_spool *sp, const char *name, char **buf, size_t *len) {
+    int fd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size > SPOOL_MAX_FILE) {
+        close(fd);
+        errno = EFBIG;
+        return -1;
+    }
+    *len = (size_t)st.st_size;
+    *buf = malloc(*len + 1);
+    size_t got = 0;
+    while (got < *len) {
+        ssize_t n = read(fd, *buf + got, *len - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    *len = got;
+    return 0;
+}
+
+/* Checks one file's bytes and points v into them (NUL-terminating media and body in place).
+ * Returns NULL, or what is wrong. */
+static const char *decode(const char *name, char *buf, size_t len, vg_version *v) {
+    char *eol = memchr(buf, '\n', len < 200 ? len : 200);
+    if (!eol) return len == 0 ? "empty" : "no header line";
+    *eol = 0;
+    char magic[16];
+    int first, closing, used = 0;
+    size_t media_len, body_len;
+    uint64_t hash;
+    int fields = sscanf(buf, "%15s %" SCNu64 " %" SCNd64 " %" SCNd64 " %d %d %zu %zu %" SCNx64 "%n", magic,
+                        &v->episode_id, &v->opened_at, &v->updated_at, &first, &closing, &media_len, &body_len,
+                        &hash, &used);
+    if (fields != 9 || strcmp(magic, SPOOL_MAGIC) != 0 || buf + used != eol) return "bad header";
+    if ((first != 0 && first != 1) || (closing != 0 && closing != 1) || media_len == 0 || body_len == 0)
+        return "bad header";
+    size_t head = (size_t)(eol - buf) + 1;
+    if (media_len > len || body_len > len || head + media_len + 1 + body_len + 1 != len)
+        return head + media_len + body_len + 2 > len ? "truncated" : "wrong length";
+    char *media = buf + head, *body = media + media_len + 1;
+    if (media[media_len] != '\n' || body[body_len] != '\n') return "bad separators";
+    if (version_hash(media, media_len, body, body_len) != hash) return "checksum mismatch";
+    char expected[SPOOL_NAME_LEN];
+    name_of(v->episode_id, v->updated_at, expected);
+    if (strcmp(expected, name) != 0) return "name does not match its content";
+    media[media_len] = 0;
+    body[body_len] = 0;
+    v->media = media;
+    v->body = body;
+    v->body_len = body_len;
+    v->is_first = first;
+    v->is_closing = closing;
+    return NULL;
+}
+
+static void move_aside(vg_spool *sp, const char *name, const char *why) {
+    struct stat st;
+    int have_size = fstatat(sp->dirfd, name, &st, 0) == 0;
+    char dest[SPOOL_NAME_LEN + 16];
+    snprintf(dest, sizeof dest, "corrupt/%s", name);
+    mkdirat(sp->dirfd, "corrupt", 0700);
+    if (renameat(sp->dirfd, name, sp->dirfd, dest) < 0) {
+        vg_error("spool", "%s/%s is unreadable (%s) and could not be moved aside: %s; skipped", sp->dir, name, why,
+                 strerror(errno));
+        return;
+    }
+    if (have_size) account(sp, -1, -(long long)st.st_size);
+    vg_error("spool", "%s/%s is unreadable (%s); moved to %s/corrupt/", sp->dir, name, why, sp->dir);
+}
+
+/* Reads and checks a file; on success *buf holds it and v points into it. Returns 0; -1 when the file is
+ * corrupt (reported and moved aside); -2 when it cannot be read (err says why). */
+static int read_version(vg_spool *sp, const char *name, char **buf, vg_version *v, char *err, size_t errlen) {
+    size_t len;
+    *buf = NULL;
+    if (read_whole(sp, name, buf, &len) < 0) {
+        snprintf(err, errlen, "spool %s/%s: %s", sp->dir, name, strerror(errno));
+        return -2;
+    }
+    const char *why = decode(name, *buf, len, v);
+    if (!why) return 0;
+    move_aside(sp, name, why);
+    snprintf(err, errlen, "spool %s/%s is unreadable (%s)", sp->dir, name, why);
+    free(*buf);
+    *buf = NULL;
+    return -1;
+}
+
+int vg_spool_read(vg_spool *sp, uint64_t episode_id, int64_t updated_at, char **media, char **body,
+                  size_t *body_len, char *err, size_t errlen) {
+    char name[SPOOL_NAME_LEN], *buf;
+    name_of(episode_id, updated_at, name);
+    vg_version v;
+    if (read_version(sp, name, &buf, &v, err, errlen) != 0) return -1;
+    *media = strdup(v.media);
+    *body = malloc(v.body_len + 1);
+    memcpy(*body, v.body, v.body_len + 1);
+    *body_len = v.body_len;
+    free(buf);
+    return 0;
+}
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the version files, sorted. */
+static char **list_versions(vg_spool *sp, size_t *count) {
+    *count = 0;
+    DIR *d = fdopendir(dup(sp->dirfd));
+    if (!d) return NULL;
+    rewinddir(d);
+    size_t cap = 0;
+    char **names = NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !has_suffix(e->d_name, ".ver")) continue;
+        if (*count == cap) names = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
+        names[(*count)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (*count) qsort(names, *count, sizeof *names, compare_names);
+    return names;
+}
+
+long vg_spool_load(vg_spool *sp, vg_spool_visit_fn visit, void *ctx) {
+    size_t count;
+    char **names = list_versions(sp, &count);
+    long loaded = 0;
+    for (size_t i = 0; i < count; i++) {
+        char *buf, err[512];
+        vg_version v;
+        int rc = read_version(sp, names[i], &buf, &v, err, sizeof err);
+        if (rc == 0) {
+            visit(ctx, &v);
+            loaded++;
+        } else if (rc == -2) {
+            vg_error("spool", "%s; skipped", err);
+        }
+        free(buf);
+        free(names[i]);
+    }
+    free(names);
+    return loaded;
+}
