@@ -1,4 +1,4 @@
-/* vg_sink.c — the sink interface and the JSON-lines file sink (replay's --out). */
+/* vg_sink.c — the sink interface, the JSON-lines file sink (replay's --out) and the tee that feeds two sinks. */
 #include "vg_sink.h"
 
 #include <errno.h>
@@ -44,6 +44,34 @@ vg_sink *vg_sink_file_open(const char *path, int append, char *err, size_t errle
     fs->owns = !to_stdout;
     pthread_mutex_init(&fs->lock, NULL);
     return &fs->base;
+}
+
+typedef struct tee_sink {
+    vg_sink base;
+    vg_sink *a, *b;
+    char name[64];
+} tee_sink;
+
+static int tee_put(vg_sink *sink, const vg_version *v) {
+    tee_sink *t = (tee_sink *)sink;
+    int ra = vg_sink_put(t->a, v), rb = vg_sink_put(t->b, v);
+    return ra < 0 || rb < 0 ? -1 : 0;
+}
+
+static void tee_close(vg_sink *sink) {
+    tee_sink *t = (tee_sink *)sink;
+    vg_sink_close(t->a);
+    vg_sink_close(t->b);
+    free(t);
+}
+
+vg_sink *vg_sink_tee(vg_sink *a, vg_sink *b) {
+    tee_sink *t = calloc(1, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s+%s", a->name, b->name);
+    t->base = (vg_sink){.name = t->name, .put = tee_put, .close = tee_close};
+    t->a = a;
+    t->b = b;
+    return &t->base;
 }
 
 int vg_sink_put(vg_sink *sink, const vg_version *version) { return sink->put(sink, version); }

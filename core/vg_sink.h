@@ -16,6 +16,9 @@ struct vg_sink {
 /* path "-" is stdout; append 0 truncates. Lines are flushed as written so a reader sees each version at once. */
 vg_sink *vg_sink_file_open(const char *path, int append, char *err, size_t errlen);
 
+/* Fan-out: every version goes to a, then b; put fails if either failed. Takes both; close closes both. */
+vg_sink *vg_sink_tee(vg_sink *a, vg_sink *b);
+
 int vg_sink_put(vg_sink *sink, const vg_version *version);
 void vg_sink_close(vg_sink *sink);
 

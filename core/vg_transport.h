@@ -1,0 +1,46 @@
+/* vg_transport.h — the Central sink: episode versions go to Flussonic Central over HTTP
+ * (PUT {url}/central/api/v3/episodes/{episode_id}, Bearer key), from one sender thread per sink, through a
+ * durable spool (vg_spool) and the delivery policy of vg_outbox (coalescing, rate limit, retries). put()
+ * returns once the version is on disk and never waits for the network. */
+#ifndef VG_TRANSPORT_H
+#define VG_TRANSPORT_H
+#include <stddef.h>
+
+#include "vg_sink.h"
+
+typedef struct vg_central_options {
+    const char *url;            /* base URL, e.g. "http://127.0.0.1:9019" */
+    const char *api_key;        /* the secret; never logged */
+    const char *spool_dir;      /* required; created if missing */
+    long long spool_max_bytes;  /* 0 = 1 GiB */
+    int min_update_interval_ms; /* 0 = 1000; -1 = no rate limit */
+    int connect_timeout_ms, request_timeout_ms; /* 0 = 5000 / 15000 */
+    int drain_timeout_ms;       /* how long close() tries to deliver what is due; 0 = 2000, -1 = not at all */
+} vg_central_options;
+
+/* Opens the spool, queues what it holds, and starts the sender thread. NULL with a one-line reason. */
+vg_sink *vg_central_open(const vg_central_options *o, char *err, size_t errlen);
+
+/* Reads the key from the API_KEY= line of a Central config file (central.conf): surrounding whitespace,
+ * quotes, "export " and comments are tolerated. -1 with a reason naming the file (never the key). */
+int vg_central_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen);
+
+typedef struct vg_central_stats {
+    long queued;      /* versions waiting or in flight */
+    long sent;        /* accepted by Central (2xx) */
+    long failed;      /* attempts that failed and will be retried */
+    long retries;     /* attempts of versions that had failed before */
+    long dropped_400; /* versions Central rejected, dropped */
+    long spool_files;
+    long long spool_bytes;
+} vg_central_stats;
+
+/* central must come from vg_central_open; anything else reads as zeros. Thread-safe. */
+void vg_central_get_stats(vg_sink *central, vg_central_stats *out);
+
+/* Waits up to timeout_ms for every queued version to be delivered, the rate limit no longer holding any
+ * back; stops early when nothing can be attempted before the deadline (Central down with a long backoff,
+ * or refusing the key). Returns how many versions are still undelivered. */
+long vg_central_drain(vg_sink *central, int timeout_ms);
+
+#endif
