@@ -12,16 +12,27 @@
 #include "vg_check.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
+#include "vg_transport.h"
 
 static const char *USAGE =
     "usage: vigil replay FILE --script PATH [--media NAME] [--start UNIX_MS] [--params JSON]\n"
     "                          [--out PATH] [--machine-id N] [--analysis-width N] [--budget-ms N]\n"
     "                          [--decode all|nonref|keyframes] [--log-level error|warn|info|debug]\n"
     "                          [--realtime] [--watch]\n"
+    "                          [--central URL (--api-key KEY | --api-key-file central.conf) [--spool DIR]\n"
+    "                           [--min-update-interval-ms N]]\n"
+    "       vigil flush --central URL --spool DIR (--api-key KEY | --api-key-file central.conf) [--timeout-ms N]\n"
     "       vigil check SCRIPT [--params JSON] [--frames N] [--analysis-width N]\n"
     "       vigil version\n";
 
+/* Where episodes go to Central: replay's and flush's options. */
+typedef struct central_args {
+    const char *url, *api_key, *api_key_file, *spool;
+    long min_update_interval_ms; /* 0 = the default (1000), -1 = no rate limit */
+} central_args;
+
 typedef struct replay_args {
+    central_args central;
     const char *file, *script, *media, *params, *out, *decode;
     int64_t start_ms;
     int realtime, watch;
@@ -54,8 +65,75 @@ static void media_from_path(const char *path, char *out, size_t outlen) {
     if (dot && dot != out) *dot = 0;
 }
 
+static int is_central_option(const char *opt) {
+    return strcmp(opt, "--central") == 0 || strcmp(opt, "--api-key") == 0 || strcmp(opt, "--api-key-file") == 0 ||
+           strcmp(opt, "--spool") == 0 || strcmp(opt, "--min-update-interval-ms") == 0;
+}
+
+static int parse_central_option(central_args *c, const char *opt, const char *val) {
+    long n;
+    if (strcmp(opt, "--central") == 0) c->url = val;
+    else if (strcmp(opt, "--api-key") == 0) c->api_key = val;
+    else if (strcmp(opt, "--api-key-file") == 0) c->api_key_file = val;
+    else if (strcmp(opt, "--spool") == 0) c->spool = val;
+    else if (parse_long(val, 0, 3600000, &n) == 0) c->min_update_interval_ms = n ? n : -1;
+    else {
+        usage_error("--min-update-interval-ms: '%s' is not 0..3600000", val);
+        return -1;
+    }
+    if (c->api_key && c->api_key_file) {
+        usage_error("%s", "--api-key and --api-key-file exclude each other");
+        return -1;
+    }
+    return 0;
+}
+
+/* $XDG_STATE_HOME/vigil/spool, else ~/.local/state/vigil/spool. */
+static const char *default_spool(char *buf, size_t len) {
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    if (state && *state) snprintf(buf, len, "%s/vigil/spool", state);
+    else snprintf(buf, len, "%s/.local/state/vigil/spool", home && *home ? home : "/tmp");
+    return buf;
+}
+
+static vg_sink *open_central(const central_args *c, int drain_ms, char *err, size_t errlen) {
+    char key[1024], spool[4096];
+    const char *api_key = c->api_key;
+    if (c->api_key_file) {
+        if (vg_central_read_key_file(c->api_key_file, key, sizeof key, err, errlen) < 0) return NULL;
+        api_key = key;
+    }
+    if (!api_key) {
+        snprintf(err, errlen, "--central needs --api-key KEY or --api-key-file central.conf");
+        return NULL;
+    }
+    vg_central_options o = {
+        .url = c->url, .api_key = api_key, .spool_dir = c->spool ? c->spool : default_spool(spool, sizeof spool),
+        .min_update_interval_ms = (int)c->min_update_interval_ms, .drain_timeout_ms = drain_ms,
+    };
+    vg_sink *sink = vg_central_open(&o, err, errlen);
+    explicit_bzero(key, sizeof key);
+    return sink;
+}
+
+/* --out, --central, or both. */
+static vg_sink *open_replay_sink(const replay_args *a, char *err, size_t errlen) {
+    char reason[400];
+    vg_sink *file = NULL, *central = NULL;
+    if (a->out && !(file = vg_sink_file_open(a->out, 0, reason, sizeof reason))) {
+        snprintf(err, errlen, "--out %s", reason);
+        return NULL;
+    }
+    if (!a->central.url) return file;
+    if (!(central = open_central(&a->central, 10000, err, errlen))) { /* replay waits up to 10 s at exit */
+        vg_sink_close(file);
+        return NULL;
+    }
+    return file ? vg_sink_tee(file, central) : central;
+}
+
 static int parse_replay(int argc, char **argv, replay_args *a) {
-    *a = (replay_args){.start_ms = INT64_MIN, .out = "-", .decode = "all"};
+    *a = (replay_args){.start_ms = INT64_MIN, .decode = "all"};
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i];
         if (opt[0] != '-') {
@@ -92,6 +170,8 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
             vg_log_level level;
             if (vg_log_parse_level(val, &level) < 0) return usage_error("--log-level: unknown level '%s'", val);
             vg_log_set_level(level);
+        } else if (is_central_option(opt)) {
+            if (parse_central_option(&a->central, opt, val) < 0) return 2;
         } else {
             return usage_error("unknown option '%s'", opt);
         }
@@ -99,6 +179,9 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
     av_log_set_level(vg_log_get_level() >= VG_LOG_DEBUG ? AV_LOG_WARNING : AV_LOG_QUIET);
     if (!a->file) return usage_error("%s", "replay needs a FILE");
     if (!a->script) return usage_error("%s", "replay needs --script PATH");
+    if (!a->central.url && (a->central.api_key || a->central.api_key_file || a->central.spool))
+        return usage_error("%s", "--api-key, --api-key-file and --spool go with --central URL");
+    if (!a->out && !a->central.url) a->out = "-";
     return 0;
 }
 
@@ -113,9 +196,10 @@ static int check_params(const char *params) {
 
 static void print_summary(const replay_args *a, const vg_camera_stats *st) {
     double fps = st->seconds > 0 ? st->frames_analysed / st->seconds : 0;
-    vg_info("replay", "%ld frames in %.2f s (%.0f fps); %ld episodes, %ld versions written to %s",
-            st->frames_analysed, st->seconds, fps, st->episodes_opened, st->versions_emitted,
-            strcmp(a->out, "-") == 0 ? "stdout" : a->out);
+    const char *out = !a->out ? "" : strcmp(a->out, "-") == 0 ? "stdout" : a->out;
+    vg_info("replay", "%ld frames in %.2f s (%.0f fps); %ld episodes, %ld versions written to %s%s%s",
+            st->frames_analysed, st->seconds, fps, st->episodes_opened, st->versions_emitted, out,
+            *out && a->central.url ? " and " : "", a->central.url ? "Central" : "");
 }
 
 static int cmd_replay(int argc, char **argv) {
@@ -136,9 +220,10 @@ static int cmd_replay(int argc, char **argv) {
     char err[512];
     vg_snowflake ids;
     vg_snowflake_init(&ids, (unsigned)a.machine_id, NULL, NULL);
-    vg_sink *sink = vg_sink_file_open(a.out, 0, err, sizeof err);
+    vg_sink *sink = open_replay_sink(&a, err, sizeof err);
     if (!sink) {
-        fprintf(stderr, "vigil: --out %s\n", err);
+        fprintf(stderr, "vigil: %s\n", err);
+        vg_snowflake_destroy(&ids);
         return 1;
     }
     vg_camera *cam = vg_camera_new(&config, &ids, sink, err, sizeof err);
@@ -159,6 +244,42 @@ static int cmd_replay(int argc, char **argv) {
     }
     print_summary(&a, &stats);
     return stats.sink_errors ? 1 : 0;
+}
+
+/* vigil flush: deliver what earlier runs left in a spool (after a crash, or Central being down at exit);
+ * exit 1 if some of it is still there after --timeout-ms (default 10000). */
+static int cmd_flush(int argc, char **argv) {
+    central_args c = {0};
+    long timeout_ms = 10000;
+    for (int i = 2; i < argc; i++) {
+        const char *opt = argv[i];
+        if (i + 1 >= argc) return usage_error("%s needs a value", opt);
+        const char *val = argv[++i];
+        vg_log_level level;
+        if (is_central_option(opt)) {
+            if (parse_central_option(&c, opt, val) < 0) return 2;
+        } else if (strcmp(opt, "--timeout-ms") == 0) {
+            if (parse_long(val, 0, 3600000, &timeout_ms) < 0) return usage_error("--timeout-ms: '%s' is not 0..3600000", val);
+        } else if (strcmp(opt, "--log-level") == 0) {
+            if (vg_log_parse_level(val, &level) < 0) return usage_error("--log-level: unknown level '%s'", val);
+            vg_log_set_level(level);
+        } else {
+            return usage_error("flush: unknown option '%s'", opt);
+        }
+    }
+    if (!c.url || !c.spool) return usage_error("%s", "flush needs --central URL and --spool DIR");
+    char err[512];
+    vg_sink *sink = open_central(&c, -1, err, sizeof err);
+    if (!sink) {
+        fprintf(stderr, "vigil: %s\n", err);
+        return 1;
+    }
+    long left = vg_central_drain(sink, (int)timeout_ms);
+    vg_central_stats st;
+    vg_central_get_stats(sink, &st);
+    vg_sink_close(sink);
+    vg_info("flush", "%ld versions delivered, %ld rejected by Central, %ld left in the spool", st.sent, st.dropped_400, left);
+    return left ? 1 : 0;
 }
 
 /* vigil check SCRIPT: compile a rule and run it on synthetic frames; exit 1 if anything failed. */
@@ -198,6 +319,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "replay") == 0) return cmd_replay(argc, argv);
     if (strcmp(argv[1], "check") == 0) return cmd_check(argc, argv);
+    if (strcmp(argv[1], "flush") == 0) return cmd_flush(argc, argv);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("vigil %s\n", VIGIL_VERSION);
         return 0;
