@@ -1,25 +1,139 @@
-/* vg_clock.c — stamping frames with absolute time. */
+/* vg_clock.c — stamping frames with absolute time: start + pts for files; for live streams the sender's
+ * wall clock learnt from PRFT side data (the local clock when the sender gives none), never backwards. */
 #include "vg_clock.h"
 
+#include <stdlib.h>
+
+#include <time.h>
+
+#include <libavcodec/defs.h>
 #include <libavutil/mathematics.h>
 
-void vg_clock_init_file(vg_clock *clock, int64_t start_ms, AVRational time_base, int64_t zero_pts) {
-    clock->source = VG_CLOCK_FILE;
-    clock->time_base = time_base;
-    clock->start_ms = start_ms;
-    clock->zero_pts = zero_pts;
-    clock->last_ts = INT64_MIN;
+#include "vg_log.h"
+
+int64_t vg_clock_realtime_us(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
-static int64_t pts_to_ms(const vg_clock *clock, int64_t pts) {
-    return av_rescale_q_rnd(pts - clock->zero_pts, clock->time_base, (AVRational){1, 1000},
-                            AV_ROUND_NEAR_INF | AV_ROUND_PASS_MINMAX);
+void vg_clock_init_file(vg_clock *clock, int64_t start_ms, AVRational time_base, int64_t zero_pts) {
+    *clock = (vg_clock){.source = VG_CLOCK_FILE, .time_base = time_base, .start_ms = start_ms,
+                        .zero_pts = zero_pts, .last_ts = INT64_MIN, .offset_us = INT64_MIN};
+}
+
+void vg_clock_init_live(vg_clock *clock, const char *who) {
+    *clock = (vg_clock){.source = VG_CLOCK_LOCAL, .time_base = {1, 1000}, .last_ts = INT64_MIN, .who = who};
+    vg_clock_new_session(clock, clock->time_base, 0);
+}
+
+void vg_clock_new_session(vg_clock *clock, AVRational time_base, int prft_lags) {
+    clock->time_base = time_base;
+    clock->prft_lags = prft_lags;
+    clock->offset_us = INT64_MIN;
+    clock->pending_prft_us = INT64_MIN;
+    clock->first_pts = AV_NOPTS_VALUE;
+    clock->first_arrival_us = 0;
+    clock->session_stamped = 0;
+}
+
+int64_t vg_packet_wallclock_us(const AVPacket *pkt) {
+    size_t size = 0;
+    const uint8_t *data = av_packet_get_side_data(pkt, AV_PKT_DATA_PRFT, &size);
+    if (!data || size < sizeof(AVProducerReferenceTime)) return INT64_MIN;
+    const AVProducerReferenceTime *prft = (const AVProducerReferenceTime *)data;
+    return prft->wallclock > 0 ? prft->wallclock : INT64_MIN;
+}
+
+static int64_t pts_to_us(const vg_clock *clock, int64_t pts) {
+    return av_rescale_q_rnd(pts, clock->time_base, (AVRational){1, 1000000}, AV_ROUND_NEAR_INF | AV_ROUND_PASS_MINMAX);
+}
+
+/* The sender's clock is the truth; a badly set camera clock is worth one line per camera. */
+static void check_skew(vg_clock *clock, int64_t sender_us, int64_t now_us) {
+    int64_t skew_ms = (sender_us - now_us) / 1000;
+    if (clock->warned_skew || llabs(skew_ms) <= VG_CLOCK_SKEW_MS) return;
+    clock->warned_skew = 1;
+    vg_warn(clock->who, "the camera's clock is %+.1f s off this host's clock; frames keep the camera's time",
+            (double)skew_ms / 1000.0);
+}
+
+static void learn_sender_offset(vg_clock *clock, int64_t offset_us) {
+    if (clock->offset_us != INT64_MIN && clock->source == VG_CLOCK_RTCP &&
+        llabs(offset_us - clock->offset_us) > VG_CLOCK_JUMP_MS * 1000LL)
+        vg_warn(clock->who, "sender clock stepped by %+.3f s", (double)(offset_us - clock->offset_us) / 1e6);
+    else if (clock->offset_us != INT64_MIN && clock->source == VG_CLOCK_LOCAL)
+        vg_info(clock->who, "RTCP sender reports arrived: frames are stamped with the sender's clock again");
+    clock->offset_us = offset_us;
+    clock->source = VG_CLOCK_RTCP;
+}
+
+/* Local fallback: follow the local clock when the stream's pts drift more than a jump away from it. */
+static void follow_local(vg_clock *clock, int64_t pts_us, int64_t now_us) {
+    int64_t drift_us = now_us - (clock->offset_us + pts_us);
+    if (llabs(drift_us) <= VG_CLOCK_JUMP_MS * 1000LL) return;
+    vg_warn(clock->who, "stream time drifted %+.3f s from the local clock; re-anchored", (double)drift_us / 1e6);
+    clock->offset_us = now_us - pts_us;
+}
+
+int vg_clock_observe(vg_clock *clock, const AVPacket *pkt, int64_t now_us) {
+    int64_t prft_us = vg_packet_wallclock_us(pkt);
+    if (pkt->pts != AV_NOPTS_VALUE) {
+        int64_t pts_us = pts_to_us(clock, pkt->pts);
+        int64_t wall_us = clock->prft_lags ? clock->pending_prft_us : prft_us;
+        if (clock->first_pts == AV_NOPTS_VALUE) {
+            clock->first_pts = pkt->pts;
+            clock->first_arrival_us = now_us;
+        }
+        if (wall_us != INT64_MIN) learn_sender_offset(clock, wall_us - pts_us);
+        else if (clock->source == VG_CLOCK_LOCAL && clock->offset_us != INT64_MIN)
+            follow_local(clock, pts_us, now_us);
+    }
+    if (prft_us != INT64_MIN) check_skew(clock, prft_us, now_us);
+    clock->pending_prft_us = prft_us;
+    return vg_clock_known(clock);
+}
+
+int vg_clock_known(const vg_clock *clock) { return clock->offset_us != INT64_MIN; }
+
+void vg_clock_use_local(vg_clock *clock, int64_t waited_ms) {
+    if (!clock->warned_local)
+        vg_warn(clock->who, "no RTCP sender report within %.1f s: frames are stamped with the local clock "
+                "(frame.clock = \"local\")", (double)waited_ms / 1000.0);
+    else
+        vg_debug(clock->who, "no RTCP sender report within %.1f s: local clock", (double)waited_ms / 1000.0);
+    clock->warned_local = 1;
+    clock->source = VG_CLOCK_LOCAL;
+    int64_t first_us = clock->first_pts == AV_NOPTS_VALUE ? 0 : pts_to_us(clock, clock->first_pts);
+    clock->offset_us = (clock->first_arrival_us ? clock->first_arrival_us : vg_clock_realtime_us()) - first_us;
+}
+
+static int64_t file_ms(const vg_clock *clock, int64_t pts) {
+    if (pts == AV_NOPTS_VALUE) return clock->last_ts != INT64_MIN ? clock->last_ts : clock->start_ms;
+    return clock->start_ms + av_rescale_q_rnd(pts - clock->zero_pts, clock->time_base, (AVRational){1, 1000},
+                                              AV_ROUND_NEAR_INF | AV_ROUND_PASS_MINMAX);
+}
+
+static int64_t live_ms(const vg_clock *clock, int64_t pts) {
+    if (pts == AV_NOPTS_VALUE || clock->offset_us == INT64_MIN)
+        return clock->last_ts != INT64_MIN ? clock->last_ts : vg_clock_realtime_us() / 1000;
+    int64_t us = clock->offset_us + pts_to_us(clock, pts);
+    return us >= 0 ? (us + 500) / 1000 : -((-us + 500) / 1000);
+}
+
+static void log_jump(vg_clock *clock, int64_t ts) {
+    if (!clock->who || clock->last_ts == INT64_MIN || !clock->session_stamped) return;
+    int64_t step = ts - clock->last_ts;
+    if (step > VG_CLOCK_JUMP_MS || step < -VG_CLOCK_JUMP_MS)
+        vg_warn(clock->who, "frame time jumped %+.3f s%s", (double)step / 1000.0,
+                step < 0 ? " (held at the last frame's time: frame time never goes backwards)" : "");
 }
 
 int64_t vg_clock_stamp(vg_clock *clock, int64_t pts) {
-    int64_t ts = clock->start_ms + (pts == AV_NOPTS_VALUE ? 0 : pts_to_ms(clock, pts));
-    if (pts == AV_NOPTS_VALUE && clock->last_ts != INT64_MIN) ts = clock->last_ts;
-    if (ts < clock->last_ts) ts = clock->last_ts;
+    int64_t ts = clock->source == VG_CLOCK_FILE ? file_ms(clock, pts) : live_ms(clock, pts);
+    log_jump(clock, ts);
+    if (clock->last_ts != INT64_MIN && ts < clock->last_ts) ts = clock->last_ts;
     clock->last_ts = ts;
+    clock->session_stamped = 1;
     return ts;
 }

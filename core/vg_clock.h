@@ -1,12 +1,22 @@
 /* vg_clock.h — absolute frame time in unix ms. A file is stamped start + pts; a live stream from the
- * sender's clock (RTCP sender reports), else the local clock. Frame time never goes backwards. */
+ * sender's clock (RTCP sender reports), else the local clock. Frame time never goes backwards.
+ *
+ * Live streams: libavformat attaches the wall clock of the latest sender report to packets as
+ * AV_PKT_DATA_PRFT. When the stream goes through a parser (H.264, HEVC, ...) a packet carries the PRFT of
+ * the packet that completed it, i.e. the wall time of the NEXT packet's pts; so the wall time of pts(k) is
+ * the PRFT of packet k-1. The clock keeps offset = wall(pts) - pts and stamps offset + pts: exact to the
+ * frame, and for packets held before the first sender report too. */
 #ifndef VG_CLOCK_H
 #define VG_CLOCK_H
 #include <stdint.h>
 
+#include <libavcodec/packet.h>
 #include <libavutil/rational.h>
 
 #include "vg_frame.h"
+
+#define VG_CLOCK_JUMP_MS 1000   /* consecutive frames further apart than this are logged */
+#define VG_CLOCK_SKEW_MS 2000   /* sender vs local clock difference worth a warning */
 
 typedef struct vg_clock {
     vg_clock_source source;
@@ -14,10 +24,35 @@ typedef struct vg_clock {
     int64_t start_ms;    /* file: the time of zero_pts */
     int64_t zero_pts;
     int64_t last_ts;     /* the last stamp handed out (INT64_MIN before the first) */
+    /* live */
+    const char *who;          /* camera name in log lines */
+    int prft_lags;            /* a packet's PRFT is the wall time of the next packet's pts */
+    int64_t offset_us;        /* wall time of pts 0 in unix µs; INT64_MIN while unknown */
+    int64_t pending_prft_us;  /* PRFT of the previous packet (INT64_MIN: none) */
+    int64_t first_pts;        /* the session's first pts and its arrival time, for the local fallback */
+    int64_t first_arrival_us;
+    int session_stamped;      /* a frame of this session was stamped (jumps to it are not logged) */
+    int warned_skew, warned_local;
 } vg_clock;
 
 void vg_clock_init_file(vg_clock *clock, int64_t start_ms, AVRational time_base, int64_t zero_pts);
+/* A live camera's clock; who names it in log lines. Source is "local" until a session learns better. */
+void vg_clock_init_live(vg_clock *clock, const char *who);
+/* A new connection: pts restart and the sender's time is learnt again; last_ts and warnings survive.
+ * prft_lags: the stream is parsed (see above). */
+void vg_clock_new_session(vg_clock *clock, AVRational time_base, int prft_lags);
+/* Learns from each packet in read order; now_us is its local arrival time (unix µs). Returns 1 once
+ * the wall time of pts is known (from the sender, or the local fallback). */
+int vg_clock_observe(vg_clock *clock, const AVPacket *pkt, int64_t now_us);
+int vg_clock_known(const vg_clock *clock);
+/* No sender report in time: stamp with the local clock from now on, pts anchored at the arrival of the
+ * session's first packet. waited_ms goes into the (once per camera) log line. */
+void vg_clock_use_local(vg_clock *clock, int64_t waited_ms);
 /* The frame time of pts; never less than the previous stamp. */
 int64_t vg_clock_stamp(vg_clock *clock, int64_t pts);
+/* This host's wall clock in unix µs. */
+int64_t vg_clock_realtime_us(void);
+/* The PRFT side data of a packet in unix µs, or INT64_MIN. */
+int64_t vg_packet_wallclock_us(const AVPacket *pkt);
 
 #endif

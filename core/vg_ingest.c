@@ -1,29 +1,54 @@
 /* vg_ingest.c — opening a source with libavformat, choosing its video stream and reading its packets.
- * Network sources get socket timeouts and an interrupt callback that turns a stall into an error. */
+ * Network sources get socket timeouts and an interrupt callback that turns a stall into an error; FFmpeg's
+ * own log lines go through vg_log with URL passwords masked. */
 #include "vg_ingest.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libavformat/avformat.h>
 #include <libavutil/dict.h>
+#include <libavutil/log.h>
 #include <libavutil/parseutils.h>
 
+#include "vg_log.h"
 #include "vg_snowflake.h"
+
+#define VG_INGEST_OPEN_GRACE_MS 5000 /* opening may also read up to this long to learn the stream */
 
 struct vg_ingest {
     AVFormatContext *fmt;
     int stream_index;
     int stall_timeout_ms;
     int64_t last_packet_ms; /* monotonic */
-    volatile int *stop;
+    int64_t deadline_ms;    /* monotonic: the interrupt fires after it */
+    int stalled;            /* the interrupt fired for a stall */
+    atomic_int *stop;
 };
 
 static int interrupt_cb(void *opaque) {
     vg_ingest *in = opaque;
-    if (in->stop && *in->stop) return 1;
-    return vg_monotonic_ms() - in->last_packet_ms > in->stall_timeout_ms;
+    if (in->stop && atomic_load(in->stop)) return 1;
+    if (vg_monotonic_ms() <= in->deadline_ms) return 0;
+    in->stalled = 1;
+    return 1;
+}
+
+/* FFmpeg's messages as debug lines of our own, passwords masked (they can quote the URL). */
+static void ffmpeg_log(void *avcl, int level, const char *fmt, va_list ap) {
+    if (level > av_log_get_level() || vg_log_get_level() < VG_LOG_DEBUG) return;
+    char line[1024], masked[1200];
+    int prefix = 1;
+    av_log_format_line2(avcl, level, fmt, ap, line, sizeof line, &prefix);
+    line[strcspn(line, "\r\n")] = 0;
+    if (line[0]) vg_debug("ffmpeg", "%s", vg_mask_urls_in(line, masked, sizeof masked));
+}
+
+void vg_ingest_global_init(void) {
+    avformat_network_init();
+    av_log_set_callback(ffmpeg_log);
 }
 
 static int is_network(const char *url) { return strstr(url, "://") != NULL && strncmp(url, "file:", 5) != 0; }
@@ -39,10 +64,12 @@ static AVDictionary *open_options(const char *url, const vg_ingest_options *o, i
     return opts;
 }
 
-static void describe_error(int code, char *err, size_t errlen, const char *what) {
+static void describe_error(const vg_ingest *in, int code, char *err, size_t errlen, const char *what) {
     char text[AV_ERROR_MAX_STRING_SIZE];
     av_strerror(code, text, sizeof text);
-    snprintf(err, errlen, "%s: %s", what, text);
+    if (in->stalled)
+        snprintf(err, errlen, "%s: no answer for %.1f s", what, (double)(vg_monotonic_ms() - in->last_packet_ms) / 1000.0);
+    else snprintf(err, errlen, "%s: %s", what, text);
 }
 
 vg_ingest *vg_ingest_open(const char *url, const vg_ingest_options *options, char *err, size_t errlen) {
@@ -51,18 +78,19 @@ vg_ingest *vg_ingest_open(const char *url, const vg_ingest_options *options, cha
     in->stall_timeout_ms = options && options->stall_timeout_ms > 0 ? options->stall_timeout_ms : 10000;
     in->stop = options ? options->stop : NULL;
     in->last_packet_ms = vg_monotonic_ms();
+    in->deadline_ms = in->last_packet_ms + in->stall_timeout_ms + VG_INGEST_OPEN_GRACE_MS;
     in->fmt = avformat_alloc_context();
     in->fmt->interrupt_callback = (AVIOInterruptCB){interrupt_cb, in};
     AVDictionary *opts = open_options(url, options, in->stall_timeout_ms);
     int rc = avformat_open_input(&in->fmt, url, NULL, &opts);
     av_dict_free(&opts);
     if (rc < 0) {
-        describe_error(rc, err, errlen, "cannot open");
+        describe_error(in, rc, err, errlen, "cannot open");
         free(in); /* avformat_open_input frees the context on failure */
         return NULL;
     }
     if ((rc = avformat_find_stream_info(in->fmt, NULL)) < 0) {
-        describe_error(rc, err, errlen, "cannot read stream info");
+        describe_error(in, rc, err, errlen, "cannot read stream info");
         vg_ingest_close(in);
         return NULL;
     }
@@ -86,6 +114,7 @@ void vg_ingest_close(vg_ingest *in) {
 int vg_ingest_read(vg_ingest *in, AVPacket *pkt) {
     for (;;) {
         in->last_packet_ms = vg_monotonic_ms();
+        in->deadline_ms = in->last_packet_ms + in->stall_timeout_ms;
         int rc = av_read_frame(in->fmt, pkt);
         if (rc < 0) return rc;
         if (pkt->stream_index == in->stream_index) return 0;
@@ -94,6 +123,10 @@ int vg_ingest_read(vg_ingest *in, AVPacket *pkt) {
 }
 
 static const AVStream *video(const vg_ingest *in) { return in->fmt->streams[in->stream_index]; }
+
+int vg_ingest_stalled(const vg_ingest *in) { return in->stalled; }
+int vg_ingest_stall_timeout_ms(const vg_ingest *in) { return in->stall_timeout_ms; }
+int vg_ingest_is_parsed(const vg_ingest *in) { return av_stream_get_parser(video(in)) != NULL; }
 
 const AVCodecParameters *vg_ingest_codecpar(const vg_ingest *in) { return video(in)->codecpar; }
 AVRational vg_ingest_time_base(const vg_ingest *in) { return video(in)->time_base; }

@@ -1,6 +1,7 @@
 /* vg_ingest.h — compressed video packets from a file or a network source (libavformat). */
 #ifndef VG_INGEST_H
 #define VG_INGEST_H
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,8 +12,11 @@ typedef struct vg_ingest vg_ingest;
 typedef struct vg_ingest_options {
     const char *transport;    /* RTSP: "tcp" (default) or "udp" */
     int stall_timeout_ms;     /* network: no packet for this long is an error (0 = 10 s) */
-    volatile int *stop;       /* when non-zero, blocking reads return AVERROR_EXIT */
+    atomic_int *stop;         /* when non-zero, blocking reads return AVERROR_EXIT */
 } vg_ingest_options;
+
+/* Once per process, before any thread opens a source: network init, FFmpeg's log lines into vg_log. */
+void vg_ingest_global_init(void);
 
 /* Opens url and picks its best video stream. On failure returns NULL with a one-line reason in err. */
 vg_ingest *vg_ingest_open(const char *url, const vg_ingest_options *options, char *err, size_t errlen);
@@ -28,5 +32,10 @@ int64_t vg_ingest_start_pts(const vg_ingest *in);
 /* The container's creation_time in unix ms, or -1. */
 int64_t vg_ingest_creation_time_ms(const vg_ingest *in);
 double vg_ingest_frame_rate(const vg_ingest *in);
+/* The last open or read failed because no packet came for the stall timeout. */
+int vg_ingest_stalled(const vg_ingest *in);
+int vg_ingest_stall_timeout_ms(const vg_ingest *in);
+/* Packets go through a parser (H.264, HEVC, ...): a packet carries the PRFT of the packet after it. */
+int vg_ingest_is_parsed(const vg_ingest *in);
 
 #endif

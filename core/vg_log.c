@@ -66,3 +66,26 @@ const char *vg_mask_url(const char *url, char *out, size_t outlen) {
     snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
     return out;
 }
+
+/* Copies text with the password of every URL in it replaced by "***". */
+const char *vg_mask_urls_in(const char *text, char *out, size_t outlen) {
+    size_t n = 0;
+    if (!outlen) return out;
+    for (const char *p = text ? text : ""; *p && n + 1 < outlen;) {
+        const char *auth = strncmp(p, "://", 3) == 0 ? p + 3 : NULL;
+        const char *end = auth ? auth + strcspn(auth, "/?# \t\"'<>") : NULL;
+        const char *at = NULL;
+        for (const char *q = auth; q && q < end; q++)
+            if (*q == '@') at = q;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (!colon) {
+            out[n++] = *p++;
+            continue;
+        }
+        n += (size_t)snprintf(out + n, outlen - n, "%.*s:***", (int)(colon - p), p);
+        if (n >= outlen) n = outlen - 1;
+        p = at;
+    }
+    out[n] = 0;
+    return out;
+}

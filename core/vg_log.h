@@ -19,5 +19,7 @@ void vg_log(vg_log_level level, const char *who, const char *fmt, ...)
 
 /* Copies url into out with any "user:password@" replaced by "user:***@". */
 const char *vg_mask_url(const char *url, char *out, size_t outlen);
+/* The same for every URL inside a free text (an FFmpeg message, an error string). */
+const char *vg_mask_urls_in(const char *text, char *out, size_t outlen);
 
 #endif

@@ -1,0 +1,148 @@
+/* test_clock.c — frame time: files (start + pts), live streams from PRFT side data with the parser's
+ * one-packet lag, packets held before the first sender report, the local fallback, sender clock steps,
+ * the skew warning, and time that never goes backwards across reconnects. */
+#include <libavcodec/defs.h>
+
+#include "check.h"
+#include "vg_clock.h"
+#include "vg_log.h"
+
+#define TB ((AVRational){1, 90000})
+#define FRAME 3600               /* 40 ms at 90 kHz */
+#define WALL 1700000000000000LL  /* unix µs of pts 0 in these tests */
+
+/* A packet with pts (AV_NOPTS_VALUE for none) and, when prft_us > 0, PRFT side data. */
+static AVPacket *packet(int64_t pts, int64_t prft_us) {
+    AVPacket *pkt = av_packet_alloc();
+    pkt->pts = pts;
+    if (prft_us > 0) {
+        AVProducerReferenceTime *p =
+            (AVProducerReferenceTime *)av_packet_new_side_data(pkt, AV_PKT_DATA_PRFT, sizeof *p);
+        p->wallclock = prft_us;
+        p->flags = 24;
+    }
+    return pkt;
+}
+
+static int observe(vg_clock *clock, int64_t pts, int64_t prft_us, int64_t now_us) {
+    AVPacket *pkt = packet(pts, prft_us);
+    int known = vg_clock_observe(clock, pkt, now_us);
+    av_packet_free(&pkt);
+    return known;
+}
+
+static void test_file(void) {
+    vg_clock c;
+    vg_clock_init_file(&c, 1000, (AVRational){1, 1000}, 500);
+    CHECK_INT(c.source, VG_CLOCK_FILE);
+    CHECK_INT(vg_clock_stamp(&c, AV_NOPTS_VALUE), 1000);
+    CHECK_INT(vg_clock_stamp(&c, 540), 1040);
+    CHECK_INT(vg_clock_stamp(&c, AV_NOPTS_VALUE), 1040);
+    CHECK_INT(vg_clock_stamp(&c, 520), 1040); /* never backwards */
+}
+
+/* Parsed stream: packet k carries the PRFT of pts(k+1). Packets before the first report are held and
+ * then stamped exactly, not one frame late. */
+static void test_prft_lags_one_packet(void) {
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 1);
+    int64_t now = WALL + 50000;
+    CHECK_INT(observe(&c, AV_NOPTS_VALUE, 0, now), 0); /* the very first packet has no pts */
+    CHECK_INT(observe(&c, FRAME, 0, now + 40000), 0);
+    CHECK_INT(observe(&c, 2 * FRAME, WALL + 120000, now + 80000), 0); /* first report: time of 3 * FRAME */
+    CHECK(!vg_clock_known(&c));
+    CHECK_INT(observe(&c, 3 * FRAME, WALL + 160000, now + 120000), 1);
+    CHECK_INT(c.source, VG_CLOCK_RTCP);
+    /* the held packets, stamped now */
+    CHECK_INT(vg_clock_stamp(&c, 0), WALL / 1000);
+    CHECK_INT(vg_clock_stamp(&c, FRAME), WALL / 1000 + 40);
+    CHECK_INT(vg_clock_stamp(&c, 2 * FRAME), WALL / 1000 + 80);
+    CHECK_INT(vg_clock_stamp(&c, 3 * FRAME), WALL / 1000 + 120);
+    /* a packet without PRFT breaks the pairing: the next one keeps the offset learnt */
+    observe(&c, 4 * FRAME, 0, now + 160000);
+    observe(&c, 5 * FRAME, WALL + 240000, now + 200000);
+    CHECK_INT(vg_clock_stamp(&c, 5 * FRAME), WALL / 1000 + 200);
+}
+
+/* Without a parser a packet's PRFT is its own time. */
+static void test_prft_own_packet(void) {
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 0);
+    CHECK_INT(observe(&c, FRAME, 0, WALL), 0);
+    CHECK_INT(observe(&c, 2 * FRAME, WALL + 80000, WALL), 1);
+    CHECK_INT(vg_clock_stamp(&c, FRAME), WALL / 1000 + 40);
+}
+
+static void test_never_backwards_and_steps(void) {
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 1);
+    observe(&c, 0, WALL + 40000, WALL);
+    observe(&c, FRAME, WALL + 80000, WALL);
+    CHECK_INT(vg_clock_stamp(&c, 2 * FRAME), WALL / 1000 + 80);
+    CHECK_INT(vg_clock_stamp(&c, FRAME), WALL / 1000 + 80); /* reordered or late: held */
+    /* the sender's clock steps back 5 s: frames hold at the last time */
+    observe(&c, 2 * FRAME, WALL - 5000000 + 3 * 40000, WALL);
+    observe(&c, 3 * FRAME, WALL - 5000000 + 4 * 40000, WALL);
+    CHECK_INT(vg_clock_stamp(&c, 3 * FRAME), WALL / 1000 + 80);
+    /* and forward 10 s: the jump is taken */
+    observe(&c, 4 * FRAME, WALL + 10000000 + 5 * 40000, WALL);
+    observe(&c, 5 * FRAME, WALL + 10000000 + 6 * 40000, WALL);
+    CHECK_INT(vg_clock_stamp(&c, 5 * FRAME), WALL / 1000 + 10000 + 200);
+}
+
+static void test_local_fallback_then_reports(void) {
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 1);
+    int64_t arrival = WALL + 7000; /* local µs of the first packet with pts */
+    observe(&c, AV_NOPTS_VALUE, 0, arrival - 40000);
+    observe(&c, 10 * FRAME, 0, arrival);
+    observe(&c, 11 * FRAME, 0, arrival + 40000);
+    CHECK(!vg_clock_known(&c));
+    vg_clock_use_local(&c, 5000);
+    CHECK(vg_clock_known(&c));
+    CHECK_INT(c.source, VG_CLOCK_LOCAL);
+    CHECK_INT(vg_clock_stamp(&c, 10 * FRAME), (arrival + 500) / 1000);
+    CHECK_INT(vg_clock_stamp(&c, 11 * FRAME), (arrival + 500) / 1000 + 40);
+    /* pts that run away from the local clock are re-anchored */
+    observe(&c, 12 * FRAME + 90000 * 5, 0, arrival + 80000);
+    CHECK_INT(vg_clock_stamp(&c, 12 * FRAME + 90000 * 5), (arrival + 80000 + 500) / 1000);
+    /* a late sender report wins */
+    observe(&c, 13 * FRAME, WALL + 9000000, arrival + 120000);
+    observe(&c, 14 * FRAME, WALL + 9040000, arrival + 160000);
+    CHECK_INT(c.source, VG_CLOCK_RTCP);
+    CHECK_INT(vg_clock_stamp(&c, 14 * FRAME), WALL / 1000 + 9000);
+}
+
+static void test_skew_and_sessions(void) {
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 1);
+    int64_t local = WALL + 3600000000LL; /* the camera is an hour behind */
+    observe(&c, 0, WALL + 40000, local);
+    CHECK(c.warned_skew);
+    observe(&c, FRAME, WALL + 80000, local + 40000);
+    CHECK_INT(vg_clock_stamp(&c, FRAME), WALL / 1000 + 40);
+    /* reconnect: pts restart at 0, time goes on, the last stamp is kept */
+    vg_clock_new_session(&c, TB, 1);
+    CHECK(!vg_clock_known(&c));
+    CHECK_INT(vg_clock_stamp(&c, 0), WALL / 1000 + 40);
+    observe(&c, 0, WALL + 2000000 + 40000, local);
+    observe(&c, FRAME, WALL + 2000000 + 80000, local);
+    CHECK_INT(vg_clock_stamp(&c, FRAME), WALL / 1000 + 2040);
+    CHECK(c.warned_skew);
+}
+
+int main(void) {
+    vg_log_set_level(VG_LOG_ERROR);
+    test_file();
+    test_prft_lags_one_packet();
+    test_prft_own_packet();
+    test_never_backwards_and_steps();
+    test_local_fallback_then_reports();
+    test_skew_and_sessions();
+    return CHECK_DONE();
+}
