@@ -384,11 +384,12 @@ static void note_spool_state(central_sink *cs, int rc, const char *err) {
 
 static int central_put(vg_sink *sink, const vg_version *v) {
     central_sink *cs = (central_sink *)sink;
+    int64_t called_at = vg_realtime_ms(); /* the debug line below feeds tests/bench/central_latency.py */
     char err[512] = "", id[VG_ID_STRLEN];
     int rc = vg_spool_write(cs->spool, v, err, sizeof err);
     vg_outbox_item *it = item_of(v, rc == 0);
     vg_debug(WHO, "put episode %s updated_at %" PRId64 " (%s) at %" PRId64, vg_id_format(v->episode_id, id),
-             v->updated_at, kind_of(it), vg_realtime_ms());
+             v->updated_at, kind_of(it), called_at);
     pthread_mutex_lock(&cs->lock);
     int accepting = cs->accepting;
     if (accepting) {
