@@ -288,6 +288,15 @@ void vg_outbox_done(vg_outbox *ob, vg_outbox_item *item, vg_send_result result, 
 }
 
 void vg_outbox_set_flush(vg_outbox *ob, int on) { ob->flush = on; }
+
+void vg_outbox_each_waiting(vg_outbox *ob, void (*fn)(void *ctx, vg_outbox_item *item), void *ctx) {
+    for (size_t i = 0; i < ob->count; i++) {
+        episode_state *ep = ob->eps[i];
+        vg_outbox_item *items[] = {ep->open, ep->mid, ep->close, ep->in_flight};
+        for (size_t k = 0; k < sizeof items / sizeof *items; k++)
+            if (items[k]) fn(ctx, items[k]);
+    }
+}
 long vg_outbox_pending(const vg_outbox *ob) { return ob->pending; }
 long vg_outbox_in_flight(const vg_outbox *ob) { return ob->in_flight; }
 long vg_outbox_episodes(const vg_outbox *ob) { return (long)ob->count; }

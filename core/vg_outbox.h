@@ -67,6 +67,8 @@ void vg_outbox_item_free(vg_outbox_item *item);
 
 /* On: the rate limit no longer holds anything back (used when draining before exit). */
 void vg_outbox_set_flush(vg_outbox *ob, int on);
+/* Calls fn for every version still waiting (not delivered, not superseded). */
+void vg_outbox_each_waiting(vg_outbox *ob, void (*fn)(void *ctx, vg_outbox_item *item), void *ctx);
 long vg_outbox_pending(const vg_outbox *ob);   /* waiting or in flight */
 long vg_outbox_in_flight(const vg_outbox *ob);
 long vg_outbox_episodes(const vg_outbox *ob);  /* episodes the outbox keeps state for */

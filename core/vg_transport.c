@@ -321,6 +321,8 @@ static void wait_for_work(central_sink *cs, int64_t wait_ms) {
     pthread_cond_timedwait(&cs->wake, &cs->lock, &ts);
 }
 
+static void spool_when_due(central_sink *cs, vg_outbox_item *it);
+
 static void *sender_main(void *arg) {
     central_sink *cs = arg;
     pthread_mutex_lock(&cs->lock);
@@ -334,6 +336,7 @@ static void *sender_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&cs->lock);
+        spool_when_due(cs, it);
         attempt a;
         deliver(cs, it, &a);
         pthread_mutex_lock(&cs->lock);
@@ -382,24 +385,44 @@ static void note_spool_state(central_sink *cs, int rc, const char *err) {
     }
 }
 
+/* First and closing versions are on disk before put returns. An intermediate update is kept in memory
+ * and spooled by the sender when it is due: most updates are superseded within the rate-limit interval
+ * and never cost an fsync (a camera extends its episode on every frame). A crash loses at most the
+ * newest update not yet due; the open and the close are never lost. */
 static int central_put(vg_sink *sink, const vg_version *v) {
     central_sink *cs = (central_sink *)sink;
     int64_t called_at = vg_realtime_ms(); /* the debug line below feeds tests/bench/central_latency.py */
     char err[512] = "", id[VG_ID_STRLEN];
-    int rc = vg_spool_write(cs->spool, v, err, sizeof err);
+    int durable_now = v->is_first || v->is_closing;
+    int rc = durable_now ? vg_spool_write(cs->spool, v, err, sizeof err) : 1;
     vg_outbox_item *it = item_of(v, rc == 0);
     vg_debug(WHO, "put episode %s updated_at %" PRId64 " (%s) at %" PRId64, vg_id_format(v->episode_id, id),
              v->updated_at, kind_of(it), called_at);
     pthread_mutex_lock(&cs->lock);
     int accepting = cs->accepting;
     if (accepting) {
-        note_spool_state(cs, rc, err);
+        if (durable_now) note_spool_state(cs, rc, err);
         vg_outbox_add(cs->outbox, it, vg_monotonic_ms());
         pthread_cond_signal(&cs->wake);
     }
     pthread_mutex_unlock(&cs->lock);
     if (!accepting) vg_outbox_item_free(it); /* a spooled copy goes out at the next start */
-    return accepting && rc == 0 ? 0 : -1;
+    return accepting && rc >= 0 ? 0 : -1;
+}
+
+static void spool_waiting(void *ctx, vg_outbox_item *it) { spool_when_due(ctx, it); }
+
+/* An update goes to the spool when it is due, before its first attempt (see central_put). */
+static void spool_when_due(central_sink *cs, vg_outbox_item *it) {
+    if (it->spooled || !it->body) return;
+    vg_version v = {.episode_id = it->episode_id, .media = it->media, .opened_at = it->opened_at,
+                    .updated_at = it->updated_at, .body = it->body, .body_len = it->body_len};
+    char err[512] = "";
+    int rc = vg_spool_write(cs->spool, &v, err, sizeof err);
+    if (rc == 0) it->spooled = 1;
+    pthread_mutex_lock(&cs->lock);
+    note_spool_state(cs, rc, err);
+    pthread_mutex_unlock(&cs->lock);
 }
 
 static int compare_items(const void *a, const void *b) {
@@ -469,6 +492,8 @@ static void free_sink(central_sink *cs) {
     free(cs);
 }
 
+static void spool_waiting(void *ctx, vg_outbox_item *it);
+
 static void central_close(vg_sink *sink) {
     central_sink *cs = (central_sink *)sink;
     pthread_mutex_lock(&cs->lock);
@@ -481,6 +506,7 @@ static void central_close(vg_sink *sink) {
     pthread_cond_signal(&cs->wake);
     pthread_mutex_unlock(&cs->lock);
     pthread_join(cs->thread, NULL);
+    vg_outbox_each_waiting(cs->outbox, spool_waiting, cs); /* updates held in memory go to disk now */
     long left = vg_outbox_pending(cs->outbox);
     if (left > 0)
         vg_warn(WHO, "%ld episode versions not delivered to %s yet; they stay in the spool %s for the next start",
