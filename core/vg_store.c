@@ -1,0 +1,328 @@
+/* vg_store.c — the analytics-node episode store.
+ *
+ * Memory: one entry per episode (id, updated_at, body), kept sorted by updated_at so a query is a binary
+ * search and a slice. Disk: dir/<episode_id>.json holds the newest body, replaced by write-temp-then-
+ * rename. First and closing versions are written (and fsync'd) at once; intermediate updates are written
+ * by a flusher at most every FLUSH_MS, since a camera extends its episodes on every frame. Entries older
+ * than keep_for (by the wall time they last changed) are dropped, files too. */
+#include "vg_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "vg_log.h"
+#include "vg_snowflake.h"
+
+#define WHO "store"
+#define FLUSH_MS 1000
+#define DEFAULT_KEEP_MS (24LL * 3600 * 1000)
+#define DEFAULT_LIMIT 1000
+
+typedef struct entry {
+    uint64_t id;
+    int64_t updated_at;
+    int64_t changed_ms;   /* wall clock of the last put, for retention */
+    char *body;
+    size_t len;
+    int dirty;            /* newer than its file */
+} entry;
+
+struct vg_store {
+    vg_sink sink;
+    char *dir;
+    int64_t keep_for_ms;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;  /* CLOCK_MONOTONIC; broadcast on every put, for long polls */
+    pthread_cond_t wake_flusher; /* CLOCK_MONOTONIC; only at stop */
+    entry **entries;         /* sorted by updated_at, then id */
+    size_t count, cap;
+    pthread_t flusher;
+    int flusher_started;
+    int stopping;
+};
+
+/* ---------- files ---------- */
+
+static void entry_path(const vg_store *st, uint64_t id, char *out, size_t outlen, int tmp) {
+    char idtext[VG_ID_STRLEN];
+    snprintf(out, outlen, "%s/%s%s.json%s", st->dir, tmp ? "." : "", vg_id_format(id, idtext), tmp ? ".tmp" : "");
+}
+
+static int write_entry(const vg_store *st, const entry *e, int sync) {
+    char path[4096], tmp[4096];
+    entry_path(st, e->id, path, sizeof path, 0);
+    entry_path(st, e->id, tmp, sizeof tmp, 1);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    int ok = write(fd, e->body, e->len) == (ssize_t)e->len && (!sync || fsync(fd) == 0);
+    close(fd);
+    if (!ok || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_entry_file(const vg_store *st, uint64_t id) {
+    char path[4096];
+    entry_path(st, id, path, sizeof path, 0);
+    unlink(path);
+}
+
+/* ---------- the sorted array ---------- */
+
+static int before(const entry *a, int64_t updated_at, uint64_t id) {
+    return a->updated_at < updated_at || (a->updated_at == updated_at && a->id < id);
+}
+
+/* First index whose entry is not before (updated_at, id). */
+static size_t lower_bound(const vg_store *st, int64_t updated_at, uint64_t id) {
+    size_t lo = 0, hi = st->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (before(st->entries[mid], updated_at, id)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static void insert_sorted(vg_store *st, entry *e) {
+    if (st->count == st->cap) {
+        st->cap = st->cap ? st->cap * 2 : 64;
+        st->entries = realloc(st->entries, st->cap * sizeof *st->entries);
+    }
+    size_t at = lower_bound(st, e->updated_at, e->id);
+    memmove(st->entries + at + 1, st->entries + at, (st->count - at) * sizeof *st->entries);
+    st->entries[at] = e;
+    st->count++;
+}
+
+static entry *take(vg_store *st, uint64_t id) {
+    for (size_t i = 0; i < st->count; i++) { /* by id: linear, the store holds thousands at most */
+        if (st->entries[i]->id != id) continue;
+        entry *e = st->entries[i];
+        memmove(st->entries + i, st->entries + i + 1, (st->count - i - 1) * sizeof *st->entries);
+        st->count--;
+        return e;
+    }
+    return NULL;
+}
+
+static void entry_free(entry *e) {
+    if (!e) return;
+    free(e->body);
+    free(e);
+}
+
+/* ---------- put ---------- */
+
+static int store_put(vg_sink *sink, const vg_version *v) {
+    vg_store *st = (vg_store *)sink;
+    pthread_mutex_lock(&st->lock);
+    entry *e = take(st, v->episode_id);
+    if (e && e->updated_at >= v->updated_at) { /* an older version arriving late: keep the newer */
+        insert_sorted(st, e);
+        pthread_mutex_unlock(&st->lock);
+        return 0;
+    }
+    if (!e) e = calloc(1, sizeof *e);
+    free(e->body);
+    e->id = v->episode_id;
+    e->updated_at = v->updated_at;
+    e->changed_ms = vg_realtime_ms();
+    e->body = malloc(v->body_len + 1);
+    memcpy(e->body, v->body, v->body_len);
+    e->body[v->body_len] = 0;
+    e->len = v->body_len;
+    int now = v->is_first || v->is_closing;
+    int rc = now ? write_entry(st, e, 1) : 0;
+    e->dirty = !now;
+    insert_sorted(st, e);
+    pthread_cond_broadcast(&st->changed);
+    pthread_mutex_unlock(&st->lock);
+    if (rc < 0) vg_error(WHO, "%s: cannot write episode: %s", st->dir, strerror(errno));
+    return rc;
+}
+
+/* ---------- query ---------- */
+
+static void deadline_after(struct timespec *ts, int ms) {
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+void vg_store_query(vg_store *st, int64_t after, int limit, int timeout_ms, vg_buf *out) {
+    if (limit <= 0) limit = DEFAULT_LIMIT;
+    struct timespec deadline;
+    deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&st->lock);
+    size_t from = lower_bound(st, after + 1, 0);
+    while (from == st->count && timeout_ms > 0 && !st->stopping) {
+        if (pthread_cond_timedwait(&st->changed, &st->lock, &deadline) == ETIMEDOUT) break;
+        from = lower_bound(st, after + 1, 0);
+    }
+    size_t to = from + (size_t)limit < st->count ? from + (size_t)limit : st->count;
+    while (to < st->count && to > from && st->entries[to]->updated_at == st->entries[to - 1]->updated_at) to++;
+    vg_buf_printf(out, "{\"episodes\":[");
+    for (size_t i = from; i < to; i++) {
+        if (i > from) vg_buf_append(out, ",", 1);
+        vg_buf_append(out, st->entries[i]->body, st->entries[i]->len);
+    }
+    vg_buf_printf(out, "],\"estimated_count\":%zu}", st->count - from);
+    pthread_mutex_unlock(&st->lock);
+}
+
+long vg_store_count(vg_store *st) {
+    pthread_mutex_lock(&st->lock);
+    long n = (long)st->count;
+    pthread_mutex_unlock(&st->lock);
+    return n;
+}
+
+/* ---------- flusher and retention ---------- */
+
+static void flush_and_expire(vg_store *st) {
+    int64_t now = vg_realtime_ms();
+    for (size_t i = 0; i < st->count; i++) {
+        entry *e = st->entries[i];
+        if (now - e->changed_ms > st->keep_for_ms) {
+            remove_entry_file(st, e->id);
+            memmove(st->entries + i, st->entries + i + 1, (st->count - i - 1) * sizeof *st->entries);
+            st->count--;
+            entry_free(e);
+            i--;
+        } else if (e->dirty && write_entry(st, e, 0) == 0) {
+            e->dirty = 0;
+        }
+    }
+}
+
+static void *flusher_main(void *arg) {
+    vg_store *st = arg;
+    pthread_mutex_lock(&st->lock);
+    while (!st->stopping) {
+        struct timespec deadline;
+        deadline_after(&deadline, FLUSH_MS);
+        pthread_cond_timedwait(&st->wake_flusher, &st->lock, &deadline);
+        flush_and_expire(st);
+    }
+    flush_and_expire(st);
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+/* ---------- open and close ---------- */
+
+static entry *load_file(vg_store *st, const char *name) {
+    uint64_t id;
+    char idtext[32];
+    size_t n = strlen(name);
+    if (n < 6 || n - 5 >= sizeof idtext || strcmp(name + n - 5, ".json") != 0) return NULL;
+    snprintf(idtext, sizeof idtext, "%.*s", (int)(n - 5), name);
+    if (vg_id_parse(idtext, &id) < 0) return NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", st->dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    entry *e = calloc(1, sizeof *e);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && sb.st_size > 0 && (e->body = malloc((size_t)sb.st_size + 1)))
+        e->len = fread(e->body, 1, (size_t)sb.st_size, f);
+    fclose(f);
+    cJSON *json = e->body ? (e->body[e->len] = 0, cJSON_ParseWithLength(e->body, e->len)) : NULL;
+    const cJSON *updated = cJSON_GetObjectItemCaseSensitive(json, "updated_at");
+    if (!cJSON_IsNumber(updated)) {
+        vg_warn(WHO, "%s: not an episode record, skipped", path);
+        cJSON_Delete(json);
+        entry_free(e);
+        return NULL;
+    }
+    e->id = id;
+    e->updated_at = (int64_t)updated->valuedouble;
+    e->changed_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+    cJSON_Delete(json);
+    return e;
+}
+
+static int load_dir(vg_store *st, char *err, size_t errlen) {
+    DIR *d = opendir(st->dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: %s", st->dir, strerror(errno));
+        return -1;
+    }
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.') {
+            if (strstr(de->d_name, ".tmp")) { /* a write a crash interrupted */
+                char path[4096];
+                snprintf(path, sizeof path, "%s/%s", st->dir, de->d_name);
+                unlink(path);
+            }
+            continue;
+        }
+        entry *e = load_file(st, de->d_name);
+        if (e) insert_sorted(st, e);
+    }
+    closedir(d);
+    return 0;
+}
+
+static void store_sink_close(vg_sink *sink) { (void)sink; /* the store outlives its sink role */ }
+
+vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t errlen) {
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    vg_store *st = calloc(1, sizeof *st);
+    st->sink = (vg_sink){.name = "store", .put = store_put, .close = store_sink_close};
+    st->dir = strdup(dir);
+    st->keep_for_ms = keep_for_ms > 0 ? keep_for_ms : DEFAULT_KEEP_MS;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->changed, &attr);
+    pthread_cond_init(&st->wake_flusher, &attr);
+    pthread_condattr_destroy(&attr);
+    if (load_dir(st, err, errlen) < 0) {
+        vg_store_close(st);
+        return NULL;
+    }
+    st->flusher_started = pthread_create(&st->flusher, NULL, flusher_main, st) == 0;
+    return st;
+}
+
+vg_sink *vg_store_sink(vg_store *st) { return &st->sink; }
+
+void vg_store_close(vg_store *st) {
+    if (!st) return;
+    pthread_mutex_lock(&st->lock);
+    st->stopping = 1;
+    pthread_cond_broadcast(&st->changed);
+    pthread_cond_signal(&st->wake_flusher);
+    pthread_mutex_unlock(&st->lock);
+    if (st->flusher_started) pthread_join(st->flusher, NULL); /* it writes what is dirty on the way out */
+    for (size_t i = 0; i < st->count; i++) entry_free(st->entries[i]);
+    free(st->entries);
+    pthread_mutex_destroy(&st->lock);
+    pthread_cond_destroy(&st->changed);
+    pthread_cond_destroy(&st->wake_flusher);
+    free(st->dir);
+    free(st);
+}

@@ -1,0 +1,25 @@
+/* vg_store.h — the episode store of analytics-node mode: the newest version of every episode of the last
+ * keep_for ms, on disk so a restart loses nothing, queryable by updated_at for Central's long polls. */
+#ifndef VG_STORE_H
+#define VG_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vg_http.h"
+#include "vg_sink.h"
+
+typedef struct vg_store vg_store;
+
+/* Opens (creating) dir and loads what it holds; keep_for_ms 0 = 24 h. NULL with err on failure. */
+vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t errlen);
+void vg_store_close(vg_store *store);
+/* The store as a sink: every version put replaces its episode's entry and wakes waiting queries. */
+vg_sink *vg_store_sink(vg_store *store);
+
+/* Appends to out a JSON object {"episodes":[...],"estimated_count":N}: the episodes whose newest version
+ * has updated_at > after, oldest first, at most limit (0 = 1000; versions with the same updated_at are
+ * never split across two answers). When there are none, waits up to timeout_ms for one to arrive. */
+void vg_store_query(vg_store *store, int64_t after, int limit, int timeout_ms, vg_buf *out);
+long vg_store_count(vg_store *store);
+
+#endif

@@ -1,0 +1,128 @@
+/* test_store.c — the analytics-node store: newest version per episode, queries by updated_at (oldest
+ * first, limits that never split equal updated_at), long polls woken by a put, persistence across a
+ * reopen, retention, and exact ids. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "vg_snowflake.h"
+#include "vg_store.h"
+
+static void put(vg_store *st, uint64_t id, int64_t updated_at, int first, int closing) {
+    char body[256];
+    snprintf(body, sizeof body, "{\"episode_id\":%llu,\"media\":\"cam\",\"opened_at\":1,\"updated_at\":%lld}",
+             (unsigned long long)id, (long long)updated_at);
+    vg_version v = {.episode_id = id, .media = "cam", .opened_at = 1, .updated_at = updated_at, .is_first = first,
+                    .is_closing = closing, .body = body, .body_len = strlen(body)};
+    vg_sink_put(vg_store_sink(st), &v);
+}
+
+static char *query(vg_store *st, int64_t after, int limit, int timeout_ms) {
+    vg_buf b = {0};
+    vg_store_query(st, after, limit, timeout_ms, &b);
+    return b.data;
+}
+
+static int count_of(const char *json, const char *needle) {
+    int n = 0;
+    for (const char *p = json; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+typedef struct poller {
+    vg_store *st;
+    int64_t after;
+    char *answer;
+    int64_t took_ms;
+} poller;
+
+static void *poll_thread(void *arg) {
+    poller *p = arg;
+    int64_t t0 = vg_monotonic_ms();
+    p->answer = query(p->st, p->after, 0, 3000);
+    p->took_ms = vg_monotonic_ms() - t0;
+    return NULL;
+}
+
+static void test_queries(vg_store *st) {
+    put(st, 1722279170848854017ULL, 300, 1, 0);
+    put(st, 2, 100, 1, 0);
+    put(st, 3, 200, 1, 0);
+    char *all = query(st, 0, 0, 0);
+    CHECK(strstr(all, "\"episode_id\":2,") < strstr(all, "\"episode_id\":3,"));
+    CHECK(strstr(all, "\"episode_id\":3,") < strstr(all, "\"episode_id\":1722279170848854017,"));
+    CHECK(strstr(all, "\"estimated_count\":3}") != NULL);
+    free(all);
+    char *some = query(st, 200, 0, 0);
+    CHECK_INT(count_of(some, "episode_id"), 1);
+    CHECK(strstr(some, "1722279170848854017") != NULL);
+    free(some);
+    put(st, 2, 400, 0, 0); /* a newer version replaces the entry */
+    put(st, 3, 150, 0, 0); /* an older one arriving late does not */
+    char *newer = query(st, 300, 0, 0);
+    CHECK_INT(count_of(newer, "episode_id"), 1);
+    CHECK(strstr(newer, "\"episode_id\":2,") && strstr(newer, "\"updated_at\":400"));
+    free(newer);
+    CHECK_INT(vg_store_count(st), 3);
+    put(st, 4, 400, 1, 0); /* same updated_at as episode 2: a limit of 1 must not split them */
+    char *limited = query(st, 300, 1, 0);
+    CHECK_INT(count_of(limited, "episode_id"), 2);
+    free(limited);
+    char *none = query(st, 400, 0, 0);
+    CHECK_STR(none, "{\"episodes\":[],\"estimated_count\":0}");
+    free(none);
+}
+
+static void test_long_poll(vg_store *st) {
+    poller p = {.st = st, .after = 400};
+    pthread_t t;
+    pthread_create(&t, NULL, poll_thread, &p);
+    usleep(300 * 1000);
+    put(st, 5, 500, 1, 0);
+    int64_t put_at = vg_monotonic_ms();
+    pthread_join(t, NULL);
+    CHECK(strstr(p.answer, "\"episode_id\":5,") != NULL);
+    CHECK(p.took_ms >= 250 && p.took_ms < 1000); /* waited, then woke at the put, not at the timeout */
+    CHECK(vg_monotonic_ms() - put_at < 100);
+    free(p.answer);
+    int64_t t0 = vg_monotonic_ms();
+    char *empty = query(st, 500, 0, 400);
+    int64_t waited = vg_monotonic_ms() - t0;
+    CHECK(waited >= 390 && waited < 1000);
+    CHECK(strstr(empty, "\"episodes\":[]") != NULL);
+    free(empty);
+}
+
+int main(void) {
+    char dir[] = "/tmp/vigil-test-store-XXXXXX", err[256];
+    if (!mkdtemp(dir)) return 1;
+    vg_store *st = vg_store_open(dir, 0, err, sizeof err);
+    CHECK(st != NULL);
+    test_queries(st);
+    test_long_poll(st);
+    vg_store_close(st); /* intermediate updates are written on the way out */
+
+    st = vg_store_open(dir, 0, err, sizeof err);
+    CHECK_INT(vg_store_count(st), 5);
+    char *after = query(st, 300, 0, 0);
+    CHECK(strstr(after, "\"episode_id\":2,") && strstr(after, "\"updated_at\":400"));
+    free(after);
+    vg_store_close(st);
+
+    st = vg_store_open(dir, 50, err, sizeof err); /* keep for 50 ms: the flusher expires everything */
+    usleep(1300 * 1000);
+    CHECK_INT(vg_store_count(st), 0);
+    vg_store_close(st);
+    st = vg_store_open(dir, 0, err, sizeof err);
+    CHECK_INT(vg_store_count(st), 0); /* the files went too */
+    vg_store_close(st);
+
+    CHECK(vg_store_open("/proc/none/x", 0, err, sizeof err) == NULL);
+    CHECK(strstr(err, "/proc/none/x") != NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) return 1;
+    return CHECK_DONE();
+}
