@@ -1,0 +1,208 @@
+-- line_crossing.lua — counts objects crossing a line, by direction. Objects are moving blobs (background
+-- subtraction) followed by a tracker; a crossing is a track whose centroid goes from one side of the line to
+-- the other, through the segment between its two points (passing beyond either end is no crossing). Each
+-- crossing is a short episode, opened and closed at the first frame the centroid was over the line, with
+-- the running counts in its payload.
+--
+-- Sides. The line is directed, from its first point a to its second point b. Standing at a and looking
+-- toward b on the picture (x to the right, y down), side A is on your left and side B on your right;
+-- "a_to_b" is a crossing from side A to side B, "b_to_a" the other way. So a line drawn bottom to top,
+-- {{0.5, 0.9}, {0.5, 0.1}}, has A on the left half: walking left to right is a_to_b. A line drawn left to
+-- right, {{0.1, 0.5}, {0.9, 0.5}}, has A above it: walking down the picture is a_to_b.
+--
+-- params:
+--   line          required: {{x1, y1}, {x2, y2}}, the points a and b in frame fractions
+--   name          the line's name in the payload (default "line")
+--   direction     "both" (default), "a_to_b" or "b_to_a": which crossings are counted
+--   cooldown_ms   a track that crossed is not counted again for this long, either way, even when its
+--                 crossing was not counted for its direction (default 1000)
+--   margin        the centroid must be this far past the line, in frame fractions, before a crossing is
+--                 confirmed: jitter along the line counts nothing (default 0.01)
+--   min_area      smallest object, a fraction of the frame's area (default 0.002)
+--   threshold     luma difference from the background that counts as moving (default 25)
+--   learning_rate how fast the background follows the scene, 0..1 (default 0.05)
+--   max_distance  how far an object may move between two frames, a fraction of the frame width (default 0.1)
+--   max_missed    frames an object may go undetected before it is gone (default 5)
+--   episode_type  (default "line_crossing")
+--
+-- payload: { line = name, direction = "a_to_b" | "b_to_a", counts = { a_to_b = N, b_to_a = M }, track = id }
+-- (counts are running totals since the rule started, kept across a hot reload; with direction set, the
+-- other way stays 0). detections: the crossing object's box. Preview: the object, at the frame the
+-- crossing was confirmed.
+local vigil = require "vigil"
+
+local RULE = "line_crossing"
+
+-- Parameters ---------------------------------------------------------------------------------------------
+
+local p = vigil.params
+
+-- A parameter value as text for an error message, in Lua table notation, cut at 120 characters.
+local function show(v, depth)
+  depth = depth or 0
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) ~= "table" then return tostring(v) end
+  if depth > 3 then return "{...}" end
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1) end
+  for k, x in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
+      parts[#parts + 1] = tostring(k) .. " = " .. show(x, depth + 1)
+    end
+  end
+  local s = "{" .. table.concat(parts, ", ") .. "}"
+  return #s > 120 and s:sub(1, 117) .. "..." or s
+end
+
+local function bad(name, value, expected)
+  error(("params.%s = %s: %s"):format(name, show(value), expected), 2)
+end
+
+local function number_param(name, default, lo, hi, integer)
+  local v = p[name]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi or (integer and v % 1 ~= 0) then
+    bad(name, v, ("%s %s..%s expected"):format(integer and "an integer" or "a number", lo, hi))
+  end
+  return v
+end
+
+local function string_param(name, default, choices)
+  local v = p[name]
+  if v == nil then return default end
+  if type(v) ~= "string" or v == "" then bad(name, v, "a non-empty string expected") end
+  if choices then
+    for _, c in ipairs(choices) do if v == c then return v end end
+    bad(name, v, "one of " .. table.concat(choices, ", ") .. " expected")
+  end
+  return v
+end
+
+-- A list of points {x, y} in frame fractions (also {x = .., y = ..}).
+local function points_param(name, min, max, what)
+  local v = p[name]
+  local expected = ("%s: %s%s points {x, y} in frame fractions 0..1 expected"):format(
+    what, max == min and "" or "at least ", min)
+  if v == nil then bad(name, v, "required, " .. expected) end
+  if type(v) ~= "table" or #v < min or (max and #v > max) then
+    bad(name, v, expected .. (type(v) == "table" and (", got %d"):format(#v) or ""))
+  end
+  local out = {}
+  for i, pt in ipairs(v) do
+    local x, y = type(pt) == "table" and (pt[1] or pt.x), type(pt) == "table" and (pt[2] or pt.y)
+    if type(x) ~= "number" or type(y) ~= "number" or x ~= x or y ~= y or x < 0 or x > 1 or y < 0 or y > 1 then
+      bad(name, v, ("point %d is %s: %s"):format(i, show(pt), expected))
+    end
+    out[i] = { x, y }
+  end
+  return out
+end
+
+local KNOWN = { line = 1, name = 1, direction = 1, cooldown_ms = 1, margin = 1, min_area = 1, threshold = 1,
+                learning_rate = 1, max_distance = 1, max_missed = 1, episode_type = 1 }
+for k in pairs(p) do
+  if not KNOWN[k] then vigil.warn(("%s: unknown parameter params.%s is ignored"):format(RULE, tostring(k))) end
+end
+
+local line = points_param("line", 2, 2, "a line")
+local ax, ay, bx, by = line[1][1], line[1][2], line[2][1], line[2][2]
+local length = math.sqrt((bx - ax) ^ 2 + (by - ay) ^ 2)
+if length < 0.01 then bad("line", p.line, "its two points are less than 0.01 apart") end
+local line_name = string_param("name", "line")
+local only = string_param("direction", "both", { "both", "a_to_b", "b_to_a" })
+local cooldown_ms = number_param("cooldown_ms", 1000, 0, 3600000)
+local margin = number_param("margin", 0.01, 0, 0.5)
+local min_area = number_param("min_area", 0.002, 0, 1)
+local episode_type = string_param("episode_type", "line_crossing")
+local background = vigil.background { threshold = number_param("threshold", 25, 1, 255),
+                                      learning_rate = number_param("learning_rate", 0.05, 0, 1) }
+local tracker = vigil.tracker { max_distance = number_param("max_distance", 0.1, 0, 2),
+                                max_missed = number_param("max_missed", 5, 0, 100000, true) }
+
+-- Geometry -------------------------------------------------------------------------------------------------
+
+-- Signed distance of (x, y) from the line: < 0 on side A (left of a->b on the picture), > 0 on side B.
+local function signed_distance(x, y)
+  return ((bx - ax) * (y - ay) - (by - ay) * (x - ax)) / length
+end
+
+-- Whether the move (x0, y0) -> (x1, y1), whose ends are on either side of the line, passes through the
+-- segment a-b (not beyond its ends).
+local function through_segment(x0, y0, x1, y1)
+  local rx, ry, sx, sy = x1 - x0, y1 - y0, bx - ax, by - ay
+  local denom = rx * sy - ry * sx
+  if denom == 0 then return false end
+  local u = ((ax - x0) * ry - (ay - y0) * rx) / denom -- where along a->b the move meets the line
+  return u >= 0 and u <= 1
+end
+
+-- State ------------------------------------------------------------------------------------------------------
+-- The counts, and the highest track id shown (a new tracker after a reload counts from 1 again, so its ids are
+-- shifted past the old ones), live in vigil.keep to survive a hot reload. Crossing episodes are closed at once,
+-- so none is ever left open.
+
+local keep = vigil.keep
+keep.counts = keep.counts or { a_to_b = 0, b_to_a = 0 }
+keep.id_base = keep.id_base or 0
+keep.last_id = keep.last_id or keep.id_base
+
+-- tracker id -> { side = "a" | "b", x, y (last position clearly on that side), over_ts (first frame over the
+-- line, not yet confirmed), crossed_ts (its last crossing not debounced, counted or not) }
+local tracks = {}
+
+local function crossing(frame, t, st, direction)
+  if st.crossed_ts and st.over_ts - st.crossed_ts < cooldown_ms then return end -- a re-crossing: debounced
+  st.crossed_ts = st.over_ts
+  if only ~= "both" and direction ~= only then return end
+  keep.counts[direction] = keep.counts[direction] + 1
+  local id = keep.id_base + t.id
+  if id > keep.last_id then keep.last_id = id end
+  local box = { x = t.x, y = t.y, w = t.w, h = t.h }
+  local ep = vigil.episode.open(st.over_ts, { episode_type = episode_type, payload = {
+    line = line_name, direction = direction, track = id,
+    counts = { a_to_b = keep.counts.a_to_b, b_to_a = keep.counts.b_to_a } } })
+  ep:set_detections({ { x = t.x, y = t.y, w = t.w, h = t.h, label = "object", track = id } })
+  ep:offer_preview(frame, vigil.pad(box, 0.5), t.w * t.h)
+  ep:close(st.over_ts)
+end
+
+function on_frame(frame)
+  local live = tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+  local alive = {}
+  for _, t in ipairs(live) do
+    alive[t.id] = true
+    local st = tracks[t.id]
+    if not st then st = {}; tracks[t.id] = st end
+    if t.missed == 0 then
+      local d = signed_distance(t.cx, t.cy)
+      local side = d < 0 and "a" or d > 0 and "b" or nil
+      if not st.side then
+        if math.abs(d) > margin then st.side, st.x, st.y = side, t.cx, t.cy end
+      elseif side and side ~= st.side then
+        st.over_ts = st.over_ts or frame.ts -- over the line; confirmed once past the margin
+        if math.abs(d) > margin then
+          if through_segment(st.x, st.y, t.cx, t.cy) then
+            crossing(frame, t, st, st.side == "a" and "a_to_b" or "b_to_a")
+          end
+          st.side, st.x, st.y, st.over_ts = side, t.cx, t.cy, nil
+        end
+      else
+        st.over_ts = nil -- back on its side (or on the line)
+        if side and math.abs(d) > margin then st.x, st.y = t.cx, t.cy end
+      end
+    end
+  end
+  for id in pairs(tracks) do if not alive[id] then tracks[id] = nil end end
+end
+
+-- A hot reload: the counts carry on (vigil.keep); the tracker starts over with ids past the old ones.
+function on_reload(kept)
+  keep = kept
+  keep.counts = keep.counts or { a_to_b = 0, b_to_a = 0 }
+  keep.id_base = keep.last_id or 0
+  keep.last_id = keep.id_base
+end
+
+function on_stop()
+  -- every crossing episode is closed when it is made: nothing is left open
+end

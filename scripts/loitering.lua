@@ -1,0 +1,242 @@
+-- loitering.lua — an object that stays in a zone longer than a limit. Objects are moving blobs (background
+-- subtraction) followed by a tracker; an object is in the zone while its reference point (the bottom-centre
+-- of its box, where a person stands, or its centre) is inside the polygon. Once it has been in for `seconds`,
+-- an episode opens with opened_at = the frame it entered; it is extended while the object stays, and closed
+-- at the last frame the object was seen inside when it leaves (close_reason "left") or its track is lost
+-- ("lost": it vanished, or stood still so long the background absorbed it). An object passing through
+-- quicker makes no episode. One episode per object. The preview is the object, biggest seen.
+--
+-- params:
+--   zone          required: polygon in frame fractions, {{x, y}, {x, y}, {x, y}, ...} (at least 3 points)
+--   seconds       how long an object must stay before it is loitering (default 10)
+--   name          the zone's name in the payload (default "zone")
+--   point         "bottom" (bottom-centre of the object's box; default) or "center" (centre of the box)
+--   min_frames    frames in a row the point must be outside for the object to have left (default 3)
+--   min_area      smallest object, a fraction of the frame's area (default 0.002)
+--   threshold     luma difference from the background that counts as moving (default 25)
+--   learning_rate how fast the background follows the scene, 0..1 (default 0.01: low, so that someone
+--                 standing still is absorbed only after about a minute; objects learn at a tenth of it)
+--   max_distance  how far an object may move between two frames, a fraction of the frame width (default 0.1)
+--   max_missed    frames an object may go undetected before its track is lost (default 5)
+--   episode_type  (default "loitering")
+--
+-- payload: { zone = name, track = id, dwell_ms = time from entering to the last frame seen inside }
+-- detections: the object's box, label "object".
+--
+-- Hot reload: open episodes are kept (vigil.keep); the new tracker starts over, so each is handed to the first
+-- new track seen inside the zone near where its object was last seen, or closed as "lost" if none comes within
+-- 2 s (the new background model learns the first frame, so a still object is found again when it moves).
+local vigil = require "vigil"
+
+local RULE = "loitering"
+local RELINK_MS = 2000
+
+-- Parameters ---------------------------------------------------------------------------------------------
+
+local p = vigil.params
+
+-- A parameter value as text for an error message, in Lua table notation, cut at 120 characters.
+local function show(v, depth)
+  depth = depth or 0
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) ~= "table" then return tostring(v) end
+  if depth > 3 then return "{...}" end
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1) end
+  for k, x in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
+      parts[#parts + 1] = tostring(k) .. " = " .. show(x, depth + 1)
+    end
+  end
+  local s = "{" .. table.concat(parts, ", ") .. "}"
+  return #s > 120 and s:sub(1, 117) .. "..." or s
+end
+
+local function bad(name, value, expected)
+  error(("params.%s = %s: %s"):format(name, show(value), expected), 2)
+end
+
+local function number_param(name, default, lo, hi, integer)
+  local v = p[name]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi or (integer and v % 1 ~= 0) then
+    bad(name, v, ("%s %s..%s expected"):format(integer and "an integer" or "a number", lo, hi))
+  end
+  return v
+end
+
+local function string_param(name, default, choices)
+  local v = p[name]
+  if v == nil then return default end
+  if type(v) ~= "string" or v == "" then bad(name, v, "a non-empty string expected") end
+  if choices then
+    for _, c in ipairs(choices) do if v == c then return v end end
+    bad(name, v, "one of " .. table.concat(choices, ", ") .. " expected")
+  end
+  return v
+end
+
+-- A list of points {x, y} in frame fractions (also {x = .., y = ..}).
+local function points_param(name, min, max, what)
+  local v = p[name]
+  local expected = ("%s: %s%s points {x, y} in frame fractions 0..1 expected"):format(
+    what, max == min and "" or "at least ", min)
+  if v == nil then bad(name, v, "required, " .. expected) end
+  if type(v) ~= "table" or #v < min or (max and #v > max) then
+    bad(name, v, expected .. (type(v) == "table" and (", got %d"):format(#v) or ""))
+  end
+  local out = {}
+  for i, pt in ipairs(v) do
+    local x, y = type(pt) == "table" and (pt[1] or pt.x), type(pt) == "table" and (pt[2] or pt.y)
+    if type(x) ~= "number" or type(y) ~= "number" or x ~= x or y ~= y or x < 0 or x > 1 or y < 0 or y > 1 then
+      bad(name, v, ("point %d is %s: %s"):format(i, show(pt), expected))
+    end
+    out[i] = { x, y }
+  end
+  return out
+end
+
+local KNOWN = { zone = 1, seconds = 1, name = 1, point = 1, min_frames = 1, min_area = 1, threshold = 1,
+                learning_rate = 1, max_distance = 1, max_missed = 1, episode_type = 1 }
+for k in pairs(p) do
+  if not KNOWN[k] then vigil.warn(("%s: unknown parameter params.%s is ignored"):format(RULE, tostring(k))) end
+end
+
+local zone_name = string_param("name", "zone")
+local zone_points = points_param("zone", 3, nil, "a polygon")
+local ok, zone = pcall(vigil.zone, zone_points, zone_name)
+if not ok then bad("zone", p.zone, tostring(zone)) end
+local limit_ms = number_param("seconds", 10, 0, 86400) * 1000
+local point = string_param("point", "bottom", { "bottom", "center" })
+local min_frames = number_param("min_frames", 3, 1, 1000, true)
+local min_area = number_param("min_area", 0.002, 0, 1)
+local episode_type = string_param("episode_type", "loitering")
+local max_distance = number_param("max_distance", 0.1, 0, 2)
+local background = vigil.background { threshold = number_param("threshold", 25, 1, 255),
+                                      learning_rate = number_param("learning_rate", 0.01, 0, 1) }
+local tracker = vigil.tracker { max_distance = max_distance,
+                                max_missed = number_param("max_missed", 5, 0, 100000, true) }
+
+-- State ----------------------------------------------------------------------------------------------------
+-- vigil.keep holds what a reload needs: each open episode by id with its track id, when the object entered,
+-- when and where it was last seen inside; and the highest track id shown (a new tracker counts from 1 again,
+-- so its ids are shifted past the old ones).
+
+local keep = vigil.keep
+keep.open = keep.open or {} -- episode id -> { track, entered, last_inside, x, y }
+keep.id_base = keep.id_base or 0
+keep.last_id = keep.last_id or keep.id_base
+
+-- tracker id -> { id (shown), entered, last_inside, outside (frames in a row), episode, x, y }
+local objects = {}
+local orphans = {} -- after a reload: { episode, kept, since } waiting for a new track
+
+local function reference_point(t)
+  if point == "center" then return t.x + t.w / 2, t.y + t.h / 2 end
+  return t.x + t.w / 2, t.y + t.h
+end
+
+local function payload(o)
+  return { zone = zone_name, track = o.id, dwell_ms = o.last_inside - o.entered }
+end
+
+local function close(o, reason)
+  if not o.episode then return end
+  o.episode:set_payload(payload(o))
+  o.episode:close(o.last_inside, reason)
+  keep.open[o.episode.id] = nil
+  o.episode = nil
+end
+
+local function remember(o)
+  keep.open[o.episode.id] = { track = o.id, entered = o.entered, last_inside = o.last_inside, x = o.x, y = o.y }
+end
+
+-- A new track inside the zone takes over the nearest episode left open by the previous version.
+local function adopt(o, t)
+  local best, best_d
+  for i, orphan in ipairs(orphans) do
+    local d = math.sqrt((orphan.kept.x - t.cx) ^ 2 + (orphan.kept.y - t.cy) ^ 2)
+    if d <= 3 * max_distance and (not best_d or d < best_d) then best, best_d = i, d end
+  end
+  if not best then return end
+  local orphan = table.remove(orphans, best)
+  o.episode, o.id, o.entered = orphan.episode, orphan.kept.track, orphan.kept.entered
+end
+
+function on_frame(frame)
+  local tracks = tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+  local alive = {}
+  for _, t in ipairs(tracks) do
+    alive[t.id] = true
+    local o = objects[t.id]
+    if not o then
+      o = { id = keep.id_base + t.id, outside = 0 }
+      if o.id > keep.last_id then keep.last_id = o.id end
+      objects[t.id] = o
+    end
+    if t.missed == 0 then
+      if zone:contains(reference_point(t)) then
+        if not o.entered then
+          o.entered = frame.ts
+          if #orphans > 0 then adopt(o, t) end
+        end
+        o.last_inside, o.outside, o.x, o.y = frame.ts, 0, t.cx, t.cy
+        if not o.episode and o.last_inside - o.entered >= limit_ms then
+          o.episode = vigil.episode.open(o.entered, { episode_type = episode_type, payload = payload(o) })
+        elseif o.episode then
+          o.episode:set_payload(payload(o))
+        end
+        if o.episode then
+          o.episode:extend(frame)
+          o.episode:set_detections({ { x = t.x, y = t.y, w = t.w, h = t.h, label = "object", track = o.id } })
+          o.episode:offer_preview(frame, vigil.pad(t, 0.3), t.w * t.h)
+          remember(o)
+        end
+      elseif o.entered then
+        o.outside = o.outside + 1
+        if o.outside >= min_frames then
+          close(o, "left")
+          o.entered = nil
+        end
+      end
+    end
+  end
+  for id, o in pairs(objects) do
+    if not alive[id] then
+      close(o, "lost")
+      objects[id] = nil
+    end
+  end
+  for i = #orphans, 1, -1 do
+    local orphan = orphans[i]
+    if frame.ts - orphan.since >= RELINK_MS then
+      orphan.episode:close(orphan.kept.last_inside, "lost")
+      keep.open[orphan.episode.id] = nil
+      table.remove(orphans, i)
+    end
+  end
+end
+
+-- A hot reload: the episodes the previous version left open wait for a new track to take them over.
+function on_reload(kept)
+  keep = kept
+  keep.open = keep.open or {}
+  keep.id_base = keep.last_id or 0
+  keep.last_id = keep.id_base
+  local still = {}
+  for _, ep in ipairs(vigil.episodes()) do
+    local k = keep.open[ep.id]
+    if k then
+      orphans[#orphans + 1] = { episode = ep, kept = k, since = k.last_inside }
+      still[ep.id] = true
+    end
+  end
+  for id in pairs(keep.open) do if not still[id] then keep.open[id] = nil end end
+end
+
+function on_stop()
+  for _, o in pairs(objects) do close(o, "stopped") end
+  for _, orphan in ipairs(orphans) do orphan.episode:close(orphan.kept.last_inside, "stopped") end
+  orphans = {}
+end

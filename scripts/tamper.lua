@@ -1,0 +1,267 @@
+-- tamper.lua — the camera covered, defocused or moved. Over its first learn_seconds the rule learns a reference
+-- view: the mean luma of a 16 x 9 grid of cells, the luma histogram and the sharpness (variance of the
+-- Laplacian); it then compares every frame with it, and refreshes it slowly while nothing is wrong:
+--
+--   covered    the frame is very dark (mean luma < dark) or very bright (> bright) with little variation
+--              (standard deviation of luma < cover_stddev): a hand, a cap, tape, a torch. Needs no reference.
+--   defocused  sharpness below sharpness_ratio of the reference's (not covered).
+--   moved      most of the view changed: at least moved_fraction of the grid cells differ from the reference
+--              by more than moved_threshold (each cell taken relative to the frame's mean, so a change of
+--              light alone does not count), or the histogram's correlation with the reference's fell below
+--              moved_correlation (not covered nor defocused).
+--
+-- A condition that has held for min_ms opens an episode with opened_at = the frame it began and
+-- payload.reason = "covered" | "defocused" | "moved"; it is extended while the condition holds and closed at
+-- the last frame it held once it has been gone for clear_ms (close_reason "ended"). One episode per condition.
+-- The preview is the whole frame when the episode opened. A "defocused" or "moved" view that lasts
+-- relearn_seconds becomes the new normal: the episode closes ("relearned") and the reference is learned anew.
+--
+-- params (all optional):
+--   learn_seconds     how long the reference is learned at the start (default 3)
+--   min_ms            how long a condition must hold before its episode opens (default 1000)
+--   clear_ms          how long a condition must be gone before its episode closes (default 500)
+--   dark, bright      mean luma below / above which a flat frame is covered (defaults 40, 220)
+--   cover_stddev      standard deviation of luma below which a dark or bright frame is flat (default 15)
+--   sharpness_ratio   defocused below this fraction of the reference sharpness (default 0.3)
+--   moved_fraction    moved when at least this fraction of the grid cells changed (default 0.5)
+--   moved_threshold   luma difference that makes a cell changed (default 15)
+--   moved_correlation moved when the histogram correlation with the reference falls below this (default 0.5)
+--   refresh_seconds   time constant of the reference's refresh while no condition holds (default 60)
+--   relearn_seconds   a "defocused" or "moved" view lasting this long is learned as the new reference
+--                     (default 300; 0 never)
+--   episode_type      (default "tamper")
+--
+-- payload: { reason, mean, stddev } (covered), { reason, sharpness, reference } (defocused),
+--          { reason, changed, correlation } (moved): the measures when the episode opened.
+local vigil = require "vigil"
+
+local RULE = "tamper"
+local GX, GY = 16, 9 -- the grid of cells compared with the reference
+
+-- Parameters ---------------------------------------------------------------------------------------------
+
+local p = vigil.params
+
+-- A parameter value as text for an error message, in Lua table notation, cut at 120 characters.
+local function show(v, depth)
+  depth = depth or 0
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) ~= "table" then return tostring(v) end
+  if depth > 3 then return "{...}" end
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1) end
+  for k, x in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
+      parts[#parts + 1] = tostring(k) .. " = " .. show(x, depth + 1)
+    end
+  end
+  local s = "{" .. table.concat(parts, ", ") .. "}"
+  return #s > 120 and s:sub(1, 117) .. "..." or s
+end
+
+local function bad(name, value, expected)
+  error(("params.%s = %s: %s"):format(name, show(value), expected), 2)
+end
+
+local function number_param(name, default, lo, hi)
+  local v = p[name]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
+    bad(name, v, ("a number %s..%s expected"):format(lo, hi))
+  end
+  return v
+end
+
+local function string_param(name, default)
+  local v = p[name]
+  if v == nil then return default end
+  if type(v) ~= "string" or v == "" then bad(name, v, "a non-empty string expected") end
+  return v
+end
+
+local KNOWN = { learn_seconds = 1, min_ms = 1, clear_ms = 1, dark = 1, bright = 1, cover_stddev = 1,
+                sharpness_ratio = 1, moved_fraction = 1, moved_threshold = 1, moved_correlation = 1,
+                refresh_seconds = 1, relearn_seconds = 1, episode_type = 1 }
+for k in pairs(p) do
+  if not KNOWN[k] then vigil.warn(("%s: unknown parameter params.%s is ignored"):format(RULE, tostring(k))) end
+end
+
+local learn_ms = number_param("learn_seconds", 3, 0.04, 3600) * 1000
+local min_ms = number_param("min_ms", 1000, 0, 3600000)
+local clear_ms = number_param("clear_ms", 500, 0, 3600000)
+local dark = number_param("dark", 40, 0, 255)
+local bright = number_param("bright", 220, 0, 255)
+if bright <= dark then bad("bright", bright, ("above dark (%s) expected"):format(dark)) end
+local cover_stddev = number_param("cover_stddev", 15, 0, 128)
+local sharpness_ratio = number_param("sharpness_ratio", 0.3, 0, 1)
+local moved_fraction = number_param("moved_fraction", 0.5, 0, 1)
+local moved_threshold = number_param("moved_threshold", 15, 0, 255)
+local moved_correlation = number_param("moved_correlation", 0.5, -1, 1)
+local refresh_ms = number_param("refresh_seconds", 60, 1, 86400 * 365) * 1000
+local relearn_ms = number_param("relearn_seconds", 300, 0, 86400 * 365) * 1000
+local episode_type = string_param("episode_type", "tamper")
+
+local MIN_REFERENCE_SHARPNESS = 5 -- a flatter reference view cannot tell defocus
+
+-- Measures ----------------------------------------------------------------------------------------------------
+
+local CELLS = {}
+for j = 0, GY - 1 do
+  for i = 0, GX - 1 do CELLS[#CELLS + 1] = { i / GX, j / GY, 1 / GX, 1 / GY } end
+end
+
+-- Everything compared with the reference: cell means (and their mean), histogram, its mean and standard
+-- deviation, sharpness.
+local function measure(frame)
+  local m = { cells = {}, hist = vigil.histogram(frame), sharpness = vigil.sharpness(frame) }
+  local sum = 0
+  for i, box in ipairs(CELLS) do
+    local v = frame:mean(box)
+    m.cells[i], sum = v, sum + v
+  end
+  m.cells_mean = sum / #CELLS
+  local n, s, sq = 0, 0, 0
+  for i = 1, 256 do
+    local c = m.hist[i]
+    n, s, sq = n + c, s + c * (i - 1), sq + c * (i - 1) * (i - 1)
+  end
+  m.mean = s / n
+  m.stddev = math.sqrt(math.max(0, sq / n - m.mean * m.mean))
+  return m
+end
+
+local function round(x, digits)
+  local f = 10 ^ (digits or 2)
+  return math.floor(x * f + 0.5) / f
+end
+
+-- State --------------------------------------------------------------------------------------------------------
+-- Everything lives in vigil.keep (plain values), so a hot reload keeps the learned reference and the open
+-- episodes: keep.ref = { cells, cells_mean, hist, sharpness } once learned; keep.learn = running sums while
+-- learning; keep.conditions[reason] = { began, last, episode (id) }.
+
+local keep = vigil.keep
+keep.conditions = keep.conditions or {}
+local episodes = {} -- reason -> open episode handle
+local REASONS = { "covered", "defocused", "moved" }
+
+local function start_learning(ts)
+  keep.ref = nil
+  keep.learn = { since = ts, n = 0, sharpness = 0, cells = {}, hist = {} }
+end
+
+local function learn(l, m)
+  l.n = l.n + 1
+  l.sharpness = l.sharpness + m.sharpness
+  for i = 1, #CELLS do l.cells[i] = (l.cells[i] or 0) + m.cells[i] end
+  for i = 1, 256 do l.hist[i] = (l.hist[i] or 0) + m.hist[i] end
+end
+
+local function finish_learning(l)
+  local ref = { sharpness = l.sharpness / l.n, cells = {}, hist = {}, cells_mean = 0 }
+  for i = 1, #CELLS do
+    ref.cells[i] = l.cells[i] / l.n
+    ref.cells_mean = ref.cells_mean + ref.cells[i] / #CELLS
+  end
+  for i = 1, 256 do ref.hist[i] = l.hist[i] / l.n end
+  keep.ref, keep.learn = ref, nil
+end
+
+-- Moves the reference a step toward this frame.
+local function refresh(ref, m, a)
+  ref.sharpness = ref.sharpness + a * (m.sharpness - ref.sharpness)
+  ref.cells_mean = ref.cells_mean + a * (m.cells_mean - ref.cells_mean)
+  for i = 1, #CELLS do ref.cells[i] = ref.cells[i] + a * (m.cells[i] - ref.cells[i]) end
+  for i = 1, 256 do ref.hist[i] = ref.hist[i] + a * (m.hist[i] - ref.hist[i]) end
+end
+
+local function covered(m)
+  return (m.mean < dark or m.mean > bright) and m.stddev < cover_stddev
+end
+
+-- Which condition this frame shows (at most one: covered, else defocused, else moved), and its payload.
+local function condition(m, ref)
+  if covered(m) then return "covered", { mean = round(m.mean, 1), stddev = round(m.stddev, 1) } end
+  if ref.sharpness >= MIN_REFERENCE_SHARPNESS and m.sharpness < sharpness_ratio * ref.sharpness then
+    return "defocused", { sharpness = round(m.sharpness, 1), reference = round(ref.sharpness, 1) }
+  end
+  local changed = 0
+  for i = 1, #CELLS do
+    if math.abs((m.cells[i] - m.cells_mean) - (ref.cells[i] - ref.cells_mean)) > moved_threshold then
+      changed = changed + 1
+    end
+  end
+  changed = changed / #CELLS
+  local correlation = vigil.histogram_correlation(ref.hist, m.hist)
+  if changed >= moved_fraction or correlation < moved_correlation then
+    return "moved", { changed = round(changed), correlation = round(correlation, 3) }
+  end
+end
+
+local function close(reason, why)
+  local c = keep.conditions[reason]
+  if episodes[reason] then episodes[reason]:close(c.last, why) end
+  episodes[reason], keep.conditions[reason] = nil, nil
+end
+
+local last_ts
+
+function on_frame(frame)
+  local dt = last_ts and frame.ts - last_ts or 0
+  last_ts = frame.ts
+  local m = measure(frame)
+
+  if not keep.ref then
+    if not keep.learn then start_learning(frame.ts) end
+    if not covered(m) then learn(keep.learn, m) end -- a covered start teaches nothing
+    if frame.ts - keep.learn.since >= learn_ms and keep.learn.n > 0 then finish_learning(keep.learn) end
+    return
+  end
+
+  local now, payload = condition(m, keep.ref)
+  local quiet = true
+  for _, reason in ipairs(REASONS) do
+    local c = keep.conditions[reason]
+    if reason == now then
+      if not c then c = { began = frame.ts }; keep.conditions[reason] = c end
+      c.last = frame.ts
+      local ep = episodes[reason]
+      if not ep and frame.ts - c.began >= min_ms then
+        payload.reason = reason
+        ep = vigil.episode.open(c.began, { episode_type = episode_type, payload = payload })
+        ep:frame_preview(frame)
+        episodes[reason], c.episode = ep, ep.id
+      end
+      if ep then
+        ep:extend(frame)
+        if relearn_ms > 0 and reason ~= "covered" and frame.ts - c.began >= relearn_ms then
+          close(reason, "relearned")
+          start_learning(frame.ts)
+        end
+      end
+    elseif c and frame.ts - c.last >= clear_ms then
+      close(reason, "ended")
+    end
+    if keep.conditions[reason] then quiet = false end
+  end
+  if quiet and keep.ref and dt > 0 then refresh(keep.ref, m, math.min(1, dt / refresh_ms)) end
+end
+
+-- A hot reload: the reference and the conditions carry on (vigil.keep); take the open episodes back.
+function on_reload(kept)
+  keep = kept
+  keep.conditions = keep.conditions or {}
+  local open = {}
+  for _, ep in ipairs(vigil.episodes()) do open[ep.id] = ep end
+  for reason, c in pairs(keep.conditions) do
+    if c.episode then
+      if open[c.episode] then episodes[reason] = open[c.episode] else keep.conditions[reason] = nil end
+    end
+  end
+end
+
+function on_stop()
+  for _, reason in ipairs(REASONS) do
+    if episodes[reason] then close(reason, "stopped") end
+  end
+end

@@ -1,0 +1,239 @@
+-- zone_intrusion.lua — an episode while any object is inside a zone. Objects are moving blobs (background
+-- subtraction) followed by a tracker; an object is inside when its reference point — the bottom-centre of
+-- its box, where a person stands, or its centre — has been inside the polygon for min_frames frames in a
+-- row. The episode opens at the first of those frames, follows every object that comes in while it is
+-- open, and closes quiet_ms after the last one left; closed_at is the last frame an object was seen inside.
+-- The preview is the objects inside, at the frame with the most of them (then the biggest).
+--
+-- params:
+--   zone          required: polygon in frame fractions, {{x, y}, {x, y}, {x, y}, ...} (at least 3 points)
+--   name          the zone's name in the payload (default "zone")
+--   point         "bottom" (bottom-centre of the object's box; default) or "center" (centre of the box)
+--   min_frames    consecutive frames the point must be inside before the object counts (default 3)
+--   quiet_ms      the episode closes this long after the last object left (default 1000)
+--   min_area      smallest object, a fraction of the frame's area (default 0.002)
+--   threshold     luma difference from the background that counts as moving (default 25)
+--   learning_rate how fast the background follows the scene, 0..1 (default 0.05)
+--   max_distance  how far an object may move between two frames, a fraction of the frame width (default 0.1)
+--   max_missed    frames an object may go undetected before it is gone (default 5)
+--   episode_type  (default "zone_intrusion")
+--
+-- payload: { zone = name, objects = objects inside now, max_objects = most inside at once,
+--            tracks = ids of the objects that were inside (first 32), track_count = how many }
+-- detections: the boxes of the objects inside, label "object", with their track id.
+--
+-- Limits: an object that stops moving is absorbed by the background after a while (about 10 s at the
+-- defaults) and then counts as gone; two objects that touch are one blob. On a hot reload the open episode
+-- is kept (vigil.keep), but the background and the tracker start over.
+local vigil = require "vigil"
+
+local RULE = "zone_intrusion"
+
+-- Parameters ---------------------------------------------------------------------------------------------
+
+local p = vigil.params
+
+-- A parameter value as text for an error message, in Lua table notation, cut at 120 characters.
+local function show(v, depth)
+  depth = depth or 0
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) ~= "table" then return tostring(v) end
+  if depth > 3 then return "{...}" end
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1) end
+  for k, x in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
+      parts[#parts + 1] = tostring(k) .. " = " .. show(x, depth + 1)
+    end
+  end
+  local s = "{" .. table.concat(parts, ", ") .. "}"
+  return #s > 120 and s:sub(1, 117) .. "..." or s
+end
+
+local function bad(name, value, expected)
+  error(("params.%s = %s: %s"):format(name, show(value), expected), 2)
+end
+
+local function number_param(name, default, lo, hi, integer)
+  local v = p[name]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi or (integer and v % 1 ~= 0) then
+    bad(name, v, ("%s %s..%s expected"):format(integer and "an integer" or "a number", lo, hi))
+  end
+  return v
+end
+
+local function string_param(name, default, choices)
+  local v = p[name]
+  if v == nil then return default end
+  if type(v) ~= "string" or v == "" then bad(name, v, "a non-empty string expected") end
+  if choices then
+    for _, c in ipairs(choices) do if v == c then return v end end
+    bad(name, v, "one of " .. table.concat(choices, ", ") .. " expected")
+  end
+  return v
+end
+
+-- A list of points {x, y} in frame fractions (also {x = .., y = ..}).
+local function points_param(name, min, max, what)
+  local v = p[name]
+  local expected = ("%s: %s%s points {x, y} in frame fractions 0..1 expected"):format(
+    what, max == min and "" or "at least ", min)
+  if v == nil then bad(name, v, "required, " .. expected) end
+  if type(v) ~= "table" or #v < min or (max and #v > max) then
+    bad(name, v, expected .. (type(v) == "table" and (", got %d"):format(#v) or ""))
+  end
+  local out = {}
+  for i, pt in ipairs(v) do
+    local x, y = type(pt) == "table" and (pt[1] or pt.x), type(pt) == "table" and (pt[2] or pt.y)
+    if type(x) ~= "number" or type(y) ~= "number" or x ~= x or y ~= y or x < 0 or x > 1 or y < 0 or y > 1 then
+      bad(name, v, ("point %d is %s: %s"):format(i, show(pt), expected))
+    end
+    out[i] = { x, y }
+  end
+  return out
+end
+
+local KNOWN = { zone = 1, name = 1, point = 1, min_frames = 1, quiet_ms = 1, min_area = 1, threshold = 1,
+                learning_rate = 1, max_distance = 1, max_missed = 1, episode_type = 1 }
+for k in pairs(p) do
+  if not KNOWN[k] then vigil.warn(("%s: unknown parameter params.%s is ignored"):format(RULE, tostring(k))) end
+end
+
+local zone_name = string_param("name", "zone")
+local zone_points = points_param("zone", 3, nil, "a polygon")
+local ok, zone = pcall(vigil.zone, zone_points, zone_name)
+if not ok then bad("zone", p.zone, tostring(zone)) end
+local point = string_param("point", "bottom", { "bottom", "center" })
+local min_frames = number_param("min_frames", 3, 1, 1000, true)
+local quiet_ms = number_param("quiet_ms", 1000, 0, 3600000)
+local min_area = number_param("min_area", 0.002, 0, 1)
+local episode_type = string_param("episode_type", "zone_intrusion")
+local background = vigil.background { threshold = number_param("threshold", 25, 1, 255),
+                                      learning_rate = number_param("learning_rate", 0.05, 0, 1) }
+local tracker = vigil.tracker { max_distance = number_param("max_distance", 0.1, 0, 2),
+                                max_missed = number_param("max_missed", 5, 0, 100000, true) }
+
+-- State ----------------------------------------------------------------------------------------------------
+-- What a reload must carry lives in vigil.keep (plain values only): the open episode's id, its counts, the
+-- last time an object was seen inside, and the highest track id shown so far (the new tracker counts from 1
+-- again, so its ids are shifted past the old ones).
+
+local keep = vigil.keep
+keep.tracks = keep.tracks or {}
+keep.max_objects = keep.max_objects or 0
+keep.track_count = keep.track_count or 0
+keep.id_base = keep.id_base or 0
+keep.last_id = keep.last_id or keep.id_base
+
+local episode          -- the open episode, or nil
+local objects = {}     -- tracker id -> { streak, since, inside, box }
+local MAX_LISTED = 32
+
+local function reference_point(t)
+  if point == "center" then return t.x + t.w / 2, t.y + t.h / 2 end
+  return t.x + t.w / 2, t.y + t.h
+end
+
+local function union(a, b)
+  if not a then return { x = b.x, y = b.y, w = b.w, h = b.h } end
+  local x0, y0 = math.min(a.x, b.x), math.min(a.y, b.y)
+  local x1, y1 = math.max(a.x + a.w, b.x + b.w), math.max(a.y + a.h, b.y + b.h)
+  return { x = x0, y = y0, w = x1 - x0, h = y1 - y0 }
+end
+
+local function payload(inside)
+  return { zone = zone_name, objects = inside, max_objects = keep.max_objects, tracks = keep.tracks,
+           track_count = keep.track_count }
+end
+
+local function note_track(id)
+  for _, known in ipairs(keep.tracks) do if known == id then return false end end
+  keep.track_count = keep.track_count + 1
+  if #keep.tracks < MAX_LISTED then keep.tracks[#keep.tracks + 1] = id end
+  return true
+end
+
+local function close(reason)
+  if episode then
+    episode:set_payload(payload(0))
+    episode:close(keep.last_inside, reason)
+  end
+  episode = nil
+  keep.episode, keep.tracks, keep.max_objects, keep.track_count = nil, {}, 0, 0
+end
+
+function on_frame(frame)
+  local tracks = tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+
+  -- which objects are inside
+  local alive, inside, seen_inside, first_since = {}, 0, false, nil
+  local box, area, detections, ids = nil, 0, {}, {}
+  for _, t in ipairs(tracks) do
+    alive[t.id] = true
+    local o = objects[t.id]
+    if not o then o = { streak = 0 }; objects[t.id] = o end
+    if t.missed == 0 then
+      if zone:contains(reference_point(t)) then
+        o.streak = o.streak + 1
+        if o.streak == 1 then o.since = frame.ts end
+        o.inside = o.inside or o.streak >= min_frames
+      else
+        o.streak, o.inside = 0, false
+      end
+    end
+    if o.inside then -- an object unseen for a few frames is still inside until the tracker drops it
+      inside = inside + 1
+      local id = keep.id_base + t.id
+      if id > keep.last_id then keep.last_id = id end
+      ids[#ids + 1] = id
+      if t.missed == 0 then
+        seen_inside = true
+        box = union(box, t)
+        area = math.max(area, t.w * t.h)
+        detections[#detections + 1] = { x = t.x, y = t.y, w = t.w, h = t.h, label = "object", track = id }
+      end
+      if not first_since or o.since < first_since then first_since = o.since end
+    end
+  end
+  for id in pairs(objects) do if not alive[id] then objects[id] = nil end end
+  if seen_inside then keep.last_inside = frame.ts end
+
+  if inside > 0 then
+    local changed = false
+    for _, id in ipairs(ids) do changed = note_track(id) or changed end
+    if inside > keep.max_objects then keep.max_objects, changed = inside, true end
+    if not episode then
+      episode = vigil.episode.open(first_since, { episode_type = episode_type, payload = payload(inside) })
+      keep.episode = episode.id
+      changed = false
+    elseif changed or inside ~= keep.objects then
+      episode:set_payload(payload(inside))
+    end
+    keep.objects = inside
+    if seen_inside then
+      episode:extend(frame)
+      episode:set_detections(detections)
+      -- the best preview shows the most objects at once, then the biggest
+      episode:offer_preview(frame, vigil.pad(box, 0.25), inside + math.min(area, 0.99))
+    end
+  elseif episode then
+    keep.objects = 0
+    if frame.ts - keep.last_inside >= quiet_ms then close("clear") end
+  end
+end
+
+-- A hot reload: take over the episode the previous version left open (the tracker starts over, so track
+-- ids continue past the highest one shown).
+function on_reload(kept)
+  keep = kept
+  keep.id_base = keep.last_id or 0
+  for _, ep in ipairs(vigil.episodes()) do
+    if ep.id == kept.episode then episode = ep end
+  end
+  if not episode then close() end
+end
+
+function on_stop()
+  if episode then close("stopped") end
+end
