@@ -1,4 +1,5 @@
-/* main.c — the vigil command line: replay a file through a rule, check a rule, print the version. */
+/* main.c — the vigil command line: replay a file through a rule, run a config's cameras, check a rule,
+ * print the version. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include "vg_camera.h"
 #include "vg_check.h"
 #include "vg_log.h"
+#include "vg_run.h"
 #include "vg_snowflake.h"
 #include "vg_transport.h"
 
@@ -22,6 +24,7 @@ static const char *USAGE =
     "                          [--central URL (--api-key KEY | --api-key-file central.conf) [--spool DIR]\n"
     "                           [--min-update-interval-ms N]]\n"
     "       vigil flush --central URL --spool DIR (--api-key KEY | --api-key-file central.conf) [--timeout-ms N]\n"
+    "       vigil run CONFIG.json [--duration SECONDS] [--log-level error|warn|info|debug]\n"
     "       vigil check SCRIPT [--params JSON] [--frames N] [--analysis-width N]\n"
     "       vigil version\n";
 
@@ -311,6 +314,36 @@ static int cmd_check(int argc, char **argv) {
     return rc < 0 ? 1 : 0;
 }
 
+/* vigil run: the cameras of a config until SIGTERM/SIGINT; --duration stops it earlier (tests). */
+static int cmd_run(int argc, char **argv) {
+    vg_run_options o = {0};
+    for (int i = 2; i < argc; i++) {
+        const char *opt = argv[i];
+        if (opt[0] != '-') {
+            if (o.config_path) return usage_error("run: unexpected argument '%s'", opt);
+            o.config_path = opt;
+            continue;
+        }
+        if (i + 1 >= argc) return usage_error("%s needs a value", opt);
+        const char *val = argv[++i];
+        char *end;
+        if (strcmp(opt, "--duration") == 0) {
+            o.duration_s = strtod(val, &end);
+            if (end == val || *end || !(o.duration_s > 0 && o.duration_s < 1e9))
+                return usage_error("--duration: '%s' is not a number of seconds", val);
+        } else if (strcmp(opt, "--log-level") == 0) {
+            vg_log_level level;
+            if (vg_log_parse_level(val, &level) < 0) return usage_error("--log-level: unknown level '%s'", val);
+            vg_log_set_level(level);
+            o.log_level_given = 1;
+        } else {
+            return usage_error("unknown option '%s'", opt);
+        }
+    }
+    if (!o.config_path) return usage_error("%s", "run needs a CONFIG.json");
+    return vg_run(&o);
+}
+
 int main(int argc, char **argv) {
     av_log_set_level(AV_LOG_QUIET); /* our own lines say what failed; FFmpeg's chatter only at debug */
     if (argc < 2) {
@@ -319,6 +352,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "replay") == 0) return cmd_replay(argc, argv);
     if (strcmp(argv[1], "check") == 0) return cmd_check(argc, argv);
+    if (strcmp(argv[1], "run") == 0) return cmd_run(argc, argv);
     if (strcmp(argv[1], "flush") == 0) return cmd_flush(argc, argv);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("vigil %s\n", VIGIL_VERSION);

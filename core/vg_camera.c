@@ -1,13 +1,18 @@
 /* vg_camera.c — the per-camera pipeline. Owns the camera's ingest, decoder, clock, frame scaler, episode
- * book and script, and moves every decoded picture through them in order. */
+ * book and script, and moves every decoded picture through them in order. A live camera also owns its
+ * thread, its connection sessions (packets held until their sender time is known) and the reconnect
+ * backoff. */
 #include "vg_camera.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <libavutil/frame.h>
+#include <libavutil/mathematics.h>
 
 #include "vg_clock.h"
 #include "vg_episode.h"
@@ -27,7 +32,27 @@ struct vg_camera {
     vg_camera_stats stats;
     int64_t last_ts;
     int64_t pace_wall_ms, pace_ts; /* realtime replay: the wall time of the first frame, and its ts */
+    /* live */
+    char url_masked[1024];          /* the URL as log lines may show it */
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    pthread_mutex_t lock;           /* with wake: the backoff wait that vg_camera_stop interrupts */
+    pthread_cond_t wake;
+    unsigned seed;                  /* backoff jitter */
 };
+
+/* The backoff wait sleeps on a monotonic condition variable so a stop wakes it at once. */
+static void init_wait(vg_camera *cam) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&cam->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&cam->lock, NULL);
+    atomic_init(&cam->stop, 0);
+    cam->seed = (unsigned)vg_monotonic_ms() ^ (unsigned)(uintptr_t)cam;
+}
 
 static void emit_to_sink(void *ctx, const vg_version *version) {
     vg_camera *cam = ctx;
@@ -46,6 +71,8 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
     cam->media = strdup(config->media);
     cam->config.media = cam->media;
     cam->sink = sink;
+    vg_mask_url(config->url, cam->url_masked, sizeof cam->url_masked);
+    init_wait(cam);
     cam->book = vg_book_new(cam->media, ids, emit_to_sink, cam);
     cam->scaler = vg_frame_scaler_new(config->analysis_width);
     vg_script_config sc = {
@@ -62,6 +89,12 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
 
 void vg_camera_free(vg_camera *cam) {
     if (!cam) return;
+    if (cam->started) {
+        vg_camera_stop(cam);
+        vg_camera_join(cam);
+    }
+    pthread_cond_destroy(&cam->wake);
+    pthread_mutex_destroy(&cam->lock);
     vg_script_free(cam->script);
     vg_book_free(cam->book);
     vg_frame_scaler_free(cam->scaler);
@@ -116,6 +149,15 @@ static int drain(vg_camera *cam, vg_decoder *dec, AVFrame *picture) {
     }
 }
 
+/* Feeds one packet (NULL drains the decoder) and analyses every picture it gives back. Damaged data is
+ * not an error: the decoder resynchronises at the next key frame. */
+static int decode_packet(vg_camera *cam, vg_decoder *dec, AVFrame *picture, const AVPacket *pkt) {
+    int rc = vg_decoder_send(dec, pkt);
+    if (rc < 0 && rc != AVERROR_INVALIDDATA) return rc;
+    rc = drain(cam, dec, picture);
+    return rc == AVERROR_INVALIDDATA ? 0 : rc;
+}
+
 static int64_t replay_start(const vg_camera *cam, const vg_ingest *in) {
     if (cam->config.start_ms != INT64_MIN) return cam->config.start_ms;
     int64_t created = vg_ingest_creation_time_ms(in);
@@ -128,16 +170,11 @@ static int decode_all(vg_camera *cam, vg_ingest *in, vg_decoder *dec, char *err,
     int rc = 0;
     while ((rc = vg_ingest_read(in, pkt)) >= 0) {
         cam->stats.packets++;
-        rc = vg_decoder_send(dec, pkt);
+        rc = decode_packet(cam, dec, picture, pkt);
         av_packet_unref(pkt);
-        if (rc < 0 && rc != AVERROR_INVALIDDATA) break;
-        if ((rc = drain(cam, dec, picture)) < 0 && rc != AVERROR_INVALIDDATA) break;
-        rc = 0;
+        if (rc < 0) break;
     }
-    if (rc == AVERROR_EOF || rc == 0) {
-        vg_decoder_send(dec, NULL);
-        rc = drain(cam, dec, picture);
-    }
+    if (rc == AVERROR_EOF || rc == 0) rc = decode_packet(cam, dec, picture, NULL);
     if (rc < 0) {
         char text[AV_ERROR_MAX_STRING_SIZE];
         av_strerror(rc, text, sizeof text);
@@ -175,4 +212,231 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
     vg_ingest_close(in);
     cam->stats.seconds = (double)(vg_monotonic_ms() - t0) / 1000.0;
     return rc;
+}
+
+/* ---------- live: sessions, reconnects, the camera thread ---------- */
+
+#define VG_BACKOFF_FIRST_MS 500
+#define VG_BACKOFF_MAX_MS 30000
+#define VG_HOLD_MAX_PACKETS 2048  /* besides rtcp_wait: a bound on what waits for the first sender report */
+
+/* One connection: its source and decoder, and the packets held until their sender time is known. */
+typedef struct session {
+    vg_ingest *in;
+    vg_decoder *dec;
+    AVFrame *picture;
+    AVPacket *held[VG_HOLD_MAX_PACKETS];
+    int nheld;
+    int64_t hold_since_ms;  /* monotonic */
+    int64_t opened_ms;      /* monotonic: when connecting began */
+    int timed;              /* the clock of this session is known */
+    int64_t frame_ticks;    /* one frame in the stream's time base */
+    int64_t last_pts;
+} session;
+
+typedef enum { SESSION_NOT_CONNECTED, SESSION_NO_FRAMES, SESSION_DELIVERED } session_result;
+
+static int stopping(vg_camera *cam) { return atomic_load(&cam->stop); }
+
+static int64_t frame_ticks(const vg_ingest *in) {
+    double fps = vg_ingest_frame_rate(in);
+    AVRational tb = vg_ingest_time_base(in);
+    return av_rescale_q(1, av_d2q(1.0 / (fps > 0 ? fps : 25.0), 1 << 20), tb);
+}
+
+/* A packet without pts (the stream's very first has none) gets the previous one's plus a frame. */
+static int decode_live(vg_camera *cam, session *s, AVPacket *pkt) {
+    if (pkt->pts == AV_NOPTS_VALUE && s->last_pts != AV_NOPTS_VALUE) pkt->pts = s->last_pts + s->frame_ticks;
+    if (pkt->pts != AV_NOPTS_VALUE) s->last_pts = pkt->pts;
+    return decode_packet(cam, s->dec, s->picture, pkt);
+}
+
+static void hold(session *s, AVPacket *pkt) {
+    if (!s->nheld) s->hold_since_ms = vg_monotonic_ms();
+    s->held[s->nheld] = av_packet_alloc();
+    av_packet_move_ref(s->held[s->nheld++], pkt);
+}
+
+static int hold_expired(const vg_camera *cam, const session *s) {
+    return s->nheld >= VG_HOLD_MAX_PACKETS || vg_monotonic_ms() - s->hold_since_ms >= cam->config.rtcp_wait_ms;
+}
+
+static void drop_held(session *s) {
+    for (int i = 0; i < s->nheld; i++) av_packet_free(&s->held[i]);
+    s->nheld = 0;
+}
+
+/* The clock is known now: decode what was held, stamped exactly by pts. Leading packets without pts
+ * get the next one's minus a frame. */
+static int release_held(vg_camera *cam, session *s) {
+    for (int i = s->nheld - 2; i >= 0; i--)
+        if (s->held[i]->pts == AV_NOPTS_VALUE && s->held[i + 1]->pts != AV_NOPTS_VALUE)
+            s->held[i]->pts = s->held[i + 1]->pts - s->frame_ticks;
+    int rc = 0;
+    for (int i = 0; i < s->nheld && rc >= 0; i++) rc = decode_live(cam, s, s->held[i]);
+    drop_held(s);
+    return rc;
+}
+
+/* Frames wait for the first sender report (at most rtcp_wait_ms), then go out stamped by it; if none
+ * comes, by the local clock. */
+static void report_timed(vg_camera *cam, session *s) {
+    s->timed = 1;
+    if (cam->clock.source == VG_CLOCK_RTCP)
+        vg_info(cam->media, "frame time from RTCP sender reports, %.2f s after connecting (%d packets held)",
+                (double)(vg_monotonic_ms() - s->opened_ms) / 1000.0, s->nheld);
+}
+
+static int on_packet(vg_camera *cam, session *s, AVPacket *pkt) {
+    int known = vg_clock_observe(&cam->clock, pkt, vg_clock_realtime_us());
+    if (known && !s->timed) report_timed(cam, s);
+    if (known && !s->nheld) return decode_live(cam, s, pkt);
+    hold(s, pkt);
+    if (!vg_clock_known(&cam->clock)) {
+        if (!hold_expired(cam, s)) return 0;
+        vg_clock_use_local(&cam->clock, vg_monotonic_ms() - s->hold_since_ms);
+        s->timed = 1;
+    }
+    return release_held(cam, s);
+}
+
+static int pump(vg_camera *cam, session *s) {
+    AVPacket *pkt = av_packet_alloc();
+    int rc;
+    while ((rc = vg_ingest_read(s->in, pkt)) >= 0) {
+        cam->stats.packets++;
+        rc = on_packet(cam, s, pkt);
+        av_packet_unref(pkt);
+        if (rc < 0) break;
+    }
+    av_packet_free(&pkt);
+    return rc;
+}
+
+static void describe_loss(const session *s, int rc, char *reason, size_t len) {
+    if (vg_ingest_stalled(s->in)) {
+        snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(s->in) / 1000.0);
+        return;
+    }
+    char text[AV_ERROR_MAX_STRING_SIZE];
+    av_strerror(rc, text, sizeof text);
+    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : text);
+}
+
+static void log_up(vg_camera *cam, const vg_ingest *in) {
+    const AVCodecParameters *par = vg_ingest_codecpar(in);
+    vg_info(cam->media, "stream up: %s (%s %dx%d, %.4g fps, %s)", cam->url_masked, avcodec_get_name(par->codec_id),
+            par->width, par->height, vg_ingest_frame_rate(in), cam->config.transport ? cam->config.transport : "tcp");
+}
+
+/* Connects, runs the stream until it fails or the camera stops; reason says why it ended. */
+static session_result run_session(vg_camera *cam, char *reason, size_t len) {
+    vg_ingest_options o = {.transport = cam->config.transport, .stall_timeout_ms = cam->config.stall_timeout_ms,
+                           .stop = &cam->stop};
+    session *s = calloc(1, sizeof *s);
+    s->opened_ms = vg_monotonic_ms();
+    if (!(s->in = vg_ingest_open(cam->config.url, &o, reason, len))) {
+        free(s);
+        return SESSION_NOT_CONNECTED;
+    }
+    s->dec = vg_decoder_new(vg_ingest_codecpar(s->in), vg_ingest_time_base(s->in), &cam->config.decode, reason, len);
+    if (!s->dec) {
+        vg_ingest_close(s->in);
+        free(s);
+        return SESSION_NOT_CONNECTED;
+    }
+    s->picture = av_frame_alloc();
+    s->frame_ticks = frame_ticks(s->in);
+    s->last_pts = AV_NOPTS_VALUE;
+    vg_clock_new_session(&cam->clock, vg_ingest_time_base(s->in), vg_ingest_is_parsed(s->in));
+    cam->stats.connects++;
+    log_up(cam, s->in);
+    vg_script_on_stream(cam->script, "up");
+    long frames_before = cam->stats.frames_analysed;
+    describe_loss(s, pump(cam, s), reason, len);
+    drop_held(s);
+    av_frame_free(&s->picture);
+    vg_decoder_free(s->dec);
+    vg_ingest_close(s->in);
+    free(s);
+    return cam->stats.frames_analysed > frames_before ? SESSION_DELIVERED : SESSION_NO_FRAMES;
+}
+
+/* 0.5 s doubling to 30 s, +-20 % jitter so cameras behind one failed server do not retry in step. */
+static int64_t backoff_ms(vg_camera *cam, int failures) {
+    int64_t base = (int64_t)VG_BACKOFF_FIRST_MS << (failures < 7 ? failures : 7);
+    if (base > VG_BACKOFF_MAX_MS) base = VG_BACKOFF_MAX_MS;
+    int64_t jitter = base / 5;
+    int64_t delay = base - jitter + (int64_t)(rand_r(&cam->seed) % (unsigned)(2 * jitter + 1));
+    return delay < VG_BACKOFF_MAX_MS ? delay : VG_BACKOFF_MAX_MS;
+}
+
+static void wait_ms(vg_camera *cam, int64_t ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&cam->lock);
+    while (!stopping(cam) && pthread_cond_timedwait(&cam->wake, &cam->lock, &until) == 0) {
+    }
+    pthread_mutex_unlock(&cam->lock);
+}
+
+static void report_failure(vg_camera *cam, session_result r, const char *reason, int64_t delay_ms) {
+    if (r == SESSION_NOT_CONNECTED)
+        vg_warn(cam->media, "%s: %s; retrying in %.1f s", cam->url_masked, reason, delay_ms / 1000.0);
+    else
+        vg_warn(cam->media, "stream lost (%s): %s; reconnecting in %.1f s", cam->url_masked, reason,
+                delay_ms / 1000.0);
+}
+
+static void *camera_thread(void *arg) {
+    vg_camera *cam = arg;
+    int64_t t0 = vg_monotonic_ms();
+    int failures = 0; /* sessions in a row that delivered no frame */
+    char reason[512], masked[600];
+    while (!stopping(cam)) {
+        session_result r = run_session(cam, reason, sizeof reason);
+        if (stopping(cam)) break;
+        failures = r == SESSION_DELIVERED ? 0 : failures + 1;
+        int64_t delay = backoff_ms(cam, failures ? failures - 1 : 0);
+        report_failure(cam, r, vg_mask_urls_in(reason, masked, sizeof masked), delay);
+        if (r != SESSION_NOT_CONNECTED) {
+            cam->stats.disconnects++;
+            vg_script_on_stream(cam->script, "down");
+        }
+        wait_ms(cam, delay);
+    }
+    vg_script_on_stop(cam->script);
+    vg_book_close_all(cam->book, cam->stats.frames_analysed ? cam->last_ts : vg_realtime_ms(), "shutdown");
+    cam->stats.seconds = (double)(vg_monotonic_ms() - t0) / 1000.0;
+    return NULL;
+}
+
+int vg_camera_start(vg_camera *cam, char *err, size_t errlen) {
+    vg_clock_init_live(&cam->clock, cam->media);
+    int rc = pthread_create(&cam->thread, NULL, camera_thread, cam);
+    if (rc) {
+        snprintf(err, errlen, "%s: cannot start a thread: %s", cam->media, strerror(rc));
+        return -1;
+    }
+    cam->started = 1;
+    return 0;
+}
+
+void vg_camera_stop(vg_camera *cam) {
+    pthread_mutex_lock(&cam->lock);
+    atomic_store(&cam->stop, 1);
+    pthread_cond_broadcast(&cam->wake);
+    pthread_mutex_unlock(&cam->lock);
+}
+
+void vg_camera_join(vg_camera *cam) {
+    if (!cam->started) return;
+    pthread_join(cam->thread, NULL);
+    cam->started = 0;
 }

@@ -1,5 +1,6 @@
 /* vg_camera.h — one camera's data path: ingest -> decode -> clock -> analysis frame -> script -> episodes
- * -> sink. Replay runs it over a file as fast as it decodes. */
+ * -> sink. Replay runs it over a file as fast as it decodes; a live camera runs it on its own thread,
+ * reconnecting with backoff whenever the stream fails, with its Lua state and open episodes kept. */
 #ifndef VG_CAMERA_H
 #define VG_CAMERA_H
 #include <stddef.h>
@@ -21,10 +22,14 @@ typedef struct vg_camera_config {
     int realtime;             /* replay: pace frames to their timestamps, as a live camera would */
     vg_decoder_options decode;
     int64_t start_ms;         /* replay: time of the first frame; INT64_MIN = creation_time, else now */
+    const char *transport;    /* live RTSP: "tcp" (NULL = tcp) or "udp" */
+    int stall_timeout_ms;     /* live: no packet for this long is a failure (0 = 10000) */
+    int rtcp_wait_ms;         /* live: hold packets this long for the first sender report (0 = none) */
 } vg_camera_config;
 
 typedef struct vg_camera_stats {
     long packets, frames_decoded, frames_analysed, episodes_opened, versions_emitted, sink_errors;
+    long connects, disconnects; /* live: sessions that came up, and that were lost */
     double seconds;
 } vg_camera_stats;
 
@@ -38,5 +43,14 @@ void vg_camera_free(vg_camera *cam);
  * (payload.close_reason "end_of_stream"). Returns 0, or -1 with err. */
 int vg_camera_replay(vg_camera *cam, char *err, size_t errlen);
 void vg_camera_get_stats(const vg_camera *cam, vg_camera_stats *out);
+
+/* Live: runs the camera on its own thread until vg_camera_stop. The script hears on_stream("up") when a
+ * connection is made and on_stream("down") when it is lost; on stop, on_stop runs and open episodes are
+ * closed at the last frame's time with payload.close_reason "shutdown". -1 with err if no thread. */
+int vg_camera_start(vg_camera *cam, char *err, size_t errlen);
+/* Asks the thread to stop (interrupting a read or a backoff wait) and returns at once. */
+void vg_camera_stop(vg_camera *cam);
+/* Waits for a stopped camera's thread to finish. */
+void vg_camera_join(vg_camera *cam);
 
 #endif

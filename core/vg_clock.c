@@ -32,9 +32,11 @@ void vg_clock_new_session(vg_clock *clock, AVRational time_base, int prft_lags) 
     clock->prft_lags = prft_lags;
     clock->offset_us = INT64_MIN;
     clock->pending_prft_us = INT64_MIN;
-    clock->first_pts = AV_NOPTS_VALUE;
-    clock->first_arrival_us = 0;
+    clock->local_offset_us = INT64_MIN;
+    clock->pending_read_us = 0;
     clock->session_stamped = 0;
+    clock->skew_since_us = 0;
+    clock->skew_checked = 0;
 }
 
 int64_t vg_packet_wallclock_us(const AVPacket *pkt) {
@@ -49,13 +51,19 @@ static int64_t pts_to_us(const vg_clock *clock, int64_t pts) {
     return av_rescale_q_rnd(pts, clock->time_base, (AVRational){1, 1000000}, AV_ROUND_NEAR_INF | AV_ROUND_PASS_MINMAX);
 }
 
-/* The sender's clock is the truth; a badly set camera clock is worth one line per camera. */
+/* The sender's clock is the truth; a badly set camera clock is worth one line per camera. Packets read
+ * late (FFmpeg buffers what it reads while probing the stream) look older than they are, so the skew is
+ * the largest sender-minus-local difference seen over VG_CLOCK_SKEW_WINDOW_MS. */
 static void check_skew(vg_clock *clock, int64_t sender_us, int64_t now_us) {
-    int64_t skew_ms = (sender_us - now_us) / 1000;
-    if (clock->warned_skew || llabs(skew_ms) <= VG_CLOCK_SKEW_MS) return;
+    if (clock->warned_skew || clock->skew_checked) return;
+    if (!clock->skew_since_us || sender_us - now_us > clock->skew_max_us) clock->skew_max_us = sender_us - now_us;
+    if (!clock->skew_since_us) clock->skew_since_us = now_us;
+    if (now_us - clock->skew_since_us < VG_CLOCK_SKEW_WINDOW_MS * 1000LL) return;
+    clock->skew_checked = 1;
+    if (llabs(clock->skew_max_us) <= VG_CLOCK_SKEW_MS * 1000LL) return;
     clock->warned_skew = 1;
     vg_warn(clock->who, "the camera's clock is %+.1f s off this host's clock; frames keep the camera's time",
-            (double)skew_ms / 1000.0);
+            (double)clock->skew_max_us / 1e6);
 }
 
 static void learn_sender_offset(vg_clock *clock, int64_t offset_us) {
@@ -69,11 +77,12 @@ static void learn_sender_offset(vg_clock *clock, int64_t offset_us) {
 }
 
 /* Local fallback: follow the local clock when the stream's pts drift more than a jump away from it. */
-static void follow_local(vg_clock *clock, int64_t pts_us, int64_t now_us) {
-    int64_t drift_us = now_us - (clock->offset_us + pts_us);
+static void follow_local(vg_clock *clock, int64_t pts_us, int64_t read_us) {
+    int64_t drift_us = read_us - (clock->offset_us + pts_us);
     if (llabs(drift_us) <= VG_CLOCK_JUMP_MS * 1000LL) return;
     vg_warn(clock->who, "stream time drifted %+.3f s from the local clock; re-anchored", (double)drift_us / 1e6);
-    clock->offset_us = now_us - pts_us;
+    clock->offset_us = read_us - pts_us;
+    clock->local_offset_us = clock->offset_us;
 }
 
 int vg_clock_observe(vg_clock *clock, const AVPacket *pkt, int64_t now_us) {
@@ -81,16 +90,16 @@ int vg_clock_observe(vg_clock *clock, const AVPacket *pkt, int64_t now_us) {
     if (pkt->pts != AV_NOPTS_VALUE) {
         int64_t pts_us = pts_to_us(clock, pkt->pts);
         int64_t wall_us = clock->prft_lags ? clock->pending_prft_us : prft_us;
-        if (clock->first_pts == AV_NOPTS_VALUE) {
-            clock->first_pts = pkt->pts;
-            clock->first_arrival_us = now_us;
-        }
+        int64_t read_us = clock->prft_lags ? clock->pending_read_us : now_us; /* the same lag */
+        if (read_us && (clock->local_offset_us == INT64_MIN || read_us - pts_us < clock->local_offset_us))
+            clock->local_offset_us = read_us - pts_us;
         if (wall_us != INT64_MIN) learn_sender_offset(clock, wall_us - pts_us);
         else if (clock->source == VG_CLOCK_LOCAL && clock->offset_us != INT64_MIN)
-            follow_local(clock, pts_us, now_us);
+            follow_local(clock, pts_us, read_us ? read_us : now_us);
     }
     if (prft_us != INT64_MIN) check_skew(clock, prft_us, now_us);
     clock->pending_prft_us = prft_us;
+    clock->pending_read_us = now_us;
     return vg_clock_known(clock);
 }
 
@@ -104,8 +113,7 @@ void vg_clock_use_local(vg_clock *clock, int64_t waited_ms) {
         vg_debug(clock->who, "no RTCP sender report within %.1f s: local clock", (double)waited_ms / 1000.0);
     clock->warned_local = 1;
     clock->source = VG_CLOCK_LOCAL;
-    int64_t first_us = clock->first_pts == AV_NOPTS_VALUE ? 0 : pts_to_us(clock, clock->first_pts);
-    clock->offset_us = (clock->first_arrival_us ? clock->first_arrival_us : vg_clock_realtime_us()) - first_us;
+    clock->offset_us = clock->local_offset_us != INT64_MIN ? clock->local_offset_us : vg_clock_realtime_us();
 }
 
 static int64_t file_ms(const vg_clock *clock, int64_t pts) {

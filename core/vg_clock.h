@@ -17,6 +17,7 @@
 
 #define VG_CLOCK_JUMP_MS 1000   /* consecutive frames further apart than this are logged */
 #define VG_CLOCK_SKEW_MS 2000   /* sender vs local clock difference worth a warning */
+#define VG_CLOCK_SKEW_WINDOW_MS 2000 /* ... measured over this long */
 
 typedef struct vg_clock {
     vg_clock_source source;
@@ -29,9 +30,13 @@ typedef struct vg_clock {
     int prft_lags;            /* a packet's PRFT is the wall time of the next packet's pts */
     int64_t offset_us;        /* wall time of pts 0 in unix µs; INT64_MIN while unknown */
     int64_t pending_prft_us;  /* PRFT of the previous packet (INT64_MIN: none) */
-    int64_t first_pts;        /* the session's first pts and its arrival time, for the local fallback */
-    int64_t first_arrival_us;
+    int64_t local_offset_us;  /* local fallback: least (read time - pts) seen; packets read late (FFmpeg
+                                 buffers what it probes) only make it larger */
+    int64_t pending_read_us;  /* read time of the previous packet (0: none): parsed, it is when the next
+                                 packet's frame began to arrive */
     int session_stamped;      /* a frame of this session was stamped (jumps to it are not logged) */
+    int64_t skew_since_us, skew_max_us; /* the session's skew measurement */
+    int skew_checked;
     int warned_skew, warned_local;
 } vg_clock;
 
@@ -45,8 +50,8 @@ void vg_clock_new_session(vg_clock *clock, AVRational time_base, int prft_lags);
  * the wall time of pts is known (from the sender, or the local fallback). */
 int vg_clock_observe(vg_clock *clock, const AVPacket *pkt, int64_t now_us);
 int vg_clock_known(const vg_clock *clock);
-/* No sender report in time: stamp with the local clock from now on, pts anchored at the arrival of the
- * session's first packet. waited_ms goes into the (once per camera) log line. */
+/* No sender report in time: stamp with the local clock from now on, pts anchored at the packet that was
+ * read least late. waited_ms goes into the (once per camera) log line. */
 void vg_clock_use_local(vg_clock *clock, int64_t waited_ms);
 /* The frame time of pts; never less than the previous stamp. */
 int64_t vg_clock_stamp(vg_clock *clock, int64_t pts);

@@ -35,6 +35,18 @@ What it guarantees (tests rely on these):
     are static).  Without --box the default pattern is the moving "ball";
   * --file clip serves a media file in an endless loop (decoded once by a
     producer pipeline, re-encoded live per mount, so it behaves like a camera).
+  * --stamp draws on every frame its capture wall-clock time: unix ms
+    (rounded) mod 2^32 as 32 white(1)/black(0) blocks, most significant bit
+    first, across the top band (blocks width/32 wide, band max(8, width/32)
+    tall), and the complement of those bits in the band below it (a reader
+    can tell a clean decode).  Black elsewhere.  The capture time is the
+    buffer's pts + base_time on the realtime clock, i.e. exactly what the RTCP
+    sender reports map the frame's RTP timestamp to, so a client that stamps
+    frames from the SRs can check itself frame by frame (one frame late =
+    +1000/fps ms);
+  * SRs map RTP time to capture time (rtpsession rtcp-sync-send-time=false):
+    with the default (send time) the mapping moved by half a frame as soon
+    as a UDP client joined a shared media that also had a TCP client.
 
 Exits 0 on SIGTERM/SIGINT.
 """
@@ -110,6 +122,9 @@ class Settings:
             self.box = (appear, leave)
         self.pattern = a.pattern or ("black" if self.box else "ball")
         self.file = a.file
+        self.stamp = a.stamp
+        if self.stamp and (self.file or self.box or a.pattern):
+            raise SystemExit("rtsp_server: --stamp makes its own frames: no --file, --box or --pattern")
         self.encoder = a.encoder
         self.rtcp_interval_ns = int(a.rtcp_interval * Gst.SECOND)
         self.epoch = time.time()  # faked under libfaketime, like CLOCK
@@ -125,6 +140,9 @@ class Settings:
                 "video/x-h264,stream-format=byte-stream ! "
                 "rtph264pay name=pay0 pt=96 config-interval=1"
                 % encoder_desc(fps, self.encoder))
+        if self.stamp:
+            return ("( appsrc name=stampsrc is-live=true format=time do-timestamp=false "
+                    "caps=video/x-raw,format=I420,%s ! %s )" % (caps[len("video/x-raw,"):], tail))
         if not self.box:
             return "( %s ! videoconvert ! videoscale ! videorate ! %s ! %s )" % (src, caps, tail)
         bw, bh = max(8, w // 8), max(8, h // 8)
@@ -146,6 +164,9 @@ class TestMedia(GstRtspServer.RTSPMedia):
         def on_added(_bin, element):
             if element.get_factory() and element.get_factory().get_name() == "rtpsession":
                 element.set_property("rtcp-min-interval", self.rtcp_interval_ns)
+                # SR = capture time, whoever the clients are (send time shifts by
+                # half a frame with mixed TCP and UDP clients of a shared media).
+                element.set_property("rtcp-sync-send-time", False)
         rtpbin.connect("element-added", on_added)
         return True
 
@@ -208,11 +229,53 @@ def attach_box(media, settings):
     pad.add_probe(Gst.PadProbeType.BUFFER, probe)
 
 
+class StampSource:
+    """--stamp: feeds the media's appsrc with frames made here, each showing its capture time.
+
+    Frame n of the pipeline is due at running time n/fps; need-data waits for
+    that moment on the realtime clock (like a camera's sensor), then pushes a
+    frame with that pts whose bits say round((base_time + pts) / 1 ms).  The
+    connected handler keeps this object alive as long as the appsrc.
+    """
+
+    def __init__(self, media, settings):
+        self.width, self.height = settings.width, settings.height
+        self.dur = Gst.SECOND // settings.fps
+        self.block = self.width // 32
+        self.band = max(8, self.width // 32)
+        self.last_n = -1
+        self.rest = bytes([16]) * (self.width * (self.height - 2 * self.band))
+        self.chroma = bytes([128]) * (2 * (self.width // 2) * (self.height // 2))
+        media.get_element().get_by_name("stampsrc").connect("need-data", self.on_need_data)
+
+    def row(self, bits):
+        row = b"".join((b"\xeb" if bit else b"\x10") * self.block for bit in bits)
+        return row + b"\x10" * (self.width - len(row))
+
+    def frame(self, ms):
+        bits = [(ms >> (31 - i)) & 1 for i in range(32)]
+        return (self.row(bits) * self.band + self.row([1 - b for b in bits]) * self.band
+                + self.rest + self.chroma)
+
+    def on_need_data(self, src, _length):
+        base = src.get_base_time()
+        n = max(self.last_n + 1, -(-(CLOCK.get_time() - base) // self.dur))
+        self.last_n = n
+        pts = n * self.dur
+        # A clock wait, not time.sleep: libfaketime breaks Python's sleep (EINVAL).
+        Gst.Clock.id_wait(CLOCK.new_single_shot_id(base + pts))
+        buf = Gst.Buffer.new_wrapped(self.frame(((base + pts + 500000) // 1000000) & 0xFFFFFFFF))
+        buf.pts, buf.duration = pts, self.dur
+        src.emit("push-buffer", buf)
+
+
 def configure(media, settings):
     """media-configure handler: runs once per (shared) media pipeline."""
     make_unseekable(media)
     if settings.box:
         attach_box(media, settings)
+    if settings.stamp:
+        StampSource(media, settings)
 
 
 class FileLoop:
@@ -273,6 +336,8 @@ def main():
     ap.add_argument("--pattern", help="videotestsrc pattern (default ball, black with --box)")
     ap.add_argument("--file", help="serve this media file in a loop instead of a test pattern")
     ap.add_argument("--box", help="appear_s,leave_s: moving white box, wall seconds since start")
+    ap.add_argument("--stamp", action="store_true",
+                    help="draw each frame's capture time (unix ms) as bits on top of a black frame")
     ap.add_argument("--encoder", choices=("auto", "x264", "openh264"), default="auto")
     ap.add_argument("--rtcp-interval", type=float, default=1.0,
                     help="RTCP min interval in seconds (GStreamer default is 5)")

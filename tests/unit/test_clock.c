@@ -97,19 +97,24 @@ static void test_local_fallback_then_reports(void) {
     vg_clock c;
     vg_clock_init_live(&c, "cam");
     vg_clock_new_session(&c, TB, 1);
-    int64_t arrival = WALL + 7000; /* local µs of the first packet with pts */
+    /* Parsed: a packet is read when the next frame begins to arrive, so its read time is the time of the
+     * next packet's pts, like its PRFT. */
+    int64_t arrival = WALL + 7000; /* when frame 11 began to arrive */
     observe(&c, AV_NOPTS_VALUE, 0, arrival - 40000);
+    observe(&c, 8 * FRAME, 0, arrival); /* buffered while probing: read late */
+    observe(&c, 9 * FRAME, 0, arrival);
     observe(&c, 10 * FRAME, 0, arrival);
     observe(&c, 11 * FRAME, 0, arrival + 40000);
+    observe(&c, 12 * FRAME, 0, arrival + 82000); /* network jitter */
     CHECK(!vg_clock_known(&c));
     vg_clock_use_local(&c, 5000);
     CHECK(vg_clock_known(&c));
     CHECK_INT(c.source, VG_CLOCK_LOCAL);
-    CHECK_INT(vg_clock_stamp(&c, 10 * FRAME), (arrival + 500) / 1000);
-    CHECK_INT(vg_clock_stamp(&c, 11 * FRAME), (arrival + 500) / 1000 + 40);
+    CHECK_INT(vg_clock_stamp(&c, 10 * FRAME), (arrival + 500) / 1000 - 40);
+    CHECK_INT(vg_clock_stamp(&c, 11 * FRAME), (arrival + 500) / 1000);
     /* pts that run away from the local clock are re-anchored */
-    observe(&c, 12 * FRAME + 90000 * 5, 0, arrival + 80000);
-    CHECK_INT(vg_clock_stamp(&c, 12 * FRAME + 90000 * 5), (arrival + 80000 + 500) / 1000);
+    observe(&c, 13 * FRAME + 90000 * 5, 0, arrival + 120000);
+    CHECK_INT(vg_clock_stamp(&c, 13 * FRAME + 90000 * 5), (arrival + 82000 + 500) / 1000);
     /* a late sender report wins */
     observe(&c, 13 * FRAME, WALL + 9000000, arrival + 120000);
     observe(&c, 14 * FRAME, WALL + 9040000, arrival + 160000);
@@ -117,14 +122,29 @@ static void test_local_fallback_then_reports(void) {
     CHECK_INT(vg_clock_stamp(&c, 14 * FRAME), WALL / 1000 + 9000);
 }
 
+/* A skew of a few seconds from packets read late is not the camera's clock. */
+static void test_no_skew_from_late_reads(void) {
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 1);
+    observe(&c, 0, WALL + 40000, WALL + 2800000);
+    observe(&c, FRAME, WALL + 2800000, WALL + 2800500);
+    observe(&c, 2 * FRAME, WALL + 5000000, WALL + 5000500);
+    CHECK(c.skew_checked);
+    CHECK(!c.warned_skew);
+}
+
 static void test_skew_and_sessions(void) {
     vg_clock c;
     vg_clock_init_live(&c, "cam");
     vg_clock_new_session(&c, TB, 1);
     int64_t local = WALL + 3600000000LL; /* the camera is an hour behind */
-    observe(&c, 0, WALL + 40000, local);
-    CHECK(c.warned_skew);
+    observe(&c, 0, WALL + 40000 - 3000000, local); /* read late: looks 3 s older */
     observe(&c, FRAME, WALL + 80000, local + 40000);
+    CHECK(!c.warned_skew); /* measured over 2 s */
+    observe(&c, 2 * FRAME, WALL + 120000, local + 2100000);
+    CHECK(c.warned_skew);
+    CHECK_NEAR(c.skew_max_us / 1e6, -3600.0, 0.1);
     CHECK_INT(vg_clock_stamp(&c, FRAME), WALL / 1000 + 40);
     /* reconnect: pts restart at 0, time goes on, the last stamp is kept */
     vg_clock_new_session(&c, TB, 1);
@@ -143,6 +163,7 @@ int main(void) {
     test_prft_own_packet();
     test_never_backwards_and_steps();
     test_local_fallback_then_reports();
+    test_no_skew_from_late_reads();
     test_skew_and_sessions();
     return CHECK_DONE();
 }

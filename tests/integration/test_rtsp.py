@@ -1,0 +1,405 @@
+"""test_rtsp.py — `vigil run` against the real RTSP server (tests/servers/rtsp_server.py, loopback only).
+
+The server runs with --stamp: every frame shows its own capture time (unix ms, as bits), and the RTCP sender
+reports map RTP time to that same capture time. So a frame's ts must equal the time drawn on it: one frame
+late would be +40 ms at 25 fps. Checked here: frames are stamped "rtcp" and exact (also the ones held before
+the first sender report), 40 ms apart; two cameras on one URL (TCP and UDP too) give a frame the same ts; a
+server under faketime -1h gives stamps an hour behind this host's clock (so they come from the SRs) and a
+skew warning; a stall, a killed and restarted server: logged, reconnected within the backoff, the script's
+counter keeps counting; unreachable host, wrong path, a non-RTSP server: a clear line per attempt, retries,
+no crash; the URL password never appears in a log line; open episodes close with "shutdown" at the end."""
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from vigiltest import Suite, SRC, VIGIL, VIGIL_ASAN, write, read_versions
+
+SERVER = os.path.join(SRC, "tests", "servers", "rtsp_server.py")
+PY = "/usr/bin/python3"          # Debian's python has gi
+FRAME_MS = 40                    # the server's default 25 fps
+SECRET = "s3cretPW"
+
+# Reads the capture time the server drew (32 bits over 32 blocks, their complement in the band below);
+# one episode per frame with what the rule saw. A session episode stays open until shutdown.
+RULE = """
+local vigil = require "vigil"
+local n, session, last = 0, nil, nil
+local band = vigil.params.band -- band height as a fraction of the frame height
+
+local function marker(frame)
+  local ms = 0
+  for i = 0, 31 do
+    local x = (i + 0.25) / 32
+    local top = frame:mean({x, 0.25 * band, 0.5 / 32, 0.5 * band})
+    local bottom = frame:mean({x, 1.25 * band, 0.5 / 32, 0.5 * band})
+    if (top > 128) == (bottom > 128) then return -1 end
+    ms = ms * 2 + (top > 128 and 1 or 0)
+  end
+  return ms
+end
+
+function on_stream(event)
+  local t = last or os.time() * 1000
+  vigil.episode.open(t, {episode_type = "stream", payload = {event = event, n = n}}):close(t)
+end
+
+function on_frame(frame)
+  n = n + 1
+  last = frame.ts
+  if not session then session = vigil.episode.open(frame, {episode_type = "session"}) end
+  local ep = vigil.episode.open(frame, {episode_type = "frame",
+    payload = {ts = frame.ts, clock = frame.clock, n = n, marker = marker(frame)}})
+  ep:close(frame)
+end
+"""
+
+
+# ---------------------------------------------------------------- servers
+
+class Server:
+    """rtsp_server.py in its own process group; READY urls read from its stdout."""
+
+    def __init__(self, t, name, mounts, port=0, faketime=None, extra=()):
+        self.t, self.name, self.mounts, self.port, self.faketime = t, name, mounts, port, faketime
+        self.extra = list(extra)
+        self.start()
+
+    def start(self):
+        cmd = [PY, SERVER, "--port", str(self.port), "--stamp"] + self.extra
+        for m in self.mounts:
+            cmd += ["--mount", m]
+        env = dict(os.environ)
+        if self.faketime:
+            cmd = ["faketime", "-f", self.faketime] + cmd
+            env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+        self.err = open(self.t.path(self.name + ".err"), "a")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env=env,
+                                     start_new_session=True, text=True)
+        self.urls = []
+        deadline = time.time() + 20
+        while len(self.urls) < len(self.mounts) and time.time() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if ready:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                if line.startswith("READY "):
+                    self.urls.append(line.split()[1])
+        if len(self.urls) != len(self.mounts):
+            raise SystemExit("%s did not start: see %s" % (self.name, self.t.path(self.name + ".err")))
+        self.port = int(re.match(r"rtsp://[^:]+:(\d+)/", self.urls[0]).group(1))
+
+    def url(self, i=0, password=True):
+        return self.urls[i].replace("rtsp://", "rtsp://viewer:%s@" % SECRET) if password else self.urls[i]
+
+    def signal(self, sig):
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self):
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.err.close()
+
+
+class NotRtsp:
+    """A TCP server that answers anything with an HTTP error and hangs up."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn.settimeout(2)
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            conn.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------- vigil
+
+def config(t, name, cameras, log_level="info"):
+    out = t.path(name + ".jsonl")
+    doc = {"node": {"machine_id": 9, "log_level": log_level}, "output": {"file": out},
+           "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": 5000},
+           "cameras": [dict({"script": "rule.lua", "params": {"band": 20 / 360}}, **c) for c in cameras]}
+    return write(t.path(name + ".json"), json.dumps(doc, indent=1)), out
+
+
+def start_vigil(cfg, duration, binary=None, env=None):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.Popen([binary or VIGIL, "run", cfg, "--duration", str(duration)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env)
+
+
+def finish(proc, timeout=60):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def frames_by_media(out):
+    frames, streams, sessions = {}, {}, {}
+    for rec, _ in read_versions(out):
+        kind = rec.get("episode_type")
+        if kind == "frame":
+            frames.setdefault(rec["media"], []).append(rec["payload"])
+        elif kind == "stream":
+            streams.setdefault(rec["media"], []).append(rec["payload"]["event"])
+        elif kind == "session" and "closed_at" in rec:
+            sessions[rec["media"]] = rec
+    return frames, streams, sessions
+
+
+def marker_error(p):
+    """ts minus the capture time drawn on the frame, in ms (both mod 2^32)."""
+    d = ((p["ts"] & 0xFFFFFFFF) - p["marker"]) & 0xFFFFFFFF
+    return d - (1 << 32) if d >= 1 << 31 else d
+
+
+def check_exact(t, label, frames, min_frames, outages=0):
+    t.check(len(frames) >= min_frames, "%s: at least %d frames, got %d" % (label, min_frames, len(frames)))
+    if not frames:
+        return
+    t.check(all(p["clock"] == "rtcp" for p in frames), "%s: every frame has clock rtcp" % label)
+    t.check(all(p["marker"] >= 0 for p in frames), "%s: the drawn time is readable on every frame" % label)
+    errors = sorted(set(marker_error(p) for p in frames if p["marker"] >= 0))
+    t.check(errors and max(abs(e) for e in errors) <= 1,
+            "%s: ts = capture time drawn on the frame (+-1 ms), not a frame late; ts - drawn: %s" % (label, errors))
+    steps = [b["ts"] - a["ts"] for a, b in zip(frames, frames[1:])]
+    gaps = [s for s in steps if s > 1000]
+    steps = sorted(set(s for s in steps if s <= 1000))
+    t.check(steps and min(steps) >= FRAME_MS - 1 and max(steps) <= FRAME_MS + 1 and len(gaps) <= outages,
+            "%s: frame-to-frame step is %d ms (+-1), got %s, and %d outages: %s" % (label, FRAME_MS, steps, outages, gaps))
+
+
+def check_masked(t, label, stderr):
+    t.check(SECRET not in stderr, "%s: the URL password never reaches a log line" % label)
+
+
+# ---------------------------------------------------------------- scenarios
+
+def test_clock(t):
+    """Exact stamps from the SRs; same frame same ts on two cameras, TCP and UDP; faketime -1h; no SR at all."""
+    live = Server(t, "live", ["/cam1"])
+    fake = Server(t, "fake", ["/cam"], faketime="-1h")
+    silent = Server(t, "silent", ["/cam"], extra=["--rtcp-interval", "60"])  # first SR after > 10 s
+    try:
+        cfg, out = config(t, "clock", [
+            {"media": "a", "url": live.url()},
+            {"media": "b", "url": live.url()},
+            {"media": "u", "url": live.url(), "transport": "udp"},
+            {"media": "f", "url": fake.url()},
+            {"media": "l", "url": silent.url(), "rtcp_wait_ms": 2000},
+        ])
+        t0 = time.time()
+        rc, err = finish(start_vigil(cfg, 7))
+        t1 = time.time()
+    finally:
+        live.stop()
+        fake.stop()
+        silent.stop()
+    t.check(rc == 0, "clock run exits 0 (rc %s): %s" % (rc, err[-2000:]))
+    check_masked(t, "clock run", err)
+    frames, streams, sessions = frames_by_media(out)
+    for media, least in (("a", 100), ("b", 100), ("u", 50), ("f", 100)):
+        check_exact(t, "camera %s" % media, frames.get(media, []), least)
+    ts = {m: {p["marker"]: p["ts"] for p in frames.get(m, [])} for m in "abu"}
+    for other in "bu":
+        common = set(ts["a"]) & set(ts[other])
+        t.check(len(common) >= 40 and all(ts["a"][k] == ts[other][k] for k in common),
+                "a and %s: the same frame has the same ts (%d frames in common)" % (other, len(common)))
+    behind = [p["ts"] / 1000.0 for p in frames.get("f", [])]
+    t.check(behind and all(t0 - 3600 - 2 <= x <= t1 - 3600 + 1 for x in behind),
+            "faketime -1h: stamps are an hour behind this host's clock (%s)"
+            % ("%.1f s" % (behind[0] - t0) if behind else "no frames"))
+    skew = [l for l in err.splitlines() if "clock is" in l and "off this host's clock" in l]
+    t.check(len(skew) == 1 and skew[0].startswith("f warn:") and "-3600." in skew[0],
+            "one skew warning, for camera f, with the offset: %s" % skew)
+    first_sr = [l for l in err.splitlines() if "frame time from RTCP sender reports" in l]
+    t.check(len(first_sr) == 4, "each camera logs when the sender time became known: %s" % first_sr)
+    for line in first_sr:
+        print("INFO: " + line)
+    check_local(t, frames.get("l", []), err, t0, t1)
+    t.check(all(streams.get(m) == ["up"] for m in "abufl"), "on_stream('up') once per camera: %s" % streams)
+    last = {m: max(p["ts"] for p in frames[m]) for m in frames}
+    t.check(all(m in sessions and sessions[m]["payload"].get("close_reason") == "shutdown"
+                and sessions[m]["closed_at"] == last[m] for m in "abuf"),
+            "at shutdown open episodes close at the last frame with close_reason shutdown")
+
+
+def check_local(t, frames, err, t0, t1):
+    """No sender report within rtcp_wait_ms: the local clock, said once, frames still 40 ms apart."""
+    t.check(len(frames) >= 100 and all(p["clock"] == "local" for p in frames),
+            "no SR: %d frames, all with clock local" % len(frames))
+    if not frames:
+        return
+    t.check(all(t0 <= p["ts"] / 1000.0 <= t1 for p in frames), "no SR: stamps are this host's time")
+    late = sorted(set(marker_error(p) for p in frames))
+    print("INFO: local clock: ts - capture time %d..%d ms" % (late[0], late[-1]))
+    t.check(0 <= late[0] and late[-1] < FRAME_MS, "no SR: stamps follow capture by the read latency only, not a frame: %s" % late[:5])
+    steps = sorted(set(b["ts"] - a["ts"] for a, b in zip(frames, frames[1:])))
+    t.check(min(steps) >= FRAME_MS - 1 and max(steps) <= FRAME_MS + 1, "no SR: steps of %d ms: %s" % (FRAME_MS, steps))
+    warned = [l for l in err.splitlines() if "no RTCP sender report" in l]
+    t.check(len(warned) == 1 and warned[0].startswith("l warn: no RTCP sender report within 2.0 s"),
+            "no SR: said once: %s" % warned)
+
+
+def test_reconnect(t):
+    """A stall (server SIGSTOPped), then a killed and restarted server: logged, reconnected, state kept."""
+    server = Server(t, "flaky", ["/cam"])
+    cfg, out = config(t, "reconnect", [{"media": "r", "url": server.url(), "stall_timeout_ms": 1500}])
+    proc = start_vigil(cfg, 24)
+    marks = {}
+    try:
+        time.sleep(5)
+        server.signal(signal.SIGSTOP)
+        marks["stopped"] = time.time()
+        time.sleep(3.5)
+        server.signal(signal.SIGCONT)
+        time.sleep(4)
+        server.stop()
+        marks["killed"] = time.time()
+        time.sleep(1.5)
+        server.start()
+        marks["restarted"] = time.time()
+        rc, err = finish(proc)
+    finally:
+        server.stop()
+    t.check(rc == 0, "reconnect run exits 0 (rc %s): %s" % (rc, err[-2000:]))
+    check_masked(t, "reconnect run", err)
+    lines = err.splitlines()
+    stall = [l for l in lines if l.startswith("r warn: stream lost") and "stalled: no packet for 1.5 s" in l]
+    t.check(len(stall) >= 1 and "reconnecting in" in stall[0], "the stall is logged: %s" % stall)
+    lost = [l for l in lines if l.startswith("r warn: stream lost") and "stalled" not in l]
+    t.check(len(lost) >= 1, "the killed server is logged as a lost stream: %s" % lost)
+    retries = [l for l in lines if l.startswith("r warn: rtsp://viewer:***@127.0.0.1:%d/cam: " % server.port)]
+    t.check(len(retries) >= 1 and all("retrying in" in l for l in retries),
+            "connection attempts while the server is down are logged, masked: %s" % retries[:3])
+    frames, streams, sessions = frames_by_media(out)
+    fr = frames.get("r", [])
+    check_exact(t, "reconnect", fr, 250, outages=2)
+    t.check([p["n"] for p in fr] == list(range(1, len(fr) + 1)),
+            "the script's counter survived every reconnect (n = 1..%d without reset)" % len(fr))
+    t.check(all(b["ts"] > a["ts"] for a, b in zip(fr, fr[1:])), "frame time never goes backwards")
+    after = [p for p in fr if p["ts"] / 1000.0 > marks["restarted"]]
+    t.check(len(after) > 100, "frames resume after the restart (%d)" % len(after))
+    if after:
+        delay = after[0]["ts"] / 1000.0 - marks["restarted"]
+        print("INFO: first frame %.2f s after the restarted server was ready" % delay)
+        t.check(delay < 4.5, "reconnected within the backoff: first frame %.2f s after the restart" % delay)
+    t.check(streams.get("r", [])[:1] == ["up"] and streams["r"].count("down") >= 2 and streams["r"].count("up") >= 3,
+            "on_stream saw up, down, ..., up: %s" % streams.get("r"))
+    t.check("r" in sessions and sessions["r"]["payload"].get("close_reason") == "shutdown",
+            "the episode open since the first frame survived the reconnects and closed at shutdown")
+
+
+def test_bad_urls(t):
+    """Unreachable port, wrong path, a server that is not RTSP: clear lines, retries, no crash."""
+    live = Server(t, "paths", ["/cam"])
+    not_rtsp = NotRtsp()
+    closed = free_port()
+    cams = [
+        {"media": "closed", "url": "rtsp://viewer:%s@127.0.0.1:%d/cam" % (SECRET, closed)},
+        {"media": "nopath", "url": live.url().replace("/cam", "/nope")},
+        {"media": "http", "url": "rtsp://viewer:%s@127.0.0.1:%d/cam" % (SECRET, not_rtsp.port)},
+    ]
+    cfg, out = config(t, "bad", cams, log_level="debug")
+    try:
+        rc, err = finish(start_vigil(cfg, 5))
+    finally:
+        live.stop()
+        not_rtsp.sock.close()
+    t.check(rc == 0, "bad URLs: no crash, exit 0 (rc %s): %s" % (rc, err[-2000:]))
+    check_masked(t, "bad URLs (debug level, FFmpeg lines included)", err)
+    expect = {"closed": "Connection refused", "nopath": "404", "http": ""}
+    for media, reason in expect.items():
+        lines = [l for l in err.splitlines() if l.startswith(media + " warn: rtsp://viewer:***@127.0.0.1:")]
+        t.check(len(lines) >= 3, "%s: one line per attempt, retried (%d lines)" % (media, len(lines)))
+        t.check(lines and reason in lines[0] and "retrying in" in lines[0], "%s: a clear line: %s" % (media, lines[:1]))
+        if lines:
+            print("INFO: " + lines[0])
+    t.check("stream up" not in err, "no bad URL came up")
+    t.check(any("ffmpeg debug:" in l for l in err.splitlines()), "FFmpeg's own lines are logged at debug level")
+
+
+def test_config_refused(t):
+    bad = write(t.path("bad-config.json"), json.dumps({
+        "node": {"machine_id": 1200},
+        "cameras": [{"media": "x", "url": "http://viewer:%s@127.0.0.1/cam" % SECRET, "script": "missing.lua"},
+                    {"media": "y", "script": "rule.lua", "colour": "red"}]}))
+    r = subprocess.run([VIGIL, "run", bad, "--duration", "1"], capture_output=True, text=True, timeout=30)
+    lines = r.stderr.splitlines()
+    t.check(r.returncode == 2, "an invalid config is refused (exit 2, got %d)" % r.returncode)
+    for needle in ("node.machine_id: 1200 is not 0..1023", "cameras[0].url: not an rtsp:// or rtsps:// URL",
+                   "cameras[0].script: %s: No such file or directory" % t.path("missing.lua"),
+                   "cameras[1].url: missing", "cameras[1].colour: unknown key"):
+        t.check(any(l.endswith(needle) and l.startswith("vigil: " + bad) for l in lines),
+                "config error reported: %s" % needle)
+    t.check(len(lines) == 5, "exactly one line per problem: %s" % lines)
+    check_masked(t, "config errors", r.stderr)
+
+
+def test_asan(t):
+    """The live path under ASan+UBSan: a good camera and an unreachable one."""
+    if not VIGIL_ASAN:
+        return
+    live = Server(t, "asan", ["/cam"])
+    cfg, out = config(t, "asan", [{"media": "a", "url": live.url()},
+                                  {"media": "z", "url": "rtsp://127.0.0.1:%d/x" % free_port()}])
+    try:
+        rc, err = finish(start_vigil(cfg, 5, binary=VIGIL_ASAN, env={"ASAN_OPTIONS": "detect_leaks=1"}), timeout=120)
+    finally:
+        live.stop()
+    t.check(rc == 0 and "Sanitizer" not in err and "runtime error" not in err,
+            "asan: clean run (rc %s): %s" % (rc, err[-3000:]))
+    frames, _, _ = frames_by_media(out)
+    check_exact(t, "asan camera", frames.get("a", []), 40)
+
+
+def main():
+    t = Suite("rtsp")
+    write(t.path("rule.lua"), RULE)
+    started = time.time()
+    test_config_refused(t)
+    test_clock(t)
+    test_reconnect(t)
+    test_bad_urls(t)
+    test_asan(t)
+    print("INFO: %.0f s" % (time.time() - started))
+    t.done()
+
+
+main()
