@@ -9,200 +9,13 @@ skew warning; a stall, a killed and restarted server: logged, reconnected within
 counter keeps counting; unreachable host, wrong path, a non-RTSP server: a clear line per attempt, retries,
 no crash; the URL password never appears in a log line; open episodes close with "shutdown" at the end."""
 import json
-import os
-import re
-import select
 import signal
-import socket
 import subprocess
-import threading
 import time
 
-from vigiltest import Suite, SRC, VIGIL, VIGIL_ASAN, write, read_versions
-
-SERVER = os.path.join(SRC, "tests", "servers", "rtsp_server.py")
-PY = "/usr/bin/python3"          # Debian's python has gi
-FRAME_MS = 40                    # the server's default 25 fps
-SECRET = "s3cretPW"
-
-# Reads the capture time the server drew (32 bits over 32 blocks, their complement in the band below);
-# one episode per frame with what the rule saw. A session episode stays open until shutdown.
-RULE = """
-local vigil = require "vigil"
-local n, session, last = 0, nil, nil
-local band = vigil.params.band -- band height as a fraction of the frame height
-
-local function marker(frame)
-  local ms = 0
-  for i = 0, 31 do
-    local x = (i + 0.25) / 32
-    local top = frame:mean({x, 0.25 * band, 0.5 / 32, 0.5 * band})
-    local bottom = frame:mean({x, 1.25 * band, 0.5 / 32, 0.5 * band})
-    if (top > 128) == (bottom > 128) then return -1 end
-    ms = ms * 2 + (top > 128 and 1 or 0)
-  end
-  return ms
-end
-
-function on_stream(event)
-  local t = last or os.time() * 1000
-  vigil.episode.open(t, {episode_type = "stream", payload = {event = event, n = n}}):close(t)
-end
-
-function on_frame(frame)
-  n = n + 1
-  last = frame.ts
-  if not session then session = vigil.episode.open(frame, {episode_type = "session"}) end
-  local ep = vigil.episode.open(frame, {episode_type = "frame",
-    payload = {ts = frame.ts, clock = frame.clock, n = n, marker = marker(frame)}})
-  ep:close(frame)
-end
-"""
-
-
-# ---------------------------------------------------------------- servers
-
-class Server:
-    """rtsp_server.py in its own process group; READY urls read from its stdout."""
-
-    def __init__(self, t, name, mounts, port=0, faketime=None, extra=()):
-        self.t, self.name, self.mounts, self.port, self.faketime = t, name, mounts, port, faketime
-        self.extra = list(extra)
-        self.start()
-
-    def start(self):
-        cmd = [PY, SERVER, "--port", str(self.port), "--stamp"] + self.extra
-        for m in self.mounts:
-            cmd += ["--mount", m]
-        env = dict(os.environ)
-        if self.faketime:
-            cmd = ["faketime", "-f", self.faketime] + cmd
-            env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
-        self.err = open(self.t.path(self.name + ".err"), "a")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env=env,
-                                     start_new_session=True, text=True)
-        self.urls = []
-        deadline = time.time() + 20
-        while len(self.urls) < len(self.mounts) and time.time() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                if line.startswith("READY "):
-                    self.urls.append(line.split()[1])
-        if len(self.urls) != len(self.mounts):
-            raise SystemExit("%s did not start: see %s" % (self.name, self.t.path(self.name + ".err")))
-        self.port = int(re.match(r"rtsp://[^:]+:(\d+)/", self.urls[0]).group(1))
-
-    def url(self, i=0, password=True):
-        return self.urls[i].replace("rtsp://", "rtsp://viewer:%s@" % SECRET) if password else self.urls[i]
-
-    def signal(self, sig):
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def stop(self):
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.err.close()
-
-
-class NotRtsp:
-    """A TCP server that answers anything with an HTTP error and hangs up."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                conn.settimeout(2)
-                conn.recv(4096)
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            conn.close()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-# ---------------------------------------------------------------- vigil
-
-def config(t, name, cameras, log_level="info"):
-    out = t.path(name + ".jsonl")
-    doc = {"node": {"machine_id": 9, "log_level": log_level}, "output": {"file": out},
-           "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": 5000},
-           "cameras": [dict({"script": "rule.lua", "params": {"band": 20 / 360}}, **c) for c in cameras]}
-    return write(t.path(name + ".json"), json.dumps(doc, indent=1)), out
-
-
-def start_vigil(cfg, duration, binary=None, env=None):
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.Popen([binary or VIGIL, "run", cfg, "--duration", str(duration)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=full_env)
-
-
-def finish(proc, timeout=60):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err
-
-
-def frames_by_media(out):
-    frames, streams, sessions = {}, {}, {}
-    for rec, _ in read_versions(out):
-        kind = rec.get("episode_type")
-        if kind == "frame":
-            frames.setdefault(rec["media"], []).append(rec["payload"])
-        elif kind == "stream":
-            streams.setdefault(rec["media"], []).append(rec["payload"]["event"])
-        elif kind == "session" and "closed_at" in rec:
-            sessions[rec["media"]] = rec
-    return frames, streams, sessions
-
-
-def marker_error(p):
-    """ts minus the capture time drawn on the frame, in ms (both mod 2^32)."""
-    d = ((p["ts"] & 0xFFFFFFFF) - p["marker"]) & 0xFFFFFFFF
-    return d - (1 << 32) if d >= 1 << 31 else d
-
-
-def check_exact(t, label, frames, min_frames, outages=0):
-    t.check(len(frames) >= min_frames, "%s: at least %d frames, got %d" % (label, min_frames, len(frames)))
-    if not frames:
-        return
-    t.check(all(p["clock"] == "rtcp" for p in frames), "%s: every frame has clock rtcp" % label)
-    t.check(all(p["marker"] >= 0 for p in frames), "%s: the drawn time is readable on every frame" % label)
-    errors = sorted(set(marker_error(p) for p in frames if p["marker"] >= 0))
-    t.check(errors and max(abs(e) for e in errors) <= 1,
-            "%s: ts = capture time drawn on the frame (+-1 ms), not a frame late; ts - drawn: %s" % (label, errors))
-    steps = [b["ts"] - a["ts"] for a, b in zip(frames, frames[1:])]
-    gaps = [s for s in steps if s > 1000]
-    steps = sorted(set(s for s in steps if s <= 1000))
-    t.check(steps and min(steps) >= FRAME_MS - 1 and max(steps) <= FRAME_MS + 1 and len(gaps) <= outages,
-            "%s: frame-to-frame step is %d ms (+-1), got %s, and %d outages: %s" % (label, FRAME_MS, steps, outages, gaps))
+from vigiltest import Suite, VIGIL, VIGIL_ASAN, write
+from livetest import (FRAME_MS, SECRET, STAMP_RULE, NotRtsp, Server, check_exact, config, finish, frames_by_media,
+                      free_port, marker_error, start_vigil)
 
 
 def check_masked(t, label, stderr):
@@ -391,7 +204,7 @@ def test_asan(t):
 
 def main():
     t = Suite("rtsp")
-    write(t.path("rule.lua"), RULE)
+    write(t.path("rule.lua"), STAMP_RULE)
     started = time.time()
     test_config_refused(t)
     test_clock(t)
