@@ -23,6 +23,11 @@ function vigil.log(...) core.log("info", join(...)) end
 function vigil.warn(...) core.log("warn", join(...)) end
 function vigil.debug(...) core.log("debug", join(...)) end
 
+-- Parameters: vigil.check_params(rule, {"zone", "threshold", ...}) warns about unknown keys and returns
+-- accessors :number, :string, :points, :bad that stop the rule with a line naming a bad value.
+local params_checker = require "vigil.params"
+function vigil.check_params(rule, known) return params_checker(vigil.params, vigil.warn, rule, known) end
+
 -- Frames: methods live in vigil/frame.lua ---------------------------------------------------------
 
 require "vigil.frame"

@@ -11,13 +11,15 @@
 --   episode_type  (default "motion")
 local vigil = require "vigil"
 
-local p = vigil.params
-local zone = p.zone and vigil.zone(p.zone, "motion") or nil
-local background = vigil.background { threshold = p.threshold or 25, learning_rate = p.learning_rate or 0.05 }
-local min_changed = p.min_changed or 0.002
-local min_frames = p.min_frames or 2
-local quiet_ms = p.quiet_ms or 2000
-local episode_type = p.episode_type or "motion"
+local params = vigil.check_params("motion", { "zone", "threshold", "learning_rate", "min_changed", "min_frames",
+                                              "quiet_ms", "episode_type" })
+local zone = vigil.params.zone and vigil.zone(params:points("zone", 3, nil, "a polygon"), "motion") or nil
+local background = vigil.background { threshold = params:number("threshold", 25, 1, 255),
+                                      learning_rate = params:number("learning_rate", 0.05, 0, 1) }
+local min_changed = params:number("min_changed", 0.002, 0, 1)
+local min_frames = params:number("min_frames", 2, 1, 1000, true)
+local quiet_ms = params:number("quiet_ms", 2000, 0, 3600000)
+local episode_type = params:string("episode_type", "motion")
 
 local streak = 0      -- consecutive frames with motion
 local streak_start    -- ts of the first frame of the streak

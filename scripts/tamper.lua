@@ -41,65 +41,25 @@ local GX, GY = 16, 9 -- the grid of cells compared with the reference
 -- Parameters ---------------------------------------------------------------------------------------------
 
 local p = vigil.params
+local params = vigil.check_params(RULE, { "learn_seconds", "min_ms", "clear_ms", "dark", "bright",
+                                          "cover_stddev", "sharpness_ratio", "moved_fraction",
+                                          "moved_threshold", "moved_correlation", "refresh_seconds",
+                                          "relearn_seconds", "episode_type" })
 
--- A parameter value as text for an error message, in Lua table notation, cut at 120 characters.
-local function show(v, depth)
-  depth = depth or 0
-  if type(v) == "string" then return ("%q"):format(v) end
-  if type(v) ~= "table" then return tostring(v) end
-  if depth > 3 then return "{...}" end
-  local parts, n = {}, #v
-  for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1) end
-  for k, x in pairs(v) do
-    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
-      parts[#parts + 1] = tostring(k) .. " = " .. show(x, depth + 1)
-    end
-  end
-  local s = "{" .. table.concat(parts, ", ") .. "}"
-  return #s > 120 and s:sub(1, 117) .. "..." or s
-end
-
-local function bad(name, value, expected)
-  error(("params.%s = %s: %s"):format(name, show(value), expected), 2)
-end
-
-local function number_param(name, default, lo, hi)
-  local v = p[name]
-  if v == nil then return default end
-  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
-    bad(name, v, ("a number %s..%s expected"):format(lo, hi))
-  end
-  return v
-end
-
-local function string_param(name, default)
-  local v = p[name]
-  if v == nil then return default end
-  if type(v) ~= "string" or v == "" then bad(name, v, "a non-empty string expected") end
-  return v
-end
-
-local KNOWN = { learn_seconds = 1, min_ms = 1, clear_ms = 1, dark = 1, bright = 1, cover_stddev = 1,
-                sharpness_ratio = 1, moved_fraction = 1, moved_threshold = 1, moved_correlation = 1,
-                refresh_seconds = 1, relearn_seconds = 1, episode_type = 1 }
-for k in pairs(p) do
-  if not KNOWN[k] then vigil.warn(("%s: unknown parameter params.%s is ignored"):format(RULE, tostring(k))) end
-end
-
-local learn_ms = number_param("learn_seconds", 3, 0.04, 3600) * 1000
-local min_ms = number_param("min_ms", 1000, 0, 3600000)
-local clear_ms = number_param("clear_ms", 500, 0, 3600000)
-local dark = number_param("dark", 40, 0, 255)
-local bright = number_param("bright", 220, 0, 255)
-if bright <= dark then bad("bright", bright, ("above dark (%s) expected"):format(dark)) end
-local cover_stddev = number_param("cover_stddev", 15, 0, 128)
-local sharpness_ratio = number_param("sharpness_ratio", 0.3, 0, 1)
-local moved_fraction = number_param("moved_fraction", 0.5, 0, 1)
-local moved_threshold = number_param("moved_threshold", 15, 0, 255)
-local moved_correlation = number_param("moved_correlation", 0.5, -1, 1)
-local refresh_ms = number_param("refresh_seconds", 60, 1, 86400 * 365) * 1000
-local relearn_ms = number_param("relearn_seconds", 300, 0, 86400 * 365) * 1000
-local episode_type = string_param("episode_type", "tamper")
+local learn_ms = params:number("learn_seconds", 3, 0.04, 3600) * 1000
+local min_ms = params:number("min_ms", 1000, 0, 3600000)
+local clear_ms = params:number("clear_ms", 500, 0, 3600000)
+local dark = params:number("dark", 40, 0, 255)
+local bright = params:number("bright", 220, 0, 255)
+if bright <= dark then params:bad("bright", bright, ("above dark (%s) expected"):format(dark)) end
+local cover_stddev = params:number("cover_stddev", 15, 0, 128)
+local sharpness_ratio = params:number("sharpness_ratio", 0.3, 0, 1)
+local moved_fraction = params:number("moved_fraction", 0.5, 0, 1)
+local moved_threshold = params:number("moved_threshold", 15, 0, 255)
+local moved_correlation = params:number("moved_correlation", 0.5, -1, 1)
+local refresh_ms = params:number("refresh_seconds", 60, 1, 86400 * 365) * 1000
+local relearn_ms = params:number("relearn_seconds", 300, 0, 86400 * 365) * 1000
+local episode_type = params:string("episode_type", "tamper")
 
 local MIN_REFERENCE_SHARPNESS = 5 -- a flatter reference view cannot tell defocus
 

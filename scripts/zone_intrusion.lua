@@ -32,87 +32,23 @@ local RULE = "zone_intrusion"
 -- Parameters ---------------------------------------------------------------------------------------------
 
 local p = vigil.params
+local params = vigil.check_params(RULE, { "zone", "name", "point", "min_frames", "quiet_ms", "min_area",
+                                          "threshold", "learning_rate", "max_distance", "max_missed",
+                                          "episode_type" })
 
--- A parameter value as text for an error message, in Lua table notation, cut at 120 characters.
-local function show(v, depth)
-  depth = depth or 0
-  if type(v) == "string" then return ("%q"):format(v) end
-  if type(v) ~= "table" then return tostring(v) end
-  if depth > 3 then return "{...}" end
-  local parts, n = {}, #v
-  for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1) end
-  for k, x in pairs(v) do
-    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
-      parts[#parts + 1] = tostring(k) .. " = " .. show(x, depth + 1)
-    end
-  end
-  local s = "{" .. table.concat(parts, ", ") .. "}"
-  return #s > 120 and s:sub(1, 117) .. "..." or s
-end
-
-local function bad(name, value, expected)
-  error(("params.%s = %s: %s"):format(name, show(value), expected), 2)
-end
-
-local function number_param(name, default, lo, hi, integer)
-  local v = p[name]
-  if v == nil then return default end
-  if type(v) ~= "number" or v ~= v or v < lo or v > hi or (integer and v % 1 ~= 0) then
-    bad(name, v, ("%s %s..%s expected"):format(integer and "an integer" or "a number", lo, hi))
-  end
-  return v
-end
-
-local function string_param(name, default, choices)
-  local v = p[name]
-  if v == nil then return default end
-  if type(v) ~= "string" or v == "" then bad(name, v, "a non-empty string expected") end
-  if choices then
-    for _, c in ipairs(choices) do if v == c then return v end end
-    bad(name, v, "one of " .. table.concat(choices, ", ") .. " expected")
-  end
-  return v
-end
-
--- A list of points {x, y} in frame fractions (also {x = .., y = ..}).
-local function points_param(name, min, max, what)
-  local v = p[name]
-  local expected = ("%s: %s%s points {x, y} in frame fractions 0..1 expected"):format(
-    what, max == min and "" or "at least ", min)
-  if v == nil then bad(name, v, "required, " .. expected) end
-  if type(v) ~= "table" or #v < min or (max and #v > max) then
-    bad(name, v, expected .. (type(v) == "table" and (", got %d"):format(#v) or ""))
-  end
-  local out = {}
-  for i, pt in ipairs(v) do
-    local x, y = type(pt) == "table" and (pt[1] or pt.x), type(pt) == "table" and (pt[2] or pt.y)
-    if type(x) ~= "number" or type(y) ~= "number" or x ~= x or y ~= y or x < 0 or x > 1 or y < 0 or y > 1 then
-      bad(name, v, ("point %d is %s: %s"):format(i, show(pt), expected))
-    end
-    out[i] = { x, y }
-  end
-  return out
-end
-
-local KNOWN = { zone = 1, name = 1, point = 1, min_frames = 1, quiet_ms = 1, min_area = 1, threshold = 1,
-                learning_rate = 1, max_distance = 1, max_missed = 1, episode_type = 1 }
-for k in pairs(p) do
-  if not KNOWN[k] then vigil.warn(("%s: unknown parameter params.%s is ignored"):format(RULE, tostring(k))) end
-end
-
-local zone_name = string_param("name", "zone")
-local zone_points = points_param("zone", 3, nil, "a polygon")
+local zone_name = params:string("name", "zone")
+local zone_points = params:points("zone", 3, nil, "a polygon")
 local ok, zone = pcall(vigil.zone, zone_points, zone_name)
-if not ok then bad("zone", p.zone, tostring(zone)) end
-local point = string_param("point", "bottom", { "bottom", "center" })
-local min_frames = number_param("min_frames", 3, 1, 1000, true)
-local quiet_ms = number_param("quiet_ms", 1000, 0, 3600000)
-local min_area = number_param("min_area", 0.002, 0, 1)
-local episode_type = string_param("episode_type", "zone_intrusion")
-local background = vigil.background { threshold = number_param("threshold", 25, 1, 255),
-                                      learning_rate = number_param("learning_rate", 0.05, 0, 1) }
-local tracker = vigil.tracker { max_distance = number_param("max_distance", 0.1, 0, 2),
-                                max_missed = number_param("max_missed", 5, 0, 100000, true) }
+if not ok then params:bad("zone", p.zone, tostring(zone)) end
+local point = params:string("point", "bottom", { "bottom", "center" })
+local min_frames = params:number("min_frames", 3, 1, 1000, true)
+local quiet_ms = params:number("quiet_ms", 1000, 0, 3600000)
+local min_area = params:number("min_area", 0.002, 0, 1)
+local episode_type = params:string("episode_type", "zone_intrusion")
+local background = vigil.background { threshold = params:number("threshold", 25, 1, 255),
+                                      learning_rate = params:number("learning_rate", 0.05, 0, 1) }
+local tracker = vigil.tracker { max_distance = params:number("max_distance", 0.1, 0, 2),
+                                max_missed = params:number("max_missed", 5, 0, 100000, true) }
 
 -- State ----------------------------------------------------------------------------------------------------
 -- What a reload must carry lives in vigil.keep (plain values only): the open episode's id, its counts, the

@@ -1,0 +1,85 @@
+-- vigil/params.lua — checking a rule's parameters. `vigil.check_params(rule, known)` warns once about every
+-- key the rule does not know (a typo must not fall back to a default silently) and returns accessors that
+-- apply defaults and ranges; a bad value stops the rule at load with one line naming it:
+--   zone_intrusion.lua:104: params.zone = {{0, 0}, {1, 1}}: a polygon: at least 3 points {x, y} in frame
+--   fractions 0..1 expected, got 2
+local checker = {}
+checker.__index = checker
+
+-- A value as text for an error message, in Lua table notation, cut at 120 characters.
+local function show(v, depth)
+  depth = depth or 0
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) ~= "table" then return tostring(v) end
+  if depth > 3 then return "{...}" end
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1) end
+  for k, x in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
+      parts[#parts + 1] = tostring(k) .. " = " .. show(x, depth + 1)
+    end
+  end
+  local s = "{" .. table.concat(parts, ", ") .. "}"
+  return #s > 120 and s:sub(1, 117) .. "..." or s
+end
+
+-- level 2 blames the caller of the checker's method: the rule's line that asked for the parameter.
+local function fail(name, value, expected, level)
+  error(("params.%s = %s: %s"):format(name, show(value), expected), level + 1)
+end
+
+-- Stops the rule: params.NAME = VALUE: EXPECTED (for checks the accessors cannot make).
+function checker:bad(name, value, expected) fail(name, value, expected, 2) end
+
+-- A number in lo..hi (an integer when integer is true), or default when absent.
+function checker:number(name, default, lo, hi, integer)
+  local v = self.params[name]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi or (integer and v % 1 ~= 0) then
+    fail(name, v, ("%s %s..%s expected"):format(integer and "an integer" or "a number", lo, hi), 2)
+  end
+  return v
+end
+
+-- A non-empty string (one of choices when given), or default when absent.
+function checker:string(name, default, choices)
+  local v = self.params[name]
+  if v == nil then return default end
+  if type(v) ~= "string" or v == "" then fail(name, v, "a non-empty string expected", 2) end
+  if choices then
+    for _, c in ipairs(choices) do if v == c then return v end end
+    fail(name, v, "one of " .. table.concat(choices, ", ") .. " expected", 2)
+  end
+  return v
+end
+
+-- A required list of at least min (at most max) points {x, y} (or {x = .., y = ..}) in frame fractions;
+-- returned as {{x, y}, ...}. what names the shape in the message ("a polygon", "a line").
+function checker:points(name, min, max, what)
+  local v = self.params[name]
+  local expected = ("%s: %s%s points {x, y} in frame fractions 0..1 expected"):format(
+    what, max == min and "" or "at least ", min)
+  if v == nil then fail(name, v, "required, " .. expected, 2) end
+  if type(v) ~= "table" or #v < min or (max and #v > max) then
+    fail(name, v, expected .. (type(v) == "table" and (", got %d"):format(#v) or ""), 2)
+  end
+  local out = {}
+  for i, pt in ipairs(v) do
+    local x, y = type(pt) == "table" and (pt[1] or pt.x), type(pt) == "table" and (pt[2] or pt.y)
+    if type(x) ~= "number" or type(y) ~= "number" or x ~= x or y ~= y or x < 0 or x > 1 or y < 0 or y > 1 then
+      fail(name, v, ("point %d is %s: %s"):format(i, show(pt), expected), 2)
+    end
+    out[i] = { x, y }
+  end
+  return out
+end
+
+-- params: the table to check; rule: the rule's name for warnings; known: a list of the keys it reads.
+return function(params, warn, rule, known)
+  local set = {}
+  for _, k in ipairs(known) do set[k] = true end
+  for k in pairs(params) do
+    if not set[k] then warn(("%s: unknown parameter params.%s is ignored"):format(rule, tostring(k))) end
+  end
+  return setmetatable({ params = params }, checker)
+end
