@@ -57,15 +57,15 @@ end
 # ---------------------------------------------------------------- servers
 
 class Server:
-    """rtsp_server.py in its own process group; READY urls read from its stdout."""
+    """rtsp_server.py in its own process group (with --stamp unless stamp=False); READY urls read from its stdout."""
 
-    def __init__(self, t, name, mounts, port=0, faketime=None, extra=()):
+    def __init__(self, t, name, mounts, port=0, faketime=None, extra=(), stamp=True):
         self.t, self.name, self.mounts, self.port, self.faketime = t, name, mounts, port, faketime
-        self.extra = list(extra)
+        self.extra = (["--stamp"] if stamp else []) + list(extra)
         self.start()
 
     def start(self):
-        cmd = [PY, SERVER, "--port", str(self.port), "--stamp"] + self.extra
+        cmd = [PY, SERVER, "--port", str(self.port)] + self.extra
         for m in self.mounts:
             cmd += ["--mount", m]
         env = dict(os.environ)
