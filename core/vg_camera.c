@@ -1,7 +1,8 @@
 /* vg_camera.c — the per-camera pipeline. Owns the camera's ingest, decoder, clock, frame scaler, episode
- * book and script, and moves every decoded picture through them in order. A live camera also owns its
- * thread, its connection sessions (packets held until their sender time is known) and the reconnect
- * backoff. */
+ * book and script, and moves every decoded picture through them in order, at most config.fps of them per
+ * second of stream time to the script. A live camera also owns its thread, its connection sessions (packets
+ * held until their sender time is known), the reconnect backoff, and the copy of its counters that other
+ * threads read (published under its mutex after every packet). */
 #include "vg_camera.h"
 
 #include <pthread.h>
@@ -29,16 +30,22 @@ struct vg_camera {
     vg_script *script;
     vg_frame_scaler *scaler;
     vg_clock clock;
-    vg_camera_stats stats;
+    vg_camera_stats stats;          /* the camera's thread's own; others read the published copy */
     int64_t last_ts;
+    double next_due_ts;             /* fps limit: the stream time the next frame for the script is due at */
+    int have_due;
+    int warned_loop_filter;
     int64_t pace_wall_ms, pace_ts; /* realtime replay: the wall time of the first frame, and its ts */
     /* live */
     char url_masked[1024];          /* the URL as log lines may show it */
     pthread_t thread;
     int started;
     atomic_int stop;
-    pthread_mutex_t lock;           /* with wake: the backoff wait that vg_camera_stop interrupts */
+    pthread_mutex_t lock;           /* with wake: the backoff wait that vg_camera_stop interrupts; guards the
+                                       two fields below */
     pthread_cond_t wake;
+    vg_camera_stats published;
+    const char *close_reason;
     unsigned seed;                  /* backoff jitter */
 };
 
@@ -77,7 +84,8 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
     cam->scaler = vg_frame_scaler_new(config->analysis_width);
     vg_script_config sc = {
         .camera = cam->media, .path = config->script, .params_json = config->params_json,
-        .budget_ms = config->budget_ms, .unsafe = config->unsafe, .jit = config->jit, .watch = config->watch,
+        .zones_json = config->zones_json, .budget_ms = config->budget_ms, .unsafe = config->unsafe,
+        .jit = config->jit, .watch = config->watch,
     };
     cam->script = vg_script_load(&sc, cam->book, err, errlen);
     if (!cam->script) {
@@ -90,7 +98,7 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
 void vg_camera_free(vg_camera *cam) {
     if (!cam) return;
     if (cam->started) {
-        vg_camera_stop(cam);
+        vg_camera_stop(cam, "shutdown");
         vg_camera_join(cam);
     }
     pthread_cond_destroy(&cam->wake);
@@ -102,7 +110,44 @@ void vg_camera_free(vg_camera *cam) {
     free(cam);
 }
 
-void vg_camera_get_stats(const vg_camera *cam, vg_camera_stats *out) { *out = cam->stats; }
+/* Makes the counters visible to other threads (metrics, the final report). The camera's thread only. */
+static void publish(vg_camera *cam) {
+    vg_camera_stats st = cam->stats;
+    st.clock = cam->clock.source;
+    st.episodes_open = vg_book_open_count(cam->book);
+    vg_script_get_stats(cam->script, &st.script);
+    pthread_mutex_lock(&cam->lock);
+    cam->published = st;
+    pthread_mutex_unlock(&cam->lock);
+}
+
+void vg_camera_get_stats(vg_camera *cam, vg_camera_stats *out) {
+    pthread_mutex_lock(&cam->lock);
+    *out = cam->published;
+    pthread_mutex_unlock(&cam->lock);
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* The fps limit on stream time: a frame is due once its ts reaches next_due_ts, which then advances by one
+ * interval (so the mean rate is exact even when frames do not fall on the interval); after a gap longer than
+ * an interval it restarts from the frame. */
+static int due_for_script(vg_camera *cam, int64_t ts) {
+    if (cam->config.fps <= 0) return 1;
+    double interval = 1000.0 / cam->config.fps;
+    if (!cam->have_due || (double)ts >= cam->next_due_ts + interval) {
+        cam->have_due = 1;
+        cam->next_due_ts = (double)ts + interval;
+        return 1;
+    }
+    if ((double)ts + 0.5 < cam->next_due_ts) return 0;
+    cam->next_due_ts += interval;
+    return 1;
+}
 
 /* Replay at the speed of the recording: wait until the frame's time has come on the wall clock. */
 static void pace(vg_camera *cam, int64_t ts) {
@@ -123,7 +168,13 @@ static void pace(vg_camera *cam, int64_t ts) {
 static int analyse(vg_camera *cam, AVFrame *picture) {
     cam->stats.frames_decoded++;
     vg_frame frame = {0};
+    if (cam->config.decode.mode == VG_DECODE_KEYFRAMES) cam->clock.session_stamped = 0; /* key frames are a GOP
+                                                                  apart: the step between two is no jump */
     frame.ts = vg_clock_stamp(&cam->clock, picture->best_effort_timestamp);
+    if (!due_for_script(cam, frame.ts)) { /* not converted, not copied: the script never sees it */
+        cam->stats.frames_skipped++;
+        return 0;
+    }
     frame.clock = cam->clock.source;
     frame.keyframe = picture->key_frame;
     frame.index = cam->stats.frames_analysed;
@@ -141,7 +192,9 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
 
 static int drain(vg_camera *cam, vg_decoder *dec, AVFrame *picture) {
     for (;;) {
+        double t0 = now_seconds();
         int rc = vg_decoder_receive(dec, picture);
+        cam->stats.decode_seconds += now_seconds() - t0;
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return 0;
         if (rc < 0) return rc;
         analyse(cam, picture);
@@ -152,10 +205,28 @@ static int drain(vg_camera *cam, vg_decoder *dec, AVFrame *picture) {
 /* Feeds one packet (NULL drains the decoder) and analyses every picture it gives back. Damaged data is
  * not an error: the decoder resynchronises at the next key frame. */
 static int decode_packet(vg_camera *cam, vg_decoder *dec, AVFrame *picture, const AVPacket *pkt) {
+    double t0 = now_seconds();
     int rc = vg_decoder_send(dec, pkt);
+    cam->stats.decode_seconds += now_seconds() - t0;
     if (rc < 0 && rc != AVERROR_INVALIDDATA) return rc;
     rc = drain(cam, dec, picture);
     return rc == AVERROR_INVALIDDATA ? 0 : rc;
+}
+
+/* The camera's decoder options for this source: skipping the loop filter blurs the picture a little, which
+ * only a downscaled analysis plane hides, so it is applied only when the stream is wider than that. */
+static vg_decoder_options decoder_options(vg_camera *cam, const vg_ingest *in) {
+    vg_decoder_options o = cam->config.decode;
+    int analysis_width = cam->config.analysis_width > 0 ? cam->config.analysis_width : 320;
+    int width = vg_ingest_codecpar(in)->width;
+    if (o.skip_loop_filter && width <= analysis_width) {
+        o.skip_loop_filter = 0;
+        if (!cam->warned_loop_filter)
+            vg_info(cam->media, "skip_loop_filter not applied: the stream (%d px wide) is not downscaled for "
+                    "analysis (analysis_width %d)", width, analysis_width);
+        cam->warned_loop_filter = 1;
+    }
+    return o;
 }
 
 static int64_t replay_start(const vg_camera *cam, const vg_ingest *in) {
@@ -193,8 +264,8 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: %s", cam->config.url, reason);
         return -1;
     }
-    vg_decoder *dec = vg_decoder_new(vg_ingest_codecpar(in), vg_ingest_time_base(in), &cam->config.decode,
-                                     reason, sizeof reason);
+    vg_decoder_options options = decoder_options(cam, in);
+    vg_decoder *dec = vg_decoder_new(vg_ingest_codecpar(in), vg_ingest_time_base(in), &options, reason, sizeof reason);
     if (!dec) {
         snprintf(err, errlen, "%s: %s", cam->config.url, reason);
         vg_ingest_close(in);
@@ -211,6 +282,7 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
     vg_decoder_free(dec);
     vg_ingest_close(in);
     cam->stats.seconds = (double)(vg_monotonic_ms() - t0) / 1000.0;
+    publish(cam);
     return rc;
 }
 
@@ -307,6 +379,7 @@ static int pump(vg_camera *cam, session *s) {
         cam->stats.packets++;
         rc = on_packet(cam, s, pkt);
         av_packet_unref(pkt);
+        publish(cam);
         if (rc < 0) break;
     }
     av_packet_free(&pkt);
@@ -335,11 +408,14 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
                            .stop = &cam->stop};
     session *s = calloc(1, sizeof *s);
     s->opened_ms = vg_monotonic_ms();
+    cam->stats.attempts++;
     if (!(s->in = vg_ingest_open(cam->config.url, &o, reason, len))) {
         free(s);
+        publish(cam);
         return SESSION_NOT_CONNECTED;
     }
-    s->dec = vg_decoder_new(vg_ingest_codecpar(s->in), vg_ingest_time_base(s->in), &cam->config.decode, reason, len);
+    vg_decoder_options options = decoder_options(cam, s->in);
+    s->dec = vg_decoder_new(vg_ingest_codecpar(s->in), vg_ingest_time_base(s->in), &options, reason, len);
     if (!s->dec) {
         vg_ingest_close(s->in);
         free(s);
@@ -350,16 +426,19 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
     s->last_pts = AV_NOPTS_VALUE;
     vg_clock_new_session(&cam->clock, vg_ingest_time_base(s->in), vg_ingest_is_parsed(s->in));
     cam->stats.connects++;
+    cam->stats.connected = 1;
     log_up(cam, s->in);
     vg_script_on_stream(cam->script, "up");
-    long frames_before = cam->stats.frames_analysed;
+    publish(cam);
+    long frames_before = cam->stats.frames_decoded;
     describe_loss(s, pump(cam, s), reason, len);
+    cam->stats.connected = 0;
     drop_held(s);
     av_frame_free(&s->picture);
     vg_decoder_free(s->dec);
     vg_ingest_close(s->in);
     free(s);
-    return cam->stats.frames_analysed > frames_before ? SESSION_DELIVERED : SESSION_NO_FRAMES;
+    return cam->stats.frames_decoded > frames_before ? SESSION_DELIVERED : SESSION_NO_FRAMES;
 }
 
 /* 0.5 s doubling to 30 s, +-20 % jitter so cameras behind one failed server do not retry in step. */
@@ -409,16 +488,22 @@ static void *camera_thread(void *arg) {
             cam->stats.disconnects++;
             vg_script_on_stream(cam->script, "down");
         }
+        publish(cam);
         wait_ms(cam, delay);
     }
+    pthread_mutex_lock(&cam->lock);
+    const char *close_reason = cam->close_reason ? cam->close_reason : "shutdown";
+    pthread_mutex_unlock(&cam->lock);
     vg_script_on_stop(cam->script);
-    vg_book_close_all(cam->book, cam->stats.frames_analysed ? cam->last_ts : vg_realtime_ms(), "shutdown");
+    vg_book_close_all(cam->book, cam->stats.frames_analysed ? cam->last_ts : vg_realtime_ms(), close_reason);
     cam->stats.seconds = (double)(vg_monotonic_ms() - t0) / 1000.0;
+    publish(cam);
     return NULL;
 }
 
 int vg_camera_start(vg_camera *cam, char *err, size_t errlen) {
     vg_clock_init_live(&cam->clock, cam->media);
+    publish(cam); /* the thread does not run yet */
     int rc = pthread_create(&cam->thread, NULL, camera_thread, cam);
     if (rc) {
         snprintf(err, errlen, "%s: cannot start a thread: %s", cam->media, strerror(rc));
@@ -428,8 +513,9 @@ int vg_camera_start(vg_camera *cam, char *err, size_t errlen) {
     return 0;
 }
 
-void vg_camera_stop(vg_camera *cam) {
+void vg_camera_stop(vg_camera *cam, const char *close_reason) {
     pthread_mutex_lock(&cam->lock);
+    if (!cam->close_reason) cam->close_reason = close_reason; /* the first stop's reason holds */
     atomic_store(&cam->stop, 1);
     pthread_cond_broadcast(&cam->wake);
     pthread_mutex_unlock(&cam->lock);

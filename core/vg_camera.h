@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #include "vg_decode.h"
+#include "vg_frame.h"
+#include "vg_script.h"
 #include "vg_sink.h"
 #include "vg_snowflake.h"
 
@@ -15,12 +17,15 @@ typedef struct vg_camera_config {
     const char *url;          /* file path or rtsp:// URL */
     const char *script;       /* path of the rule */
     const char *params_json;  /* vigil.params */
+    const char *zones_json;   /* vigil.zones (NULL = none) */
     int analysis_width;       /* 0 = 320 */
+    double fps;               /* at most this many frames per second of stream time reach the script; the others
+                                 are neither converted nor copied (0 = every frame) */
     double budget_ms;         /* per callback, 0 = 50 */
     int unsafe, jit;
     int watch;                /* hot-reload the rule when a .lua file beside it changes */
     int realtime;             /* replay: pace frames to their timestamps, as a live camera would */
-    vg_decoder_options decode;
+    vg_decoder_options decode; /* skip_loop_filter is applied only when the stream is wider than analysis_width */
     int64_t start_ms;         /* replay: time of the first frame; INT64_MIN = creation_time, else now */
     const char *transport;    /* live RTSP: "tcp" (NULL = tcp) or "udp" */
     int stall_timeout_ms;     /* live: no packet for this long is a failure (0 = 10000) */
@@ -28,8 +33,16 @@ typedef struct vg_camera_config {
 } vg_camera_config;
 
 typedef struct vg_camera_stats {
-    long packets, frames_decoded, frames_analysed, episodes_opened, versions_emitted, sink_errors;
+    long packets;             /* frames received (video packets read) */
+    long frames_decoded, frames_analysed, frames_skipped; /* skipped: decoded, but over the fps limit */
+    long episodes_opened, versions_emitted, sink_errors;
+    int episodes_open;        /* open now */
+    long attempts;            /* live: connection attempts */
     long connects, disconnects; /* live: sessions that came up, and that were lost */
+    int connected;            /* live: a session is up now */
+    vg_clock_source clock;    /* where frame times come from now */
+    double decode_seconds;    /* time spent in the decoder */
+    vg_script_stats script;   /* callbacks, errors, budget cuts, time in the rule */
     double seconds;
 } vg_camera_stats;
 
@@ -42,14 +55,17 @@ void vg_camera_free(vg_camera *cam);
 /* Replays the file in config->url through the script; open episodes are closed at the last frame's time
  * (payload.close_reason "end_of_stream"). Returns 0, or -1 with err. */
 int vg_camera_replay(vg_camera *cam, char *err, size_t errlen);
-void vg_camera_get_stats(const vg_camera *cam, vg_camera_stats *out);
+/* Thread-safe: a copy of the counters as the camera's thread last published them (after every packet). */
+void vg_camera_get_stats(vg_camera *cam, vg_camera_stats *out);
 
 /* Live: runs the camera on its own thread until vg_camera_stop. The script hears on_stream("up") when a
  * connection is made and on_stream("down") when it is lost; on stop, on_stop runs and open episodes are
- * closed at the last frame's time with payload.close_reason "shutdown". -1 with err if no thread. */
+ * closed at the last frame's time with the stop's close reason. -1 with err if no thread. */
 int vg_camera_start(vg_camera *cam, char *err, size_t errlen);
-/* Asks the thread to stop (interrupting a read or a backoff wait) and returns at once. */
-void vg_camera_stop(vg_camera *cam);
+/* Asks the thread to stop (interrupting a read or a backoff wait) and returns at once. Open episodes close
+ * with payload.close_reason = close_reason (a string that outlives the camera, e.g. "shutdown" for a
+ * stopping process, "timeout" for a camera removed from the config). */
+void vg_camera_stop(vg_camera *cam, const char *close_reason);
 /* Waits for a stopped camera's thread to finish. */
 void vg_camera_join(vg_camera *cam);
 

@@ -3,6 +3,7 @@
  * directory. */
 #include "vg_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -18,12 +19,15 @@
 #define PATH_LEN 256
 
 static const char *const TOP_KEYS[] = {"node", "central", "output", "defaults", "cameras", NULL};
-static const char *const NODE_KEYS[] = {"machine_id", "spool_dir", "log_level", NULL};
-static const char *const CENTRAL_KEYS[] = {"url", "api_key_file", NULL};
+static const char *const NODE_KEYS[] = {"machine_id", "spool_dir", "log_level", "metrics", NULL};
+static const char *const CENTRAL_KEYS[] = {"url", "api_key", "api_key_file", "min_update_interval_ms",
+                                           "flush_timeout_ms", NULL};
 static const char *const OUTPUT_KEYS[] = {"file", NULL};
-static const char *const DEFAULTS_KEYS[] = {"analysis_width", "budget_ms", "stall_timeout_ms", "rtcp_wait_ms", NULL};
-static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "transport", "analysis_width",
-                                          "budget_ms", "stall_timeout_ms", "rtcp_wait_ms", NULL};
+/* The settings "defaults" gives every camera and a camera may override (parse_tunables). */
+static const char *const TUNABLE_KEYS[] = {"transport", "analysis_width", "fps", "decode", "decoder_threads",
+                                           "skip_loop_filter", "budget_ms", "stall_timeout_ms", "rtcp_wait_ms",
+                                           NULL};
+static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "zones", NULL};
 
 /* ---------- problems ---------- */
 
@@ -69,11 +73,14 @@ static int allowed(const char *key, const char *const *keys) {
     return 0;
 }
 
-/* Unknown and repeated keys are problems too: a typo must not silently fall back to a default. */
-static void check_keys(vg_config_errors *e, const cJSON *obj, const char *path, const char *const *keys) {
+/* Unknown and repeated keys are problems too: a typo must not silently fall back to a default. The keys
+ * allowed are those of keys and of more (NULL: none); keys NULL allows any name, repeats still count. */
+static void check_keys(vg_config_errors *e, const cJSON *obj, const char *path, const char *const *keys,
+                       const char *const *more) {
     char at[PATH_LEN];
     for (const cJSON *item = obj->child; item; item = item->next) {
-        if (!allowed(item->string, keys)) problem(e, join(at, path, item->string), "unknown key");
+        if (keys && !allowed(item->string, keys) && !(more && allowed(item->string, more)))
+            problem(e, join(at, path, item->string), "unknown key");
         for (const cJSON *before = obj->child; before != item; before = before->next)
             if (strcmp(before->string, item->string) == 0) {
                 problem(e, join(at, path, item->string), "given twice");
@@ -123,6 +130,14 @@ static void get_number(vg_config_errors *e, const cJSON *obj, const char *path, 
     else *out = v->valuedouble;
 }
 
+static void get_bool(vg_config_errors *e, const cJSON *obj, const char *path, const char *key, int *out) {
+    char at[PATH_LEN];
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) return;
+    if (!cJSON_IsBool(v)) problem(e, join(at, path, key), "must be true or false, not %s", type_name(v));
+    else *out = cJSON_IsTrue(v);
+}
+
 static const char *get_string(vg_config_errors *e, const cJSON *obj, const char *path, const char *key,
                               int required) {
     char at[PATH_LEN];
@@ -157,29 +172,74 @@ static int has_scheme(const char *url, const char *const *schemes) {
     return 0;
 }
 
+/* "HOST:PORT" as vg_http_start takes it: an IPv4 address, "*", "localhost" or nothing, and a port. */
+static int is_listen_address(const char *text) {
+    const char *colon = strrchr(text, ':');
+    if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5 ||
+        atol(colon + 1) > 65535)
+        return 0;
+    char host[64];
+    if (colon - text >= (long)sizeof host) return 0;
+    snprintf(host, sizeof host, "%.*s", (int)(colon - text), text);
+    struct in_addr addr;
+    return !host[0] || strcmp(host, "*") == 0 || strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, &addr) == 1;
+}
+
+/* An inline secret: printable, so it fits an HTTP header. Never echoed in a problem line. */
+static int is_clean_secret(const char *text) {
+    for (const char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) return 0;
+    return 1;
+}
+
 /* ---------- sections ---------- */
 
 static void parse_node(vg_config_errors *e, const cJSON *root, vg_config *c) {
     const cJSON *node = object_at(e, root, "", "node", 1);
     if (!node) return;
-    check_keys(e, node, "node", NODE_KEYS);
+    check_keys(e, node, "node", NODE_KEYS, NULL);
     get_int(e, node, "node", "machine_id", 0, VG_SNOWFLAKE_MAX_MACHINE, 1, &c->machine_id);
     c->spool_dir = resolve(c->dir, get_string(e, node, "node", "spool_dir", 0));
     const char *level = get_string(e, node, "node", "log_level", 0);
     if (level && vg_log_parse_level(level, &c->log_level) < 0)
         problem(e, "node.log_level", "\"%s\" is not error, warn, info or debug", level);
     else if (level) c->has_log_level = 1;
+    const char *metrics = get_string(e, node, "node", "metrics", 0);
+    if (metrics && !is_listen_address(metrics))
+        problem(e, "node.metrics", "\"%s\" is not HOST:PORT (an IPv4 address, * or localhost, and a port 0..65535)",
+                metrics);
+    else if (metrics) c->metrics_listen = strdup(metrics);
+}
+
+/* Exactly one of api_key (inline) and api_key_file. */
+static void parse_central_key(vg_config_errors *e, const cJSON *central, vg_config *c) {
+    int inline_given = cJSON_GetObjectItemCaseSensitive(central, "api_key") != NULL;
+    int file_given = cJSON_GetObjectItemCaseSensitive(central, "api_key_file") != NULL;
+    if (inline_given && file_given) {
+        problem(e, "central.api_key", "give either api_key or api_key_file, not both");
+        return;
+    }
+    if (!inline_given) {
+        if (!file_given) problem(e, "central.api_key_file", "missing (or an inline central.api_key)");
+        else c->central_api_key_file = resolve(c->dir, get_string(e, central, "central", "api_key_file", 1));
+        return;
+    }
+    const char *key = get_string(e, central, "central", "api_key", 1);
+    if (key && !is_clean_secret(key)) problem(e, "central.api_key", "has control characters");
+    else if (key) c->central_api_key = strdup(key);
 }
 
 static void parse_central(vg_config_errors *e, const cJSON *root, vg_config *c) {
     static const char *const http[] = {"http://", "https://", NULL};
     const cJSON *central = object_at(e, root, "", "central", 0);
     if (!central) return;
-    check_keys(e, central, "central", CENTRAL_KEYS);
+    check_keys(e, central, "central", CENTRAL_KEYS, NULL);
     const char *url = get_string(e, central, "central", "url", 1);
     if (url && !has_scheme(url, http)) problem(e, "central.url", "\"%s\" is not an http:// or https:// URL", url);
     else if (url) c->central_url = strdup(url);
-    c->central_api_key_file = resolve(c->dir, get_string(e, central, "central", "api_key_file", 1));
+    parse_central_key(e, central, c);
+    get_int(e, central, "central", "min_update_interval_ms", 0, 3600000, 0, &c->central_min_update_interval_ms);
+    get_int(e, central, "central", "flush_timeout_ms", 0, 600000, 0, &c->central_flush_timeout_ms);
     if (!c->spool_dir && cJSON_GetObjectItemCaseSensitive(root, "node"))
         problem(e, "node.spool_dir", "missing (Central needs a spool for versions not yet delivered)");
 }
@@ -187,18 +247,90 @@ static void parse_central(vg_config_errors *e, const cJSON *root, vg_config *c) 
 static void parse_output(vg_config_errors *e, const cJSON *root, vg_config *c) {
     const cJSON *output = object_at(e, root, "", "output", 0);
     if (!output) return;
-    check_keys(e, output, "output", OUTPUT_KEYS);
+    check_keys(e, output, "output", OUTPUT_KEYS, NULL);
     const char *file = get_string(e, output, "output", "file", 0);
     c->output_file = file && strcmp(file, "-") == 0 ? strdup(file) : resolve(c->dir, file);
 }
 
-/* The settings a camera may override; the same checks in "defaults" and in each camera. */
+/* The settings a camera may override (TUNABLE_KEYS); the same checks in "defaults" and in each camera. */
 static void parse_tunables(vg_config_errors *e, const cJSON *obj, const char *path, vg_config_camera *t) {
+    char at[PATH_LEN];
+    const char *transport = get_string(e, obj, path, "transport", 0);
+    if (transport && strcmp(transport, "tcp") != 0 && strcmp(transport, "udp") != 0) {
+        problem(e, join(at, path, "transport"), "\"%s\" is not tcp or udp", transport);
+    } else if (transport) {
+        free(t->transport);
+        t->transport = strdup(transport);
+    }
     get_int(e, obj, path, "analysis_width", 16, 7680, 0, &t->analysis_width);
+    get_number(e, obj, path, "fps", 0, 1000, &t->fps);
+    const char *decode = get_string(e, obj, path, "decode", 0);
+    if (decode && vg_decode_mode_parse(decode, &t->decode) < 0)
+        problem(e, join(at, path, "decode"), "\"%s\" is not all, nonref or keyframes", decode);
+    get_int(e, obj, path, "decoder_threads", 1, 64, 0, &t->decoder_threads);
+    get_bool(e, obj, path, "skip_loop_filter", &t->skip_loop_filter);
     get_number(e, obj, path, "budget_ms", 1, 60000, &t->budget_ms);
     get_int(e, obj, path, "stall_timeout_ms", 1000, 600000, 0, &t->stall_timeout_ms);
     get_int(e, obj, path, "rtcp_wait_ms", 0, 60000, 0, &t->rtcp_wait_ms);
 }
+
+/* A camera starts as a copy of the defaults (its own transport string). */
+static void inherit(vg_config_camera *cam, const vg_config_camera *defaults) {
+    *cam = *defaults;
+    cam->transport = strdup(defaults->transport);
+}
+
+/* ---------- zones: {"name": [[x, y], [x, y], [x, y], ...]} in frame fractions ---------- */
+
+static int parse_point(vg_config_errors *e, const cJSON *point, const char *at) {
+    if (!cJSON_IsArray(point)) {
+        problem(e, at, "must be a point [x, y], not %s", type_name(point));
+        return -1;
+    }
+    const cJSON *x = cJSON_GetArrayItem(point, 0), *y = cJSON_GetArrayItem(point, 1);
+    if (cJSON_GetArraySize(point) != 2 || !cJSON_IsNumber(x) || !cJSON_IsNumber(y)) {
+        problem(e, at, "must be a point [x, y] of two numbers");
+        return -1;
+    }
+    if (x->valuedouble < 0 || x->valuedouble > 1 || y->valuedouble < 0 || y->valuedouble > 1) {
+        problem(e, at, "[%g, %g] is outside the frame (x and y are fractions 0..1)", x->valuedouble, y->valuedouble);
+        return -1;
+    }
+    return 0;
+}
+
+static void parse_zone(vg_config_errors *e, const cJSON *zone, const char *at) {
+    char point_at[PATH_LEN + 16];
+    if (!cJSON_IsArray(zone)) {
+        problem(e, at, "must be an array of points [[x, y], ...], not %s", type_name(zone));
+        return;
+    }
+    int n = 0;
+    for (const cJSON *point = zone->child; point; point = point->next, n++) {
+        snprintf(point_at, sizeof point_at, "%s[%d]", at, n);
+        parse_point(e, point, point_at);
+    }
+    if (n < 3) problem(e, at, "has %d point%s; a zone needs at least 3", n, n == 1 ? "" : "s");
+}
+
+/* The zones as JSON text for the script ("{}" when none); every problem gets its own path. */
+static char *parse_zones(vg_config_errors *e, const cJSON *item, const char *path) {
+    char at[PATH_LEN], zone_at[PATH_LEN];
+    const cJSON *zones = cJSON_GetObjectItemCaseSensitive(item, "zones");
+    if (!zones) return strdup("{}");
+    join(at, path, "zones");
+    if (!cJSON_IsObject(zones)) {
+        problem(e, at, "must be an object {\"name\": [[x, y], ...]}, not %s", type_name(zones));
+        return strdup("{}");
+    }
+    check_keys(e, zones, at, NULL, NULL); /* any name, but each once */
+    for (const cJSON *zone = zones->child; zone; zone = zone->next) {
+        if (!zone->string[0]) problem(e, at, "a zone has an empty name");
+        else parse_zone(e, zone, join(zone_at, at, zone->string));
+    }
+    return cJSON_PrintUnformatted(zones);
+}
+
 
 static void check_media(vg_config_errors *e, const char *path, const char *media, const vg_config *c, int index) {
     char at[PATH_LEN];
@@ -228,7 +360,7 @@ static void parse_camera(vg_config_errors *e, const cJSON *item, const char *pat
         problem(e, path, "must be an object, not %s", type_name(item));
         return;
     }
-    check_keys(e, item, path, CAMERA_KEYS);
+    check_keys(e, item, path, CAMERA_KEYS, TUNABLE_KEYS);
     const char *media = get_string(e, item, path, "media", 1);
     if (media) check_media(e, path, media, c, index);
     cam->media = media ? strdup(media) : NULL;
@@ -241,10 +373,7 @@ static void parse_camera(vg_config_errors *e, const cJSON *item, const char *pat
     if (params && !cJSON_IsObject(params))
         problem(e, join(at, path, "params"), "must be an object, not %s", type_name(params));
     cam->params_json = params && cJSON_IsObject(params) ? cJSON_PrintUnformatted(params) : strdup("{}");
-    const char *transport = get_string(e, item, path, "transport", 0);
-    if (transport && strcmp(transport, "tcp") != 0 && strcmp(transport, "udp") != 0)
-        problem(e, join(at, path, "transport"), "\"%s\" is not tcp or udp", transport);
-    cam->transport = strdup(transport ? transport : "tcp");
+    cam->zones_json = parse_zones(e, item, path);
     parse_tunables(e, item, path, cam);
 }
 
@@ -264,7 +393,7 @@ static void parse_cameras(vg_config_errors *e, const cJSON *root, vg_config *c, 
     for (const cJSON *item = cameras->child; item; item = item->next, i++) {
         char path[PATH_LEN];
         snprintf(path, sizeof path, "cameras[%d]", i);
-        c->cameras[i] = *defaults;
+        inherit(&c->cameras[i], defaults);
         parse_camera(e, item, path, c, i);
     }
 }
@@ -297,18 +426,22 @@ vg_config *vg_config_parse(const char *text, const char *dir, vg_config_errors *
     if (!cJSON_IsObject(root)) {
         problem(errors, "", "must be a JSON object, not %s", type_name(root));
     } else {
-        vg_config_camera defaults = {.analysis_width = 320, .budget_ms = 50, .stall_timeout_ms = 10000,
+        vg_config_camera defaults = {.transport = strdup("tcp"), .analysis_width = 320, .decode = VG_DECODE_ALL,
+                                     .decoder_threads = 1, .budget_ms = 50, .stall_timeout_ms = 10000,
                                      .rtcp_wait_ms = 5000};
-        check_keys(errors, root, "", TOP_KEYS);
+        c->central_min_update_interval_ms = 1000;
+        c->central_flush_timeout_ms = 5000;
+        check_keys(errors, root, "", TOP_KEYS, NULL);
         parse_node(errors, root, c);
         parse_central(errors, root, c);
         parse_output(errors, root, c);
         const cJSON *d = object_at(errors, root, "", "defaults", 0);
         if (d) {
-            check_keys(errors, d, "defaults", DEFAULTS_KEYS);
+            check_keys(errors, d, "defaults", TUNABLE_KEYS, NULL);
             parse_tunables(errors, d, "defaults", &defaults);
         }
         parse_cameras(errors, root, c, &defaults);
+        free(defaults.transport);
     }
     cJSON_Delete(root);
     if (errors->count > before) {
@@ -364,19 +497,67 @@ vg_config *vg_config_load(const char *path, vg_config_errors *errors) {
 
 void vg_config_free(vg_config *c) {
     if (!c) return;
-    for (int i = 0; i < c->ncameras; i++) {
-        vg_config_camera *cam = &c->cameras[i];
-        free(cam->media);
-        free(cam->url);
-        free(cam->script);
-        free(cam->params_json);
-        free(cam->transport);
-    }
+    for (int i = 0; i < c->ncameras; i++) vg_config_camera_clear(&c->cameras[i]);
     free(c->cameras);
     free(c->dir);
     free(c->spool_dir);
+    free(c->metrics_listen);
     free(c->central_url);
+    if (c->central_api_key) explicit_bzero(c->central_api_key, strlen(c->central_api_key));
+    free(c->central_api_key);
     free(c->central_api_key_file);
     free(c->output_file);
     free(c);
+}
+
+/* ---------- cameras apart from their config; what a reload may change ---------- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+void vg_config_camera_copy(vg_config_camera *dst, const vg_config_camera *src) {
+    *dst = *src;
+    dst->media = dup_or_null(src->media);
+    dst->url = dup_or_null(src->url);
+    dst->script = dup_or_null(src->script);
+    dst->params_json = dup_or_null(src->params_json);
+    dst->zones_json = dup_or_null(src->zones_json);
+    dst->transport = dup_or_null(src->transport);
+}
+
+void vg_config_camera_clear(vg_config_camera *cam) {
+    free(cam->media);
+    free(cam->url);
+    free(cam->script);
+    free(cam->params_json);
+    free(cam->zones_json);
+    free(cam->transport);
+    *cam = (vg_config_camera){0};
+}
+
+static int same_text(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b) {
+    return same_text(a->media, b->media) && same_text(a->url, b->url) && same_text(a->script, b->script) &&
+           same_text(a->params_json, b->params_json) && same_text(a->zones_json, b->zones_json) &&
+           same_text(a->transport, b->transport) && a->analysis_width == b->analysis_width && a->fps == b->fps &&
+           a->decode == b->decode && a->decoder_threads == b->decoder_threads &&
+           a->skip_loop_filter == b->skip_loop_filter && a->budget_ms == b->budget_ms &&
+           a->stall_timeout_ms == b->stall_timeout_ms && a->rtcp_wait_ms == b->rtcp_wait_ms;
+}
+
+int vg_config_fixed_changes(const vg_config *old, const vg_config *new, vg_config_errors *changed) {
+    int before = changed->count;
+    if (old->machine_id != new->machine_id) problem(changed, "node.machine_id", "changed");
+    if (!same_text(old->spool_dir, new->spool_dir)) problem(changed, "node.spool_dir", "changed");
+    if (!same_text(old->metrics_listen, new->metrics_listen)) problem(changed, "node.metrics", "changed");
+    if (!same_text(old->central_url, new->central_url)) problem(changed, "central.url", "changed");
+    if (!same_text(old->central_api_key, new->central_api_key)) problem(changed, "central.api_key", "changed");
+    if (!same_text(old->central_api_key_file, new->central_api_key_file))
+        problem(changed, "central.api_key_file", "changed");
+    if (old->central_min_update_interval_ms != new->central_min_update_interval_ms)
+        problem(changed, "central.min_update_interval_ms", "changed");
+    if (old->central_flush_timeout_ms != new->central_flush_timeout_ms)
+        problem(changed, "central.flush_timeout_ms", "changed");
+    if (!same_text(old->output_file, new->output_file)) problem(changed, "output.file", "changed");
+    return changed->count - before;
 }

@@ -3,6 +3,7 @@
  * starts. The shape and every field are described in docs/config.md. */
 #ifndef VG_CONFIG_H
 #define VG_CONFIG_H
+#include "vg_decode.h"
 #include "vg_log.h"
 
 typedef struct vg_config_camera {
@@ -10,8 +11,14 @@ typedef struct vg_config_camera {
     char *url;                /* rtsp:// or rtsps:// (may hold a password: log only through vg_mask_url) */
     char *script;             /* resolved against the config file's directory */
     char *params_json;        /* vigil.params as JSON text ("{}" when absent) */
+    char *zones_json;         /* vigil.zones: {"name": [[x, y], ...]} in frame fractions ("{}" when absent) */
+    /* the rest: the camera's value, else defaults.*, else the built-in default */
     char *transport;          /* "tcp" or "udp" */
-    int analysis_width;       /* the rest: the camera's value, else defaults.*, else the built-in default */
+    int analysis_width;
+    double fps;               /* at most this many frames per second of stream time to the script; 0 = all */
+    vg_decode_mode decode;
+    int decoder_threads;
+    int skip_loop_filter;     /* applied only when the stream is wider than analysis_width */
     double budget_ms;
     int stall_timeout_ms;
     int rtcp_wait_ms;
@@ -23,8 +30,12 @@ typedef struct vg_config {
     char *spool_dir;          /* NULL when not given; resolved like every path */
     int has_log_level;
     vg_log_level log_level;
+    char *metrics_listen;     /* node.metrics "HOST:PORT", NULL when not given */
     char *central_url;        /* NULL without a "central" block */
+    char *central_api_key;    /* inline key; exactly one of it and central_api_key_file is set with central */
     char *central_api_key_file;
+    int central_min_update_interval_ms; /* 0 = no rate limit */
+    int central_flush_timeout_ms;       /* how long a stop waits for Central to take what is queued */
     char *output_file;        /* NULL when not given */
     int ncameras;
     vg_config_camera *cameras;
@@ -41,5 +52,15 @@ vg_config *vg_config_load(const char *path, vg_config_errors *errors);
 vg_config *vg_config_parse(const char *text, const char *dir, vg_config_errors *errors);
 void vg_config_free(vg_config *config);
 void vg_config_errors_free(vg_config_errors *errors);
+
+/* A camera's settings owned separately from its config (deep copy), freed with vg_config_camera_clear. */
+void vg_config_camera_copy(vg_config_camera *dst, const vg_config_camera *src);
+void vg_config_camera_clear(vg_config_camera *cam);
+/* 1 when every setting of the two is the same (url, script, params, zones, modes, ...). */
+int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b);
+
+/* The settings read only at start (node.*, central.*, output.*) that differ between the running config and
+ * a newly loaded one: one line per JSON path into changed. Returns how many. */
+int vg_config_fixed_changes(const vg_config *running, const vg_config *loaded, vg_config_errors *changed);
 
 #endif

@@ -47,12 +47,18 @@ static vg_sink *log_sink_open(void) {
 }
 
 static vg_sink *open_central(const vg_config *c, char *err, size_t errlen) {
-    char key[1024], reason[400];
-    if (vg_central_read_key_file(c->central_api_key_file, key, sizeof key, reason, sizeof reason) < 0) {
+    char key[1024] = "", reason[400];
+    if (c->central_api_key) {
+        snprintf(key, sizeof key, "%s", c->central_api_key);
+    } else if (vg_central_read_key_file(c->central_api_key_file, key, sizeof key, reason, sizeof reason) < 0) {
         snprintf(err, errlen, "central.api_key_file: %s", reason);
         return NULL;
     }
-    vg_central_options o = {.url = c->central_url, .api_key = key, .spool_dir = c->spool_dir};
+    vg_central_options o = {
+        .url = c->central_url, .api_key = key, .spool_dir = c->spool_dir,
+        .min_update_interval_ms = c->central_min_update_interval_ms ? c->central_min_update_interval_ms : -1,
+        .drain_timeout_ms = c->central_flush_timeout_ms ? c->central_flush_timeout_ms : -1,
+    };
     vg_sink *sink = vg_central_open(&o, reason, sizeof reason);
     explicit_bzero(key, sizeof key);
     if (!sink) snprintf(err, errlen, "central: %s", reason);
@@ -82,8 +88,10 @@ static vg_sink *open_sinks(const vg_config *c, char *err, size_t errlen) {
 static vg_camera *make_camera(run *r, const vg_config_camera *cc, char *err, size_t errlen) {
     vg_camera_config config = {
         .media = cc->media, .url = cc->url, .script = cc->script, .params_json = cc->params_json,
-        .analysis_width = cc->analysis_width, .budget_ms = cc->budget_ms, .start_ms = INT64_MIN,
-        .transport = cc->transport, .stall_timeout_ms = cc->stall_timeout_ms, .rtcp_wait_ms = cc->rtcp_wait_ms,
+        .zones_json = cc->zones_json, .analysis_width = cc->analysis_width, .fps = cc->fps,
+        .budget_ms = cc->budget_ms, .start_ms = INT64_MIN, .transport = cc->transport,
+        .stall_timeout_ms = cc->stall_timeout_ms, .rtcp_wait_ms = cc->rtcp_wait_ms,
+        .decode = {.mode = cc->decode, .threads = cc->decoder_threads, .skip_loop_filter = cc->skip_loop_filter},
     };
     return vg_camera_new(&config, &r->ids, r->sink, err, errlen);
 }
@@ -116,7 +124,7 @@ static void report(const char *media, const vg_camera_stats *st) {
 
 /* Stops every camera at once, then waits for each: shutdowns run side by side. */
 static void stop_cameras(run *r) {
-    for (int i = 0; i < r->ncameras; i++) vg_camera_stop(r->cameras[i]);
+    for (int i = 0; i < r->ncameras; i++) vg_camera_stop(r->cameras[i], "shutdown");
     for (int i = 0; i < r->ncameras; i++) {
         vg_camera_stats st;
         vg_camera_join(r->cameras[i]);

@@ -43,7 +43,7 @@ struct vg_script {
     lua_State *L;        /* the running state */
     char camera[128];
     vg_episode_book *book;
-    char *path, *params_json;
+    char *path, *params_json, *zones_json;
     int unsafe, jit;
     int watch_fd;        /* inotify on the rule's directory, -1 without --watch */
     int64_t change_seen_ms; /* a .lua file changed at this time and no reload tried since */
@@ -531,7 +531,26 @@ static int core_camera(lua_State *L) {
     return 1;
 }
 
-static void register_core(lua_State *L, vg_script *s, const cJSON *params) {
+/* vigil.zones: name -> list of {x = .., y = ..} points (the config's [x, y] pairs, already validated). */
+static void push_zones(lua_State *L, const cJSON *zones) {
+    lua_newtable(L);
+    for (const cJSON *zone = zones ? zones->child : NULL; zone; zone = zone->next) {
+        lua_newtable(L);
+        int i = 1;
+        for (const cJSON *point = zone->child; point; point = point->next) {
+            const cJSON *x = cJSON_GetArrayItem(point, 0), *y = cJSON_GetArrayItem(point, 1);
+            lua_createtable(L, 0, 2);
+            lua_pushnumber(L, cJSON_IsNumber(x) ? x->valuedouble : 0);
+            lua_setfield(L, -2, "x");
+            lua_pushnumber(L, cJSON_IsNumber(y) ? y->valuedouble : 0);
+            lua_setfield(L, -2, "y");
+            lua_rawseti(L, -2, i++);
+        }
+        lua_setfield(L, -2, zone->string);
+    }
+}
+
+static void register_core(lua_State *L, vg_script *s, const cJSON *params, const cJSON *zones) {
     static const luaL_Reg functions[] = {
         {"open", core_open}, {"episodes", core_episodes}, {"log", core_log},
         {"frame_metatable", core_frame_metatable}, {"frame_generation", core_frame_generation},
@@ -548,6 +567,8 @@ static void register_core(lua_State *L, vg_script *s, const cJSON *params) {
     if (params) push_json(L, params);
     else lua_newtable(L);
     lua_setfield(L, -2, "params");
+    push_zones(L, zones);
+    lua_setfield(L, -2, "zones");
     lua_setfield(L, -2, "vigil.core");
     lua_pop(L, 2);
 }
@@ -786,21 +807,31 @@ static int run_main_chunk(vg_script *s, lua_State *L, lua_State *keep_from, char
     return has_on_frame ? 0 : -1;
 }
 
+/* A JSON object given as text (NULL or "" = none); -1 with err when it is not one. */
+static int parse_object(const char *text, const char *what, cJSON **out, char *err, size_t errlen) {
+    *out = NULL;
+    if (!text || !*text) return 0;
+    *out = cJSON_Parse(text);
+    if (cJSON_IsObject(*out)) return 0;
+    snprintf(err, errlen, "%s: not a JSON object", what);
+    cJSON_Delete(*out);
+    *out = NULL;
+    return -1;
+}
+
 /* A new Lua state with the host's functions and the rule loaded, or NULL with err. */
 static lua_State *new_state(vg_script *s, lua_State *keep_from, char *err, size_t errlen) {
-    cJSON *params = NULL;
-    if (s->params_json && *s->params_json) {
-        params = cJSON_Parse(s->params_json);
-        if (!cJSON_IsObject(params)) {
-            snprintf(err, errlen, "params: not a JSON object");
-            cJSON_Delete(params);
-            return NULL;
-        }
+    cJSON *params = NULL, *zones = NULL;
+    if (parse_object(s->params_json, "params", &params, err, errlen) < 0 ||
+        parse_object(s->zones_json, "zones", &zones, err, errlen) < 0) {
+        cJSON_Delete(params);
+        return NULL;
     }
     lua_State *L = luaL_newstate();
     if (!L) {
         snprintf(err, errlen, "cannot create a Lua state");
         cJSON_Delete(params);
+        cJSON_Delete(zones);
         return NULL;
     }
     luaL_openlibs(L);
@@ -811,8 +842,9 @@ static lua_State *new_state(vg_script *s, lua_State *keep_from, char *err, size_
     lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, REG_HANDLES);
     register_episode_type(L, s);
-    register_core(L, s, params);
+    register_core(L, s, params, zones);
     cJSON_Delete(params);
+    cJSON_Delete(zones);
     if (run_main_chunk(s, L, keep_from, err, errlen) < 0) {
         vg_book_rollback(s->book);
         lua_close(L);
@@ -843,6 +875,7 @@ vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char
     s->book = book;
     s->path = strdup(c->path);
     s->params_json = c->params_json ? strdup(c->params_json) : NULL;
+    s->zones_json = c->zones_json ? strdup(c->zones_json) : NULL;
     s->unsafe = c->unsafe;
     s->jit = c->jit;
     s->watch_fd = -1;
@@ -927,5 +960,6 @@ void vg_script_free(vg_script *s) {
     vg_jpeg_free(s->jpeg);
     free(s->path);
     free(s->params_json);
+    free(s->zones_json);
     free(s);
 }

@@ -7,6 +7,7 @@ local core = require "vigil.core"
 local vigil = {}
 
 vigil.params = core.params
+vigil.zones = core.zones -- the camera's zones from the config: name -> list of {x = .., y = ..}
 vigil.camera = core.camera()
 vigil.keep = {}
 

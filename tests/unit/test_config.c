@@ -1,5 +1,6 @@
 /* test_config.c — `vigil run`'s config: a valid file with defaults and per-camera overrides, relative paths
- * resolved against the file's directory, and bad files refused with EVERY problem named by its JSON path. */
+ * resolved against the file's directory, zones, and bad files refused with EVERY problem named by its JSON
+ * path; what a reload compares (camera settings, the settings read only at start). */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -28,15 +29,20 @@ static void dump(const vg_config_errors *e) {
 }
 
 static const char *VALID =
-    "{\"node\": {\"machine_id\": 7, \"spool_dir\": \"spool\", \"log_level\": \"debug\"},\n"
-    " \"central\": {\"url\": \"http://central.local:9019\", \"api_key_file\": \"/etc/central/central.conf\"},\n"
+    "{\"node\": {\"machine_id\": 7, \"spool_dir\": \"spool\", \"log_level\": \"debug\", \"metrics\": \"127.0.0.1:9100\"},\n"
+    " \"central\": {\"url\": \"http://central.local:9019\", \"api_key_file\": \"/etc/central/central.conf\",\n"
+    "             \"min_update_interval_ms\": 0, \"flush_timeout_ms\": 8000},\n"
     " \"output\": {\"file\": \"episodes.jsonl\"},\n"
-    " \"defaults\": {\"analysis_width\": 240, \"budget_ms\": 20, \"stall_timeout_ms\": 4000, \"rtcp_wait_ms\": 3000},\n"
+    " \"defaults\": {\"analysis_width\": 240, \"budget_ms\": 20, \"stall_timeout_ms\": 4000, \"rtcp_wait_ms\": 3000,\n"
+    "              \"fps\": 10, \"decode\": \"nonref\", \"decoder_threads\": 2, \"skip_loop_filter\": true,\n"
+    "              \"transport\": \"udp\"},\n"
     " \"cameras\": [\n"
     "   {\"media\": \"cam0\", \"url\": \"rtsp://user:pass@10.0.0.5/stream1\", \"script\": \"rule.lua\",\n"
-    "    \"params\": {\"threshold\": 25, \"zones\": [1, 2]}, \"transport\": \"udp\"},\n"
+    "    \"params\": {\"threshold\": 25, \"zones\": [1, 2]},\n"
+    "    \"zones\": {\"door\": [[0.1, 0.2], [0.5, 0.2], [0.5, 1]], \"yard\": [[0, 0], [1, 0], [1, 1], [0, 1]]}},\n"
     "   {\"media\": \"cam1\", \"url\": \"rtsps://10.0.0.6/s\", \"script\": \"RULES\", \"rtcp_wait_ms\": 0,\n"
-    "    \"analysis_width\": 640}\n"
+    "    \"analysis_width\": 640, \"fps\": 0, \"decode\": \"keyframes\", \"decoder_threads\": 1,\n"
+    "    \"skip_loop_filter\": false, \"transport\": \"tcp\", \"budget_ms\": 12.5}\n"
     " ]}\n";
 
 static void test_valid(void) {
@@ -58,8 +64,12 @@ static void test_valid(void) {
     CHECK_INT(c->machine_id, 7);
     CHECK(c->has_log_level && c->log_level == VG_LOG_DEBUG);
     CHECK(strstr(c->spool_dir, "/spool") && c->spool_dir[0] == '/');
+    CHECK_STR(c->metrics_listen, "127.0.0.1:9100");
     CHECK_STR(c->central_url, "http://central.local:9019");
     CHECK_STR(c->central_api_key_file, "/etc/central/central.conf");
+    CHECK(c->central_api_key == NULL);
+    CHECK_INT(c->central_min_update_interval_ms, 0);
+    CHECK_INT(c->central_flush_timeout_ms, 8000);
     CHECK(strstr(c->output_file, "/episodes.jsonl") != NULL && c->output_file[0] == '/');
     CHECK_INT(c->ncameras, 2);
     vg_config_camera *a = &c->cameras[0], *b = &c->cameras[1];
@@ -67,16 +77,27 @@ static void test_valid(void) {
     CHECK_STR(a->url, "rtsp://user:pass@10.0.0.5/stream1");
     CHECK_STR(a->script, rules);
     CHECK_STR(a->params_json, "{\"threshold\":25,\"zones\":[1,2]}");
-    CHECK_STR(a->transport, "udp");
+    CHECK_STR(a->zones_json, "{\"door\":[[0.1,0.2],[0.5,0.2],[0.5,1]],\"yard\":[[0,0],[1,0],[1,1],[0,1]]}");
+    CHECK_STR(a->transport, "udp"); /* from defaults */
     CHECK_INT(a->analysis_width, 240);
+    CHECK_NEAR(a->fps, 10, 0);
+    CHECK_INT(a->decode, VG_DECODE_NONREF);
+    CHECK_INT(a->decoder_threads, 2);
+    CHECK_INT(a->skip_loop_filter, 1);
     CHECK_NEAR(a->budget_ms, 20, 0);
     CHECK_INT(a->stall_timeout_ms, 4000);
     CHECK_INT(a->rtcp_wait_ms, 3000);
-    CHECK_STR(b->script, rules);
+    CHECK_STR(b->script, rules); /* every default overridden */
     CHECK_STR(b->params_json, "{}");
+    CHECK_STR(b->zones_json, "{}");
     CHECK_STR(b->transport, "tcp");
     CHECK_INT(b->rtcp_wait_ms, 0);
     CHECK_INT(b->analysis_width, 640);
+    CHECK_NEAR(b->fps, 0, 0);
+    CHECK_INT(b->decode, VG_DECODE_KEYFRAMES);
+    CHECK_INT(b->decoder_threads, 1);
+    CHECK_INT(b->skip_loop_filter, 0);
+    CHECK_NEAR(b->budget_ms, 12.5, 0);
     vg_config_free(c);
     free(text);
     free(full);
@@ -91,10 +112,155 @@ static void test_builtin_defaults(void) {
     dump(&e);
     if (!c) return;
     CHECK(c->central_url == NULL && c->output_file == NULL && c->spool_dir == NULL && !c->has_log_level);
-    CHECK_INT(c->cameras[0].analysis_width, 320);
-    CHECK_NEAR(c->cameras[0].budget_ms, 50, 0);
-    CHECK_INT(c->cameras[0].stall_timeout_ms, 10000);
-    CHECK_INT(c->cameras[0].rtcp_wait_ms, 5000);
+    CHECK(c->metrics_listen == NULL);
+    CHECK_INT(c->central_min_update_interval_ms, 1000);
+    CHECK_INT(c->central_flush_timeout_ms, 5000);
+    vg_config_camera *m = &c->cameras[0];
+    CHECK_STR(m->transport, "tcp");
+    CHECK_STR(m->zones_json, "{}");
+    CHECK_INT(m->analysis_width, 320);
+    CHECK_NEAR(m->fps, 0, 0);
+    CHECK_INT(m->decode, VG_DECODE_ALL);
+    CHECK_INT(m->decoder_threads, 1);
+    CHECK_INT(m->skip_loop_filter, 0);
+    CHECK_NEAR(m->budget_ms, 50, 0);
+    CHECK_INT(m->stall_timeout_ms, 10000);
+    CHECK_INT(m->rtcp_wait_ms, 5000);
+    vg_config_free(c);
+}
+
+/* central.api_key inline instead of a file; it is never part of a problem line. */
+static void test_inline_key(void) {
+    vg_config_errors e = {0};
+    vg_config *c = vg_config_parse("{\"node\": {\"machine_id\": 1, \"spool_dir\": \"/var/spool/vigil\"},"
+                                   " \"central\": {\"url\": \"https://c\", \"api_key\": \"k3y\"},"
+                                   " \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", \"script\": \"rule.lua\"}]}",
+                                   dir, &e);
+    CHECK(c != NULL);
+    dump(&e);
+    if (c) {
+        CHECK_STR(c->central_api_key, "k3y");
+        CHECK(c->central_api_key_file == NULL);
+    }
+    vg_config_free(c);
+    CHECK(vg_config_parse("{\"node\": {\"machine_id\": 1, \"spool_dir\": \"/s\"},"
+                          " \"central\": {\"url\": \"https://c\", \"api_key\": \"se\\ncret\"},"
+                          " \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", \"script\": \"rule.lua\"}]}",
+                          dir, &e) == NULL);
+    CHECK(has_line(&e, "central.api_key: has control characters"));
+    CHECK_INT(e.count, 1);
+    for (int i = 0; i < e.count; i++) CHECK(strstr(e.lines[i], "cret") == NULL);
+    vg_config_errors_free(&e);
+}
+
+/* Every problem of the settings added for many cameras per host, each with its path. */
+static void test_tunables_and_zones_problems(void) {
+    const char *bad =
+        "{\"node\": {\"machine_id\": 1, \"spool_dir\": \"s\", \"metrics\": \"9100\"},\n"
+        " \"central\": {\"url\": \"http://c\", \"api_key\": \"k\", \"api_key_file\": \"f\",\n"
+        "             \"min_update_interval_ms\": -5, \"flush_timeout_ms\": 1.5},\n"
+        " \"defaults\": {\"fps\": 2000, \"decode\": \"some\", \"decoder_threads\": 0, \"skip_loop_filter\": 1,\n"
+        "              \"transport\": \"http\", \"zones\": {}},\n"
+        " \"cameras\": [\n"
+        "   {\"media\": \"a\", \"url\": \"rtsp://h/a\", \"script\": \"rule.lua\", \"fps\": \"5\", \"zones\": [1]},\n"
+        "   {\"media\": \"b\", \"url\": \"rtsp://h/b\", \"script\": \"rule.lua\", \"zones\": {\n"
+        "     \"door\": [[0.1, 0.1], \"x\", [0.5, 0.5, 0.5], [1.5, 0.2], [0.2, -0.1], [0.3, 0.3]],\n"
+        "     \"gate\": [[0, 0], [1, 1]], \"lane\": 3, \"\": [[0, 0], [1, 0], [1, 1]],\n"
+        "     \"gate\": [[0, 0], [1, 0], [1, 1]]}},\n"
+        "   {\"media\": \"a\", \"url\": \"rtsp://h/c\", \"script\": \"rule.lua\"}\n"
+        " ]}\n";
+    vg_config_errors e = {0};
+    CHECK(vg_config_parse(bad, dir, &e) == NULL);
+    CHECK(has_line(&e, "node.metrics: \"9100\" is not HOST:PORT (an IPv4 address, * or localhost, and a port 0..65535)"));
+    CHECK(has_line(&e, "central.api_key: give either api_key or api_key_file, not both"));
+    CHECK(has_line(&e, "central.min_update_interval_ms: -5 is not 0..3600000"));
+    CHECK(has_line(&e, "central.flush_timeout_ms: 1.5 is not an integer"));
+    CHECK(has_line(&e, "defaults.zones: unknown key"));
+    CHECK(has_line(&e, "defaults.fps: 2000 is not 0..1000"));
+    CHECK(has_line(&e, "defaults.decode: \"some\" is not all, nonref or keyframes"));
+    CHECK(has_line(&e, "defaults.decoder_threads: 0 is not 1..64"));
+    CHECK(has_line(&e, "defaults.skip_loop_filter: must be true or false, not a number"));
+    CHECK(has_line(&e, "defaults.transport: \"http\" is not tcp or udp"));
+    CHECK(has_line(&e, "cameras[0].fps: must be a number, not a string"));
+    CHECK(has_line(&e, "cameras[0].zones: must be an object {\"name\": [[x, y], ...]}, not an array"));
+    CHECK(has_line(&e, "cameras[1].zones.door[1]: must be a point [x, y], not a string"));
+    CHECK(has_line(&e, "cameras[1].zones.door[2]: must be a point [x, y] of two numbers"));
+    CHECK(has_line(&e, "cameras[1].zones.door[3]: [1.5, 0.2] is outside the frame (x and y are fractions 0..1)"));
+    CHECK(has_line(&e, "cameras[1].zones.door[4]: [0.2, -0.1] is outside the frame (x and y are fractions 0..1)"));
+    CHECK(has_line(&e, "cameras[1].zones.gate: has 2 points; a zone needs at least 3"));
+    CHECK(has_line(&e, "cameras[1].zones.lane: must be an array of points [[x, y], ...], not a number"));
+    CHECK(has_line(&e, "cameras[1].zones: a zone has an empty name"));
+    CHECK(has_line(&e, "cameras[1].zones.gate: given twice"));
+    CHECK(has_line(&e, "cameras[2].media: \"a\" is already the media of cameras[0]"));
+    CHECK_INT(e.count, 21);
+    if (e.count != 21) dump(&e);
+    vg_config_errors_free(&e);
+
+    CHECK(vg_config_parse("{\"node\": {\"machine_id\": 1, \"spool_dir\": \"s\", \"metrics\": \"10.0.0.300:80\"},"
+                          " \"central\": {\"url\": \"http://c\"},"
+                          " \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", \"script\": \"rule.lua\"}]}",
+                          dir, &e) == NULL);
+    CHECK(has_line(&e, "node.metrics: \"10.0.0.300:80\" is not HOST:PORT (an IPv4 address, * or localhost, and a port 0..65535)"));
+    CHECK(has_line(&e, "central.api_key_file: missing (or an inline central.api_key)"));
+    CHECK_INT(e.count, 2);
+    vg_config_errors_free(&e);
+}
+
+static vg_config *parse_ok(const char *text) {
+    vg_config_errors e = {0};
+    vg_config *c = vg_config_parse(text, dir, &e);
+    CHECK(c != NULL);
+    dump(&e);
+    vg_config_errors_free(&e);
+    return c;
+}
+
+/* What a reload compares: any camera setting makes a camera "changed"; node/central/output are fixed. */
+static void test_reload_comparisons(void) {
+    vg_config *c = parse_ok("{\"node\": {\"machine_id\": 1},"
+                            " \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", \"script\": \"rule.lua\","
+                            " \"zones\": {\"z\": [[0, 0], [1, 0], [1, 1]]}, \"fps\": 5}]}");
+    if (!c) return;
+    vg_config_camera copy;
+    vg_config_camera_copy(&copy, &c->cameras[0]);
+    CHECK(copy.url != c->cameras[0].url && copy.zones_json != c->cameras[0].zones_json); /* its own strings */
+    CHECK(vg_config_camera_same(&copy, &c->cameras[0]));
+    free(copy.zones_json);
+    copy.zones_json = strdup("{\"z\":[[0,0],[1,0],[0.5,1]]}");
+    CHECK(!vg_config_camera_same(&copy, &c->cameras[0]));
+    vg_config_camera_clear(&copy);
+    CHECK(copy.media == NULL);
+    vg_config_camera_copy(&copy, &c->cameras[0]);
+    copy.fps = 6;
+    CHECK(!vg_config_camera_same(&copy, &c->cameras[0]));
+    copy.fps = 5;
+    copy.decode = VG_DECODE_KEYFRAMES;
+    CHECK(!vg_config_camera_same(&copy, &c->cameras[0]));
+    copy.decode = VG_DECODE_ALL;
+    free(copy.params_json);
+    copy.params_json = strdup("{\"a\":1}");
+    CHECK(!vg_config_camera_same(&copy, &c->cameras[0]));
+    vg_config_camera_clear(&copy);
+
+    vg_config *d = parse_ok("{\"node\": {\"machine_id\": 2, \"metrics\": \"*:9100\", \"spool_dir\": \"sp\","
+                            " \"log_level\": \"debug\"},"
+                            " \"central\": {\"url\": \"http://c\", \"api_key\": \"new-secret\"},"
+                            " \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", \"script\": \"rule.lua\"}]}");
+    if (d) {
+        vg_config_errors changed = {0};
+        CHECK_INT(vg_config_fixed_changes(c, d, &changed), 5);
+        CHECK(has_line(&changed, "node.machine_id: changed"));
+        CHECK(has_line(&changed, "node.spool_dir: changed"));
+        CHECK(has_line(&changed, "node.metrics: changed"));
+        CHECK(has_line(&changed, "central.url: changed"));
+        CHECK(has_line(&changed, "central.api_key: changed"));
+        for (int i = 0; i < changed.count; i++) CHECK(strstr(changed.lines[i], "new-secret") == NULL);
+        vg_config_errors_free(&changed);
+        CHECK_INT(vg_config_fixed_changes(d, d, &changed), 0); /* log_level and cameras are not fixed */
+        CHECK_INT(vg_config_fixed_changes(c, c, &changed), 0);
+        vg_config_errors_free(&changed);
+    }
+    vg_config_free(d);
     vg_config_free(c);
 }
 
@@ -121,7 +287,7 @@ static void test_every_problem(void) {
     CHECK(has_line(&e, "node.machine_id: 1200 is not 0..1023"));
     CHECK(has_line(&e, "node.log_level: \"loud\" is not error, warn, info or debug"));
     CHECK(has_line(&e, "central.url: \"ftp://x\" is not an http:// or https:// URL"));
-    CHECK(has_line(&e, "central.api_key_file: missing"));
+    CHECK(has_line(&e, "central.api_key_file: missing (or an inline central.api_key)"));
     CHECK(has_line(&e, "node.spool_dir: missing (Central needs a spool for versions not yet delivered)"));
     CHECK(has_line(&e, "defaults.budget_ms: must be a number, not a string"));
     CHECK(has_line(&e, "defaults.stall_timeout_ms: 2.5 is not an integer"));
@@ -170,6 +336,9 @@ int main(void) {
     write_file("rule.lua", "function on_frame(frame) end\n");
     test_valid();
     test_builtin_defaults();
+    test_inline_key();
+    test_tunables_and_zones_problems();
+    test_reload_comparisons();
     test_every_problem();
     test_whole_document();
     char path[128];
