@@ -1,14 +1,17 @@
-/* vg_http.c — the HTTP server: address parsing, libmicrohttpd in thread-per-connection mode, and the
- * translation between MHD's callback and vg_http_handler. */
+/* vg_http.c — the HTTP server: address parsing, libmicrohttpd in thread-per-connection mode, the
+ * translation between MHD's callback and vg_http_handler, and a stop that lets answers being made (a long
+ * poll told to end) reach their clients before the sockets close. */
 #include "vg_http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -17,7 +20,12 @@ struct vg_http_server {
     vg_http_handler handler;
     void *ctx;
     int port;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;       /* active dropped to 0 */
+    int active;                /* requests between their headers and their answer's end */
 };
+
+#define STOP_GRACE_MS 1000     /* how long a stop waits for answers being made */
 
 void vg_buf_append(vg_buf *b, const char *data, size_t len) {
     if (b->len + len + 1 > b->cap) {
@@ -62,6 +70,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, vg_http_response *res) 
     struct MHD_Response *r = MHD_create_response_from_buffer(len, res->body ? res->body : (void *)"",
                                                              res->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Content-Type", res->content_type ? res->content_type : "text/plain; charset=utf-8");
+    if (res->header_name && res->header_value) MHD_add_response_header(r, res->header_name, res->header_value);
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)res->status, r);
     MHD_destroy_response(r);
     return rc;
@@ -74,6 +83,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     vg_http_server *server = cls;
     if (!*state) { /* first call for this request: headers only */
         *state = (void *)1;
+        pthread_mutex_lock(&server->lock);
+        server->active++;
+        pthread_mutex_unlock(&server->lock);
         return MHD_YES;
     }
     if (*upload_size) { /* bodies are not used: drop them */
@@ -90,6 +102,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         res = (vg_http_response){.status = 404, .body = strdup("not found\n")};
     }
     return respond(c, &res);
+}
+
+/* MHD: the answer went out (or the connection failed). */
+static void on_completed(void *cls, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode toe) {
+    (void)c;
+    (void)toe;
+    vg_http_server *server = cls;
+    if (!*state) return;
+    *state = NULL;
+    pthread_mutex_lock(&server->lock);
+    if (--server->active == 0) pthread_cond_broadcast(&server->idle);
+    pthread_mutex_unlock(&server->lock);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_in *addr, char *err, size_t errlen) {
@@ -118,13 +142,18 @@ vg_http_server *vg_http_start(const char *listen, vg_http_handler handler, void 
     struct sockaddr_in addr;
     if (parse_listen(listen, &addr, err, errlen) < 0) return NULL;
     vg_http_server *s = calloc(1, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->idle, NULL);
     s->handler = handler;
     s->ctx = ctx;
     s->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
                                  on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED,
+                                 on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host)", listen);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->idle);
         free(s);
         return NULL;
     }
@@ -135,7 +164,15 @@ vg_http_server *vg_http_start(const char *listen, vg_http_handler handler, void 
 
 void vg_http_stop(vg_http_server *s) {
     if (!s) return;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += STOP_GRACE_MS / 1000;
+    pthread_mutex_lock(&s->lock);
+    while (s->active > 0 && pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == 0) {}
+    pthread_mutex_unlock(&s->lock);
     MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->idle);
     free(s);
 }
 

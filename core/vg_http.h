@@ -16,6 +16,8 @@ typedef struct vg_http_response {
     const char *content_type;  /* "text/plain; charset=utf-8" unless set */
     char *body;                /* malloc'd; the server frees it */
     size_t body_len;           /* 0 = strlen(body) */
+    const char *header_name;   /* one more header (e.g. "WWW-Authenticate"), or NULL; copied */
+    const char *header_value;
 } vg_http_response;
 
 /* Returns 0 when it handled the request (res filled), -1 for 404. */

@@ -50,6 +50,7 @@ struct vg_store {
     pthread_t flusher;
     int flusher_started;
     int stopping;
+    int queries_ended;       /* vg_store_end_queries: no more waiting */
 };
 
 /* ---------- files ---------- */
@@ -173,7 +174,7 @@ void vg_store_query(vg_store *st, int64_t after, int limit, int timeout_ms, vg_b
     deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&st->lock);
     size_t from = lower_bound(st, after + 1, 0);
-    while (from == st->count && timeout_ms > 0 && !st->stopping) {
+    while (from == st->count && timeout_ms > 0 && !st->stopping && !st->queries_ended) {
         if (pthread_cond_timedwait(&st->changed, &st->lock, &deadline) == ETIMEDOUT) break;
         from = lower_bound(st, after + 1, 0);
     }
@@ -193,6 +194,13 @@ long vg_store_count(vg_store *st) {
     long n = (long)st->count;
     pthread_mutex_unlock(&st->lock);
     return n;
+}
+
+void vg_store_end_queries(vg_store *st) {
+    pthread_mutex_lock(&st->lock);
+    st->queries_ended = 1;
+    pthread_cond_broadcast(&st->changed);
+    pthread_mutex_unlock(&st->lock);
 }
 
 /* ---------- flusher and retention ---------- */

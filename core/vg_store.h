@@ -21,5 +21,8 @@ vg_sink *vg_store_sink(vg_store *store);
  * never split across two answers). When there are none, waits up to timeout_ms for one to arrive. */
 void vg_store_query(vg_store *store, int64_t after, int limit, int timeout_ms, vg_buf *out);
 long vg_store_count(vg_store *store);
+/* For a shutdown: every waiting query answers now and later ones do not wait (puts still work). Call it
+ * before stopping the HTTP server whose threads may be waiting, and close the store after that. */
+void vg_store_end_queries(vg_store *store);
 
 #endif

@@ -1,6 +1,6 @@
 /* test_store.c — the analytics-node store: newest version per episode, queries by updated_at (oldest
- * first, limits that never split equal updated_at), long polls woken by a put, persistence across a
- * reopen, retention, and exact ids. */
+ * first, limits that never split equal updated_at), long polls woken by a put and ended by a shutdown,
+ * persistence across a reopen, retention, and exact ids. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -95,6 +95,23 @@ static void test_long_poll(vg_store *st) {
     free(empty);
 }
 
+/* A shutdown ends a waiting query at once, and later queries do not wait; puts still work. */
+static void test_end_queries(vg_store *st) {
+    poller p = {.st = st, .after = 500};
+    pthread_t t;
+    pthread_create(&t, NULL, poll_thread, &p);
+    usleep(200 * 1000);
+    vg_store_end_queries(st);
+    pthread_join(t, NULL);
+    CHECK(strstr(p.answer, "\"episodes\":[]") != NULL);
+    CHECK(p.took_ms >= 150 && p.took_ms < 1000);
+    free(p.answer);
+    int64_t t0 = vg_monotonic_ms();
+    char *none = query(st, 500, 0, 2000);
+    CHECK(vg_monotonic_ms() - t0 < 100);
+    free(none);
+}
+
 int main(void) {
     char dir[] = "/tmp/vigil-test-store-XXXXXX", err[256];
     if (!mkdtemp(dir)) return 1;
@@ -102,6 +119,7 @@ int main(void) {
     CHECK(st != NULL);
     test_queries(st);
     test_long_poll(st);
+    test_end_queries(st);
     vg_store_close(st); /* intermediate updates are written on the way out */
 
     st = vg_store_open(dir, 0, err, sizeof err);

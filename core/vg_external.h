@@ -1,0 +1,73 @@
+/* vg_external.h — node.config_external: the streams Flussonic Central hands this node. The list is fetched
+ * from {url}/streams ({"streams":[{"name":"cam2","inputs":[{"url":"rtsp://..."}]}]}), and each stream is
+ * given a rule by node.stream_scripts (the first entry whose glob matches its name). The result is the
+ * wanted set of Central's cameras; the runner reconciles its running cameras with it. */
+#ifndef VG_EXTERNAL_H
+#define VG_EXTERNAL_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* One node.stream_scripts entry. */
+typedef struct vg_stream_script {
+    char *match;              /* fnmatch(3) glob on the stream name; "*" = every stream (the default) */
+    char *script;             /* the rule's path, resolved */
+    char *params_json;        /* vigil.params ("{}" when absent) */
+} vg_stream_script;
+
+/* A stream to analyse: Central's name and input, and the entry that matched it (points into the rules). */
+typedef struct vg_external_stream {
+    char *name;
+    char *url;
+    const vg_stream_script *rule;
+} vg_external_stream;
+
+/* A stream of the list that is not analysed, and why ("no node.stream_scripts entry matches", ...). */
+typedef struct vg_external_skip {
+    char *name;               /* "streams[3]" when the entry has no usable name */
+    char *reason;
+} vg_external_skip;
+
+typedef struct vg_external_list {
+    int count;
+    vg_external_stream *streams;
+    int nskipped;
+    vg_external_skip *skipped;
+} vg_external_list;
+
+/* The first rule whose glob matches name, or NULL. */
+const vg_stream_script *vg_external_match(const vg_stream_script *rules, int nrules, const char *name);
+
+/* Pure: the list in json (the body of {url}/streams) turned into streams and skips. A stream's input is the
+ * first rtsp:// or rtsps:// URL of "inputs", else its own "url". Returns 0, or -1 with a one-line reason
+ * when the document as a whole is unusable (not JSON, no "streams" array); out is then empty. */
+int vg_external_parse(const char *json, size_t len, const vg_stream_script *rules, int nrules,
+                      vg_external_list *out, char *err, size_t errlen);
+void vg_external_list_free(vg_external_list *list);
+
+/* ---------- the source: fetches on the caller's thread ---------- */
+
+#define VG_EXTERNAL_TIMEOUT_MS 2000   /* a whole fetch, connect included */
+
+typedef struct vg_external_options {
+    const char *url;          /* http(s)://[KEY@]host[:port]/path; the user part is the key */
+    const char *key;          /* node.config_external_key, or NULL (the URL's user part then, if any) */
+    const vg_stream_script *rules; /* outlive the source */
+    int nrules;
+    int interval_ms;          /* between fetches; 0 = 5000 */
+} vg_external_options;
+
+typedef struct vg_external vg_external;
+
+/* NULL with a one-line reason (a bad URL); the key is never part of it. */
+vg_external *vg_external_new(const vg_external_options *o, char *err, size_t errlen);
+void vg_external_free(vg_external *x);
+/* The URL fetched, without the key: for log lines. */
+const char *vg_external_url(const vg_external *x);
+/* When the next fetch is due, in vg_monotonic_ms time (now at first). */
+int64_t vg_external_due_ms(const vg_external *x);
+/* Fetches and parses (at most VG_EXTERNAL_TIMEOUT_MS) and schedules the next fetch. 0 with out filled, or -1
+ * when the fetch failed: the caller keeps the set it has. A failure is logged when fetching starts to fail
+ * and again when it recovers, not on every attempt; a skipped stream once until it changes. */
+int vg_external_fetch(vg_external *x, vg_external_list *out);
+
+#endif

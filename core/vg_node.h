@@ -1,0 +1,48 @@
+/* vg_node.h — the analytics-node API that Flussonic Central pulls from (on vg_http): episodes from the store
+ * with long polls, the streams this node analyses with their state, and a liveness probe; every path
+ * behind a Bearer key when one is configured. */
+#ifndef VG_NODE_H
+#define VG_NODE_H
+#include <stddef.h>
+
+#include "vg_store.h"
+
+#define VG_NODE_API "/vision/api/v3"
+#define VG_NODE_MAX_POLL_S 60     /* poll_timeout above this is refused (400) */
+#define VG_NODE_MAX_LIMIT 10000
+
+/* One stream as GET /streams shows it. Strings are read during the emit call only. */
+typedef struct vg_node_stream {
+    const char *name;
+    const char *url;          /* as configured: the node masks its password */
+    const char *source;       /* where it came from: "config" or "central" */
+    const char *script;       /* the rule's path */
+    const char *state;        /* "connecting" (no session yet), "up", "down" (lost or failing) */
+    const char *clock;        /* "rtcp", "local" */
+    long frames;              /* analysed */
+    long connects, disconnects;
+    int episodes_open;
+} vg_node_stream;
+
+typedef void (*vg_node_emit)(void *emit_ctx, const vg_node_stream *stream);
+/* Supplied by the runner: calls emit once per stream, holding whatever keeps its camera list steady. Runs
+ * on an HTTP thread. */
+typedef void (*vg_node_list_streams)(void *ctx, vg_node_emit emit, void *emit_ctx);
+
+typedef struct vg_node_options {
+    const char *listen;       /* "HOST:PORT" as vg_http_start takes it */
+    const char *api_key;      /* NULL or "" = no key checked; copied, never logged */
+    vg_store *store;          /* outlives the node */
+    vg_node_list_streams list_streams;
+    void *streams_ctx;
+} vg_node_options;
+
+typedef struct vg_node vg_node;
+
+/* Starts serving; NULL with a one-line reason. */
+vg_node *vg_node_start(const vg_node_options *o, char *err, size_t errlen);
+int vg_node_port(const vg_node *node);
+/* Ends waiting long polls (vg_store_end_queries), stops the server and waits for its threads. */
+void vg_node_stop(vg_node *node);
+
+#endif

@@ -1,0 +1,252 @@
+/* test_node.c — the analytics-node API over a real loopback socket: the Bearer key (missing, wrong, a
+ * prefix of the right one, the right one) with 401 + WWW-Authenticate; 400 naming the parameter at fault;
+ * 404 and 405; episodes from a real store, a long poll woken by a put; streams with masked URLs; liveness;
+ * and a stop that does not wait for a long poll to time out (the poll answers, empty). */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "check.h"
+#include "vg_node.h"
+#include "vg_snowflake.h"
+
+#define KEY "k3y-secret"
+
+typedef struct reply {
+    long status;
+    vg_buf body;
+    vg_buf headers;
+    int64_t took_ms;
+} reply;
+
+static size_t collect(char *data, size_t size, size_t n, void *ctx) {
+    vg_buf_append(ctx, data, size * n);
+    return size * n;
+}
+
+static reply get(int port, const char *method, const char *path, const char *auth) {
+    reply r = {0};
+    char url[512], header[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *headers = NULL;
+    if (auth) {
+        snprintf(header, sizeof header, "Authorization: %s", auth);
+        headers = curl_slist_append(headers, header);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
+    int64_t t0 = vg_monotonic_ms();
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    r.took_ms = vg_monotonic_ms() - t0;
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static void reply_free(reply *r) {
+    free(r->body.data);
+    free(r->headers.data);
+}
+
+static void put(vg_store *st, uint64_t id, int64_t updated_at) {
+    char body[256];
+    snprintf(body, sizeof body, "{\"episode_id\":%llu,\"media\":\"cam\",\"opened_at\":1,\"updated_at\":%lld}",
+             (unsigned long long)id, (long long)updated_at);
+    vg_version v = {.episode_id = id, .media = "cam", .opened_at = 1, .updated_at = updated_at, .is_first = 1,
+                    .body = body, .body_len = strlen(body)};
+    vg_sink_put(vg_store_sink(st), &v);
+}
+
+static void list_two(void *ctx, vg_node_emit emit, void *emit_ctx) {
+    (void)ctx;
+    vg_node_stream a = {.name = "cam1", .url = "rtsp://viewer:pw0rd@10.0.0.1/a", .source = "config",
+                        .script = "/s/motion.lua", .state = "up", .clock = "rtcp", .frames = 250, .connects = 1,
+                        .episodes_open = 1};
+    vg_node_stream b = {.name = "cam2", .url = "rtsp://10.0.0.2/b", .source = "central", .state = "connecting"};
+    emit(emit_ctx, &a);
+    emit(emit_ctx, &b);
+}
+
+static void test_auth(int port) {
+    const char *wrong[] = {NULL, "Bearer nope", "Bearer k3y", "Bearer " KEY "x", "Basic " KEY, "Bearer"};
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        reply r = get(port, "GET", VG_NODE_API "/monitoring/liveness", wrong[i]);
+        CHECK_INT(r.status, 401);
+        CHECK(r.headers.data && strstr(r.headers.data, "WWW-Authenticate: Bearer"));
+        CHECK(r.body.data && strstr(r.body.data, "\"status\":\"401\"") && !strstr(r.body.data, KEY));
+        reply_free(&r);
+    }
+    reply r = get(port, "GET", VG_NODE_API "/monitoring/liveness", "bearer  " KEY " ");
+    CHECK_INT(r.status, 200);
+    reply_free(&r);
+}
+
+static void expect_400(int port, const char *query, const char *parameter) {
+    char path[256], needle[128];
+    snprintf(path, sizeof path, VG_NODE_API "/episodes?%s", query);
+    reply r = get(port, "GET", path, "Bearer " KEY);
+    CHECK_INT(r.status, 400);
+    snprintf(needle, sizeof needle, "\"title\":\"%s: ", parameter);
+    CHECK(r.body.data && strstr(r.body.data, needle));
+    snprintf(needle, sizeof needle, "\"source\":{\"parameter\":\"%s\"}", parameter);
+    CHECK(r.body.data && strstr(r.body.data, needle) && !strchr(r.body.data, '\n'));
+    reply_free(&r);
+}
+
+static void test_errors(int port) {
+    expect_400(port, "updated_at_gt=abc", "updated_at_gt");
+    expect_400(port, "updated_at_gt=-5", "updated_at_gt");
+    expect_400(port, "updated_at_gt=", "updated_at_gt");
+    expect_400(port, "updated_at_gt=1&poll_timeout=61", "poll_timeout");
+    expect_400(port, "poll_timeout=soon", "poll_timeout");
+    expect_400(port, "limit=0", "limit");
+    expect_400(port, "limit=10001", "limit");
+    expect_400(port, "limit=%22%3E", "limit"); /* the value is quoted inside JSON safely */
+    reply r = get(port, "GET", VG_NODE_API "/nothing", "Bearer " KEY);
+    CHECK_INT(r.status, 404);
+    CHECK(r.body.data && strstr(r.body.data, "\"status\":\"404\""));
+    reply_free(&r);
+    r = get(port, "POST", VG_NODE_API "/episodes", "Bearer " KEY);
+    CHECK_INT(r.status, 405);
+    CHECK(r.headers.data && strstr(r.headers.data, "Allow: GET"));
+    reply_free(&r);
+}
+
+static void test_streams_and_liveness(int port) {
+    reply r = get(port, "GET", VG_NODE_API "/streams", "Bearer " KEY);
+    CHECK_INT(r.status, 200);
+    CHECK(r.headers.data && strstr(r.headers.data, "Content-Type: application/json"));
+    cJSON *doc = cJSON_Parse(r.body.data);
+    cJSON *streams = cJSON_GetObjectItem(doc, "streams");
+    CHECK_INT(cJSON_GetArraySize(streams), 2);
+    cJSON *a = cJSON_GetArrayItem(streams, 0), *b = cJSON_GetArrayItem(streams, 1);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(a, "url")), "rtsp://viewer:***@10.0.0.1/a");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(a, "state")), "up");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(a, "clock")), "rtcp");
+    CHECK_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "frames")), 250);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(b, "source")), "central");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(b, "state")), "connecting");
+    CHECK(!strstr(r.body.data, "pw0rd"));
+    cJSON_Delete(doc);
+    reply_free(&r);
+
+    int64_t before = vg_realtime_ms();
+    r = get(port, "GET", VG_NODE_API "/monitoring/liveness", "Bearer " KEY);
+    doc = cJSON_Parse(r.body.data);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(doc, "server_version")), VIGIL_VERSION);
+    double now = cJSON_GetNumberValue(cJSON_GetObjectItem(doc, "now"));
+    double started = cJSON_GetNumberValue(cJSON_GetObjectItem(doc, "started_at"));
+    CHECK(now >= (double)before && now <= (double)vg_realtime_ms());
+    CHECK(started <= now / 1000 && started > now / 1000 - 60);
+    cJSON_Delete(doc);
+    reply_free(&r);
+}
+
+typedef struct later_put {
+    vg_store *st;
+    int delay_ms;
+    int64_t put_at;
+} later_put;
+
+static void *put_later(void *arg) {
+    later_put *p = arg;
+    usleep((useconds_t)p->delay_ms * 1000);
+    put(p->st, 7, 700);
+    p->put_at = vg_monotonic_ms();
+    return NULL;
+}
+
+static void test_episodes(int port, vg_store *st) {
+    put(st, 5, 500);
+    put(st, 6, 600);
+    reply r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=500", "Bearer " KEY);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.body.data, "{\"episodes\":[{\"episode_id\":6,\"media\":\"cam\",\"opened_at\":1,\"updated_at\":600}],"
+                           "\"estimated_count\":1}");
+    reply_free(&r);
+    r = get(port, "GET", VG_NODE_API "/episodes?limit=1", "Bearer " KEY); /* no updated_at_gt: from the start */
+    CHECK(r.body.data && strstr(r.body.data, "\"episode_id\":5,") && !strstr(r.body.data, "\"episode_id\":6,"));
+    CHECK(r.body.data && strstr(r.body.data, "\"estimated_count\":2}"));
+    reply_free(&r);
+
+    later_put p = {.st = st, .delay_ms = 300};
+    pthread_t t;
+    pthread_create(&t, NULL, put_later, &p);
+    r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=600&poll_timeout=5", "Bearer " KEY);
+    int64_t answered = vg_monotonic_ms();
+    pthread_join(t, NULL);
+    CHECK(r.body.data && strstr(r.body.data, "\"episode_id\":7,"));
+    CHECK(r.took_ms >= 250 && r.took_ms < 2000);
+    CHECK(answered - p.put_at < 500);
+    reply_free(&r);
+
+    r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=700&poll_timeout=0.4", "Bearer " KEY);
+    CHECK_STR(r.body.data, "{\"episodes\":[],\"estimated_count\":0}");
+    CHECK(r.took_ms >= 390 && r.took_ms < 2000);
+    reply_free(&r);
+}
+
+typedef struct waiting {
+    int port;
+    reply r;
+} waiting;
+
+static void *poll_long(void *arg) {
+    waiting *w = arg;
+    w->r = get(w->port, "GET", VG_NODE_API "/episodes?updated_at_gt=99999&poll_timeout=30", NULL);
+    return NULL;
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    char dir[] = "/tmp/vigil-test-node-XXXXXX", err[256];
+    if (!mkdtemp(dir)) return 1;
+    vg_store *st = vg_store_open(dir, 0, err, sizeof err);
+    vg_node *node = vg_node_start(&(vg_node_options){.listen = "127.0.0.1:0", .api_key = KEY, .store = st,
+                                                     .list_streams = list_two}, err, sizeof err);
+    CHECK(node != NULL);
+    if (!node) return CHECK_DONE();
+    int port = vg_node_port(node);
+    test_auth(port);
+    test_errors(port);
+    test_streams_and_liveness(port);
+    test_episodes(port, st);
+    vg_node_stop(node);
+    vg_store_close(st);
+
+    /* no key configured: open; a stop ends a waiting long poll at once */
+    st = vg_store_open(dir, 0, err, sizeof err);
+    CHECK_INT(vg_store_count(st), 3);
+    node = vg_node_start(&(vg_node_options){.listen = "127.0.0.1:0", .store = st}, err, sizeof err);
+    waiting w = {.port = vg_node_port(node)};
+    pthread_t t;
+    pthread_create(&t, NULL, poll_long, &w);
+    usleep(300 * 1000);
+    int64_t t0 = vg_monotonic_ms();
+    vg_node_stop(node);
+    int64_t stop_ms = vg_monotonic_ms() - t0;
+    pthread_join(t, NULL);
+    CHECK_INT(w.r.status, 200);
+    CHECK(w.r.body.data && strstr(w.r.body.data, "\"episodes\":[]"));
+    CHECK(stop_ms < 2000);
+    CHECK(w.r.took_ms >= 250); /* it was waiting when the stop came */
+    reply_free(&w.r);
+    vg_store_close(st);
+
+    CHECK(vg_node_start(&(vg_node_options){.listen = "127.0.0.1:99999"}, err, sizeof err) == NULL);
+    CHECK(strstr(err, "node.listen: ") == err);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) return 1;
+    curl_global_cleanup();
+    return CHECK_DONE();
+}
