@@ -12,6 +12,7 @@
 #include "vg_sink.h"
 #include "vg_snowflake.h"
 
+/* The strings are borrowed (media excepted): they must outlive the camera. */
 typedef struct vg_camera_config {
     const char *media;        /* stream name in episodes and log lines */
     const char *url;          /* file path or rtsp:// URL */

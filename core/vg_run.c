@@ -1,8 +1,14 @@
-/* vg_run.c — `vigil run`: loads and validates the config, opens the sinks, starts one camera thread per
- * camera, waits for SIGTERM/SIGINT (or --duration), then stops every camera (on_stop runs, open episodes
- * close with payload.close_reason "shutdown"), flushes the sinks and reports. */
+/* vg_run.c — `vigil run`: loads and validates the config, opens the sinks, runs the config's cameras (one
+ * thread each), and then serves signals until SIGTERM/SIGINT (or --duration): SIGHUP re-reads the config and
+ * reconciles the running cameras with it (added ones start, removed ones stop, changed ones restart, the rest
+ * keep running). At the end every camera stops (on_stop runs, open episodes close with payload.close_reason
+ * "shutdown"), Central gets a bounded time to take what is queued, the rest stays in the spool.
+ *
+ * The running cameras are one list whatever their source: the config file, or (analytics-node mode) the
+ * streams Central hands out; reconcile() is the one way to change it. */
 #include "vg_run.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +25,29 @@
 #include "vg_snowflake.h"
 #include "vg_transport.h"
 
+#define TICK_MS 1000 /* the main thread wakes at least this often (signals wake it at once) */
+
+/* Where a running camera's settings came from. */
+typedef enum { FROM_CONFIG, FROM_EXTERNAL } camera_source;
+
+static const char *source_name(camera_source source) {
+    return source == FROM_CONFIG ? "the config file" : "Central's config_external";
+}
+
+typedef struct live_camera {
+    vg_config_camera config; /* its own copy: what it runs with, compared at every reconcile */
+    camera_source source;
+    vg_camera *camera;
+} live_camera;
+
 typedef struct run {
-    vg_config *config;
+    const vg_run_options *options;
+    vg_config *config;             /* as loaded at start: node.*, central.* and output.* are read only then */
     vg_snowflake ids;
     vg_sink *sink;
-    vg_camera **cameras;
+    vg_sink *central;              /* the Central sink inside sink, or NULL */
+    pthread_mutex_t cameras_lock;  /* the list: changed by the main thread only, read by other threads */
+    live_camera *cameras;
     int ncameras;
 } run;
 
@@ -65,8 +89,9 @@ static vg_sink *open_central(const vg_config *c, char *err, size_t errlen) {
     return sink;
 }
 
-/* output.file (appended to) and/or Central; neither: the log. */
-static vg_sink *open_sinks(const vg_config *c, char *err, size_t errlen) {
+/* output.file (appended to) and/or Central; neither: the log. *central: the Central sink inside (for its
+ * counters), or NULL. */
+static vg_sink *open_sinks(const vg_config *c, vg_sink **central_out, char *err, size_t errlen) {
     char reason[400];
     vg_sink *file = NULL, *central = NULL;
     if (c->output_file && !(file = vg_sink_file_open(c->output_file, 1, reason, sizeof reason))) {
@@ -77,6 +102,7 @@ static vg_sink *open_sinks(const vg_config *c, char *err, size_t errlen) {
         vg_sink_close(file);
         return NULL;
     }
+    *central_out = central;
     if (file && central) return vg_sink_tee(file, central);
     if (file || central) return file ? file : central;
     vg_info(NULL, "no central and no output.file: episodes are only logged");
@@ -96,24 +122,16 @@ static vg_camera *make_camera(run *r, const vg_config_camera *cc, char *err, siz
     return vg_camera_new(&config, &r->ids, r->sink, err, errlen);
 }
 
-static int start_cameras(run *r) {
-    char err[1024];
-    r->cameras = calloc((size_t)r->config->ncameras, sizeof *r->cameras);
-    for (int i = 0; i < r->config->ncameras; i++) {
-        const vg_config_camera *cc = &r->config->cameras[i];
-        if (!(r->cameras[i] = make_camera(r, cc, err, sizeof err))) {
-            fprintf(stderr, "vigil: cameras[%d] (%s): %s\n", i, cc->media, err);
-            return -1;
-        }
-        r->ncameras++;
-    }
-    for (int i = 0; i < r->ncameras; i++) {
-        if (vg_camera_start(r->cameras[i], err, sizeof err) < 0) {
-            fprintf(stderr, "vigil: %s\n", err);
-            return -1;
-        }
-    }
-    return 0;
+static live_camera *find_camera(run *r, const char *media) {
+    for (int i = 0; i < r->ncameras; i++)
+        if (strcmp(r->cameras[i].config.media, media) == 0) return &r->cameras[i];
+    return NULL;
+}
+
+static const vg_config_camera *find_wanted(const vg_config_camera *wanted, int nwanted, const char *media) {
+    for (int i = 0; i < nwanted; i++)
+        if (strcmp(wanted[i].media, media) == 0) return &wanted[i];
+    return NULL;
 }
 
 static void report(const char *media, const vg_camera_stats *st) {
@@ -122,19 +140,151 @@ static void report(const char *media, const vg_camera_stats *st) {
             st->sink_errors ? " (some could not be written)" : "");
 }
 
-/* Stops every camera at once, then waits for each: shutdowns run side by side. */
-static void stop_cameras(run *r) {
-    for (int i = 0; i < r->ncameras; i++) vg_camera_stop(r->cameras[i], "shutdown");
-    for (int i = 0; i < r->ncameras; i++) {
-        vg_camera_stats st;
-        vg_camera_join(r->cameras[i]);
-        vg_camera_get_stats(r->cameras[i], &st);
-        report(r->config->cameras[i].media, &st);
-        vg_camera_free(r->cameras[i]);
+/* What a reconcile does, worked out before anything stops: new cameras are loaded first, so a rule that
+ * does not load leaves a changed camera running as it was. */
+typedef struct change_plan {
+    live_camera *stopping;  /* taken out of the list; each with its close reason */
+    const char **reasons;
+    int nstopping;
+    live_camera *starting;  /* loaded, not started */
+    int nstarting;
+    int failed, added, restarted;
+} change_plan;
+
+/* Loads a camera for settings cc into the plan's starting list; -1 (logged) when its rule does not load.
+ * The camera borrows the strings of its own copy of the settings, never the caller's. */
+static int plan_start(run *r, change_plan *p, const vg_config_camera *cc, camera_source source) {
+    char err[1024];
+    live_camera *lc = &p->starting[p->nstarting];
+    vg_config_camera_copy(&lc->config, cc);
+    lc->source = source;
+    if (!(lc->camera = make_camera(r, &lc->config, err, sizeof err))) {
+        vg_error(cc->media, "cannot start: %s", err);
+        vg_config_camera_clear(&lc->config);
+        p->failed++;
+        return -1;
     }
-    free(r->cameras);
+    p->nstarting++;
+    return 0;
+}
+
+static void plan_stop(change_plan *p, const live_camera *lc, const char *reason) {
+    p->reasons[p->nstopping] = reason;
+    p->stopping[p->nstopping++] = *lc;
+}
+
+static void plan_changes(run *r, change_plan *p, camera_source source, const vg_config_camera *wanted,
+                         int nwanted) {
+    for (int i = 0; i < r->ncameras; i++) {
+        live_camera *lc = &r->cameras[i];
+        if (lc->source != source) continue;
+        const vg_config_camera *w = find_wanted(wanted, nwanted, lc->config.media);
+        if (!w) {
+            vg_info(lc->config.media, "no longer in %s: stopping", source_name(source));
+            plan_stop(p, lc, "timeout");
+        } else if (!vg_config_camera_same(&lc->config, w)) {
+            vg_info(lc->config.media, "settings changed: restarting");
+            if (plan_start(r, p, w, source) == 0) {
+                plan_stop(p, lc, "restart");
+                p->restarted++;
+            } else {
+                vg_warn(lc->config.media, "keeps running with its previous settings");
+            }
+        }
+    }
+    for (int i = 0; i < nwanted; i++) {
+        const live_camera *running = find_camera(r, wanted[i].media);
+        if (running && running->source != source) {
+            vg_error(wanted[i].media, "also comes from %s: ignored there, the camera from %s keeps running",
+                     source_name(source), source_name(running->source));
+        } else if (!running && plan_start(r, p, &wanted[i], source) == 0) {
+            p->added++;
+            if (r->ncameras > 0) vg_info(wanted[i].media, "new in %s: starting", source_name(source));
+        }
+    }
+}
+
+/* Takes the stopping cameras out of the list (under the lock, so readers never see a camera being freed). */
+static void remove_stopping(run *r, const change_plan *p) {
+    pthread_mutex_lock(&r->cameras_lock);
+    int kept = 0;
+    for (int i = 0; i < r->ncameras; i++) {
+        int stops = 0;
+        for (int j = 0; j < p->nstopping && !stops; j++) stops = p->stopping[j].camera == r->cameras[i].camera;
+        if (!stops) r->cameras[kept++] = r->cameras[i];
+    }
+    r->ncameras = kept;
+    pthread_mutex_unlock(&r->cameras_lock);
+}
+
+/* Stops them all at once, then waits for each: shutdowns run side by side. */
+static void stop_and_free(live_camera *cams, const char **reasons, int n) {
+    for (int i = 0; i < n; i++) vg_camera_stop(cams[i].camera, reasons[i]);
+    for (int i = 0; i < n; i++) {
+        vg_camera_stats st;
+        vg_camera_join(cams[i].camera);
+        vg_camera_get_stats(cams[i].camera, &st);
+        report(cams[i].config.media, &st);
+        vg_camera_free(cams[i].camera);
+        vg_config_camera_clear(&cams[i].config);
+    }
+}
+
+static void start_planned(run *r, change_plan *p) {
+    char err[512];
+    for (int i = 0; i < p->nstarting; i++) {
+        live_camera *lc = &p->starting[i];
+        if (vg_camera_start(lc->camera, err, sizeof err) < 0) {
+            vg_error(lc->config.media, "%s", err);
+            vg_camera_free(lc->camera);
+            vg_config_camera_clear(&lc->config);
+            p->failed++;
+            continue;
+        }
+        pthread_mutex_lock(&r->cameras_lock);
+        r->cameras = realloc(r->cameras, sizeof *r->cameras * (size_t)(r->ncameras + 1));
+        r->cameras[r->ncameras++] = *lc;
+        pthread_mutex_unlock(&r->cameras_lock);
+    }
+}
+
+/* Makes the running cameras of `source` what `wanted` says, matched by media name: a new name starts, a
+ * missing one stops (its open episodes close with close_reason "timeout"), a changed one (any setting:
+ * url, script, params, zones, modes, ...) restarts (its episodes close with "restart"), the others are not
+ * touched. A name already running from the other source is refused. The one way the camera list changes:
+ * at start, on SIGHUP, and for the streams Central hands out. Returns how many cameras could not start. */
+static int reconcile(run *r, camera_source source, const vg_config_camera *wanted, int nwanted) {
+    change_plan p = {0};
+    int was_running = r->ncameras > 0;
+    size_t most = (size_t)(r->ncameras + nwanted) + 1;
+    p.stopping = calloc(most, sizeof *p.stopping);
+    p.reasons = calloc(most, sizeof *p.reasons);
+    p.starting = calloc(most, sizeof *p.starting);
+    plan_changes(r, &p, source, wanted, nwanted);
+    remove_stopping(r, &p);
+    stop_and_free(p.stopping, p.reasons, p.nstopping);
+    start_planned(r, &p);
+    if (was_running && (p.nstarting || p.nstopping || p.failed))
+        vg_info(NULL, "cameras from %s: %d added, %d removed, %d restarted, %d failed; %d running in all",
+                source_name(source), p.added, p.nstopping - p.restarted, p.restarted, p.failed, r->ncameras);
+    free(p.stopping);
+    free(p.reasons);
+    free(p.starting);
+    return p.failed;
+}
+
+static void stop_all_cameras(run *r) {
+    pthread_mutex_lock(&r->cameras_lock);
+    live_camera *cams = r->cameras;
+    int n = r->ncameras;
     r->cameras = NULL;
     r->ncameras = 0;
+    pthread_mutex_unlock(&r->cameras_lock);
+    const char **reasons = calloc((size_t)n + 1, sizeof *reasons);
+    for (int i = 0; i < n; i++) reasons[i] = "shutdown";
+    stop_and_free(cams, reasons, n);
+    free(reasons);
+    free(cams);
 }
 
 /* ---------- signals ---------- */
@@ -149,7 +299,39 @@ static void block_signals(sigset_t *set) {
     signal(SIGPIPE, SIG_IGN);
 }
 
-static void wait_for_stop(const sigset_t *set, double duration_s) {
+static void apply_log_level(const vg_run_options *o, const vg_config *c) {
+    if (!o->log_level_given) vg_log_set_level(c->has_log_level ? c->log_level : VG_LOG_INFO);
+    av_log_set_level(vg_log_get_level() >= VG_LOG_DEBUG ? AV_LOG_WARNING : AV_LOG_QUIET);
+}
+
+/* SIGHUP: the config file again. An invalid one changes nothing; settings read only at start are kept (and
+ * said so); node.log_level and the cameras take effect. */
+static void reload(run *r) {
+    const char *path = r->options->config_path;
+    vg_config_errors errors = {0};
+    vg_config *next = vg_config_load(path, &errors);
+    if (!next) {
+        vg_error(NULL, "SIGHUP: %s is not valid (%d problem%s); the running cameras stay as they are", path,
+                 errors.count, errors.count == 1 ? "" : "s");
+        for (int i = 0; i < errors.count; i++) vg_error(NULL, "SIGHUP: %s: %s", path, errors.lines[i]);
+        vg_config_errors_free(&errors);
+        return;
+    }
+    vg_info(NULL, "SIGHUP: reloading %s", path);
+    vg_config_errors fixed = {0};
+    vg_config_fixed_changes(r->config, next, &fixed);
+    for (int i = 0; i < fixed.count; i++)
+        vg_warn(NULL, "SIGHUP: %s; it needs a restart: ignored, the running value stays", fixed.lines[i]);
+    vg_config_errors_free(&fixed);
+    apply_log_level(r->options, next);
+    reconcile(r, FROM_CONFIG, next->cameras, next->ncameras);
+    vg_config_free(next);
+}
+
+/* The main thread's loop: signals, and a tick at least every TICK_MS for work done regularly (analytics-node
+ * mode polls Central's config_external from here). Returns on SIGTERM/SIGINT or at the end of --duration. */
+static void serve(run *r, const sigset_t *set) {
+    double duration_s = r->options->duration_s;
     int64_t deadline = duration_s > 0 ? vg_monotonic_ms() + (int64_t)(duration_s * 1000) : INT64_MAX;
     for (;;) {
         int64_t left = deadline - vg_monotonic_ms();
@@ -157,14 +339,14 @@ static void wait_for_stop(const sigset_t *set, double duration_s) {
             vg_info(NULL, "--duration %.1f s over: stopping", duration_s);
             return;
         }
-        if (left > 3600000) left = 3600000;
-        struct timespec timeout = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
+        int64_t wait = left < TICK_MS ? left : TICK_MS;
+        struct timespec timeout = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
         int sig = sigtimedwait(set, NULL, &timeout);
         if (sig == SIGINT || sig == SIGTERM) {
             vg_info(NULL, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
             return;
         }
-        if (sig == SIGHUP) vg_info(NULL, "SIGHUP: config reload is not implemented yet; ignored");
+        if (sig == SIGHUP) reload(r);
     }
 }
 
@@ -176,30 +358,40 @@ static int load_config(const vg_run_options *o, run *r) {
     for (int i = 0; i < errors.count; i++) fprintf(stderr, "vigil: %s: %s\n", o->config_path, errors.lines[i]);
     vg_config_errors_free(&errors);
     if (!r->config) return -1;
-    if (r->config->has_log_level && !o->log_level_given) vg_log_set_level(r->config->log_level);
-    av_log_set_level(vg_log_get_level() >= VG_LOG_DEBUG ? AV_LOG_WARNING : AV_LOG_QUIET);
+    apply_log_level(o, r->config);
     return 0;
 }
 
+/* Stops ingest first (every camera, episodes closed), then gives Central flush_timeout_ms to take what is
+ * queued (in vg_sink_close); what it did not take stays in the spool for the next start or `vigil flush`. */
+static void shut_down(run *r) {
+    stop_all_cameras(r);
+    vg_sink_close(r->sink);
+    r->sink = r->central = NULL;
+}
+
 int vg_run(const vg_run_options *o) {
-    run r = {0};
+    run r = {.options = o};
     char err[512];
     sigset_t signals;
     block_signals(&signals);
     if (load_config(o, &r) < 0) return 2;
     vg_ingest_global_init();
     vg_snowflake_init(&r.ids, (unsigned)r.config->machine_id, NULL, NULL);
+    pthread_mutex_init(&r.cameras_lock, NULL);
     int status = 1;
-    if (!(r.sink = open_sinks(r.config, err, sizeof err))) {
+    if (!(r.sink = open_sinks(r.config, &r.central, err, sizeof err))) {
         fprintf(stderr, "vigil: %s: %s\n", o->config_path, err);
-    } else if (start_cameras(&r) == 0) {
+    } else if (reconcile(&r, FROM_CONFIG, r.config->cameras, r.config->ncameras) > 0) {
+        fprintf(stderr, "vigil: %s: not every camera could start (see above)\n", o->config_path);
+    } else {
         vg_info(NULL, "running %d camera%s (machine id %d)", r.ncameras, r.ncameras == 1 ? "" : "s",
                 r.config->machine_id);
-        wait_for_stop(&signals, o->duration_s);
+        serve(&r, &signals);
         status = 0;
     }
-    stop_cameras(&r);
-    vg_sink_close(r.sink);
+    shut_down(&r);
+    pthread_mutex_destroy(&r.cameras_lock);
     vg_snowflake_destroy(&r.ids);
     vg_config_free(r.config);
     return status;
