@@ -488,6 +488,7 @@ static void *camera_thread(void *arg) {
             cam->stats.disconnects++;
             vg_script_on_stream(cam->script, "down");
         }
+        cam->stats.reconnects++;
         publish(cam);
         wait_ms(cam, delay);
     }

@@ -39,6 +39,7 @@ typedef struct vg_camera_stats {
     long episodes_opened, versions_emitted, sink_errors;
     int episodes_open;        /* open now */
     long attempts;            /* live: connection attempts */
+    long reconnects;          /* live: times it had to reconnect (a stream lost or an attempt failed) */
     long connects, disconnects; /* live: sessions that came up, and that were lost */
     int connected;            /* live: a session is up now */
     vg_clock_source clock;    /* where frame times come from now */

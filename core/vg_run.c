@@ -21,6 +21,7 @@
 #include "vg_config.h"
 #include "vg_ingest.h"
 #include "vg_log.h"
+#include "vg_metrics.h"
 #include "vg_sink.h"
 #include "vg_snowflake.h"
 #include "vg_transport.h"
@@ -49,6 +50,8 @@ typedef struct run {
     pthread_mutex_t cameras_lock;  /* the list: changed by the main thread only, read by other threads */
     live_camera *cameras;
     int ncameras;
+    vg_metrics *metrics;           /* node.metrics, or NULL */
+    double start_time_s;
 } run;
 
 /* ---------- sinks ---------- */
@@ -287,6 +290,44 @@ static void stop_all_cameras(run *r) {
     free(cams);
 }
 
+/* ---------- metrics ---------- */
+
+/* On an HTTP thread: the counters of every running camera (each read under its own lock) and Central's. */
+static void collect_metrics(void *ctx, vg_metrics_snapshot *out) {
+    run *r = ctx;
+    pthread_mutex_lock(&r->cameras_lock);
+    out->cameras = calloc((size_t)r->ncameras + 1, sizeof *out->cameras);
+    for (int i = 0; i < r->ncameras; i++) {
+        snprintf(out->cameras[i].media, sizeof out->cameras[i].media, "%s", r->cameras[i].config.media);
+        vg_camera_get_stats(r->cameras[i].camera, &out->cameras[i].stats);
+    }
+    out->ncameras = r->ncameras;
+    pthread_mutex_unlock(&r->cameras_lock);
+    out->has_central = r->central != NULL;
+    if (r->central) vg_central_get_stats(r->central, &out->central);
+    out->start_time_s = r->start_time_s;
+}
+
+/* The address as a URL: the port it really got (node.metrics may say 0), "*" and "" as 0.0.0.0. */
+static void log_metrics_address(const char *listen, int port) {
+    const char *colon = strrchr(listen, ':');
+    int hostlen = (int)(colon - listen);
+    const char *host = listen;
+    if (hostlen == 0 || (hostlen == 1 && *listen == '*')) host = "0.0.0.0", hostlen = 7;
+    vg_info(NULL, "metrics on http://%.*s:%d/metrics (health: /healthz)", hostlen, host, port);
+}
+
+static int start_metrics(run *r) {
+    char err[512];
+    if (!r->config->metrics_listen) return 0;
+    if (!(r->metrics = vg_metrics_start(r->config->metrics_listen, collect_metrics, r, err, sizeof err))) {
+        fprintf(stderr, "vigil: %s: node.metrics: %s\n", r->options->config_path, err);
+        return -1;
+    }
+    log_metrics_address(r->config->metrics_listen, vg_metrics_port(r->metrics));
+    return 0;
+}
+
 /* ---------- signals ---------- */
 
 /* Blocked in every thread (they inherit the mask); the main thread takes them with sigtimedwait. */
@@ -365,28 +406,47 @@ static int load_config(const vg_run_options *o, run *r) {
 /* Stops ingest first (every camera, episodes closed), then gives Central flush_timeout_ms to take what is
  * queued (in vg_sink_close); what it did not take stays in the spool for the next start or `vigil flush`. */
 static void shut_down(run *r) {
+    int64_t t0 = vg_monotonic_ms();
     stop_all_cameras(r);
+    vg_metrics_stop(r->metrics); /* before the sink: it reads Central's counters */
+    r->metrics = NULL;
     vg_sink_close(r->sink);
     r->sink = r->central = NULL;
+    vg_info(NULL, "stopped in %.1f s", (double)(vg_monotonic_ms() - t0) / 1000.0);
+}
+
+/* The sinks, then the metrics endpoint; -1 when one could not start (said on stderr). */
+static int start_outputs(run *r) {
+    char err[512];
+    if (!(r->sink = open_sinks(r->config, &r->central, err, sizeof err))) {
+        fprintf(stderr, "vigil: %s: %s\n", r->options->config_path, err);
+        return -1;
+    }
+    return start_metrics(r);
+}
+
+/* The config's cameras; -1 when one of them could not start: vigil refuses to run a partial config. */
+static int start_cameras(run *r) {
+    if (reconcile(r, FROM_CONFIG, r->config->cameras, r->config->ncameras) > 0) {
+        fprintf(stderr, "vigil: %s: not every camera could start (see above)\n", r->options->config_path);
+        return -1;
+    }
+    vg_info(NULL, "running %d camera%s (machine id %d)", r->ncameras, r->ncameras == 1 ? "" : "s",
+            r->config->machine_id);
+    return 0;
 }
 
 int vg_run(const vg_run_options *o) {
     run r = {.options = o};
-    char err[512];
     sigset_t signals;
     block_signals(&signals);
     if (load_config(o, &r) < 0) return 2;
     vg_ingest_global_init();
     vg_snowflake_init(&r.ids, (unsigned)r.config->machine_id, NULL, NULL);
     pthread_mutex_init(&r.cameras_lock, NULL);
+    r.start_time_s = (double)vg_realtime_ms() / 1000.0;
     int status = 1;
-    if (!(r.sink = open_sinks(r.config, &r.central, err, sizeof err))) {
-        fprintf(stderr, "vigil: %s: %s\n", o->config_path, err);
-    } else if (reconcile(&r, FROM_CONFIG, r.config->cameras, r.config->ncameras) > 0) {
-        fprintf(stderr, "vigil: %s: not every camera could start (see above)\n", o->config_path);
-    } else {
-        vg_info(NULL, "running %d camera%s (machine id %d)", r.ncameras, r.ncameras == 1 ? "" : "s",
-                r.config->machine_id);
+    if (start_outputs(&r) == 0 && start_cameras(&r) == 0) {
         serve(&r, &signals);
         status = 0;
     }
