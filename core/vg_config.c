@@ -19,7 +19,11 @@
 #define PATH_LEN 256
 
 static const char *const TOP_KEYS[] = {"node", "central", "output", "defaults", "cameras", NULL};
-static const char *const NODE_KEYS[] = {"machine_id", "spool_dir", "log_level", "metrics", NULL};
+static const char *const NODE_KEYS[] = {"machine_id", "spool_dir", "log_level", "metrics", "listen", "api_key",
+                                        "api_key_file", "keep_episodes_for", "config_external",
+                                        "config_external_key", "config_external_interval_ms", "stream_scripts",
+                                        NULL};
+static const char *const STREAM_SCRIPT_KEYS[] = {"match", "script", "params", NULL};
 static const char *const CENTRAL_KEYS[] = {"url", "api_key", "api_key_file", "min_update_interval_ms",
                                            "flush_timeout_ms", NULL};
 static const char *const OUTPUT_KEYS[] = {"file", NULL};
@@ -194,6 +198,8 @@ static int is_clean_secret(const char *text) {
 
 /* ---------- sections ---------- */
 
+static void parse_node_mode(vg_config_errors *e, const cJSON *node, vg_config *c);
+
 static void parse_node(vg_config_errors *e, const cJSON *root, vg_config *c) {
     const cJSON *node = object_at(e, root, "", "node", 1);
     if (!node) return;
@@ -209,6 +215,7 @@ static void parse_node(vg_config_errors *e, const cJSON *root, vg_config *c) {
         problem(e, "node.metrics", "\"%s\" is not HOST:PORT (an IPv4 address, * or localhost, and a port 0..65535)",
                 metrics);
     else if (metrics) c->metrics_listen = strdup(metrics);
+    parse_node_mode(e, node, c);
 }
 
 /* Exactly one of api_key (inline) and api_key_file. */
@@ -379,12 +386,13 @@ static void parse_camera(vg_config_errors *e, const cJSON *item, const char *pat
 
 static void parse_cameras(vg_config_errors *e, const cJSON *root, vg_config *c, const vg_config_camera *defaults) {
     const cJSON *cameras = cJSON_GetObjectItemCaseSensitive(root, "cameras");
+    int optional = c->config_external != NULL; /* Central hands out the streams */
     if (!cameras) {
-        problem(e, "cameras", "missing");
+        if (!optional) problem(e, "cameras", "missing");
         return;
     }
-    if (!cJSON_IsArray(cameras) || !cJSON_GetArraySize(cameras)) {
-        problem(e, "cameras", "must be a non-empty array of cameras");
+    if (!cJSON_IsArray(cameras) || (!optional && !cJSON_GetArraySize(cameras))) {
+        problem(e, "cameras", optional ? "must be an array of cameras" : "must be a non-empty array of cameras");
         return;
     }
     c->ncameras = cJSON_GetArraySize(cameras);
@@ -396,6 +404,135 @@ static void parse_cameras(vg_config_errors *e, const cJSON *root, vg_config *c, 
         inherit(&c->cameras[i], defaults);
         parse_camera(e, item, path, c, i);
     }
+}
+
+/* ---------- analytics-node mode: node.listen, keys, retention, config_external, stream_scripts ---------- */
+
+/* "24h", "90m", "30s", "7d", "500ms", or a number of ms; -1 when it is none of them. */
+static long long parse_duration_ms(const cJSON *v) {
+    if (cJSON_IsNumber(v)) return v->valuedouble == floor(v->valuedouble) ? (long long)v->valuedouble : -1;
+    if (!cJSON_IsString(v)) return -1;
+    static const struct { const char *unit; double ms; } units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    char *end;
+    double n = strtod(v->valuestring, &end);
+    if (end == v->valuestring || !(n >= 0) || v->valuestring[0] == ' ') return -1;
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (strcmp(end, units[i].unit) == 0) return (long long)(n * units[i].ms);
+    return -1;
+}
+
+static void parse_keep_for(vg_config_errors *e, const cJSON *node, vg_config *c) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(node, "keep_episodes_for");
+    c->node_keep_episodes_ms = 24LL * 3600 * 1000;
+    if (!v) return;
+    long long ms = parse_duration_ms(v);
+    if (ms < 0 && cJSON_IsString(v)) {
+        problem(e, "node.keep_episodes_for", "\"%s\" is not a duration (ms, or a string like \"90s\", \"30m\", \"24h\", "
+                "\"7d\")", v->valuestring);
+    } else if (ms < 0) {
+        problem(e, "node.keep_episodes_for", "must be a number of ms or a string like \"24h\", not %s", type_name(v));
+    } else if (ms < 60000 || ms > 366LL * 86400000) {
+        problem(e, "node.keep_episodes_for", "%lld ms is not 1 minute..366 days", ms);
+    } else {
+        c->node_keep_episodes_ms = ms;
+    }
+}
+
+/* An inline key or a file, not both. */
+static void parse_node_key(vg_config_errors *e, const cJSON *node, vg_config *c) {
+    const char *key = get_string(e, node, "node", "api_key", 0);
+    const char *file = get_string(e, node, "node", "api_key_file", 0);
+    if (key && file) problem(e, "node.api_key", "give either api_key or api_key_file, not both");
+    else if (key && !is_clean_secret(key)) problem(e, "node.api_key", "has control characters");
+    else if (key) c->node_api_key = strdup(key);
+    else if (file) c->node_api_key_file = resolve(c->dir, file);
+    if ((key || file) && !cJSON_GetObjectItemCaseSensitive(node, "listen"))
+        problem(e, key ? "node.api_key" : "node.api_key_file", "needs node.listen");
+}
+
+/* The URL's user part is a key: never echoed. */
+static int url_has_user(const char *url) {
+    const char *auth = strstr(url, "://");
+    if (!auth) return 0;
+    auth += 3;
+    const char *at = memchr(auth, '@', strcspn(auth, "/?#"));
+    return at != NULL;
+}
+
+static void parse_config_external(vg_config_errors *e, const cJSON *node, vg_config *c) {
+    static const char *const http[] = {"http://", "https://", NULL};
+    const char *url = get_string(e, node, "node", "config_external", 0);
+    if (url && !has_scheme(url, http)) problem(e, "node.config_external", "not an http:// or https:// URL");
+    else if (url) c->config_external = strdup(url);
+    const char *key = get_string(e, node, "node", "config_external_key", 0);
+    if (key && !url) problem(e, "node.config_external_key", "needs node.config_external");
+    else if (key && url_has_user(url))
+        problem(e, "node.config_external_key", "node.config_external has a key too (its user part): give it once");
+    else if (key && !is_clean_secret(key)) problem(e, "node.config_external_key", "has control characters");
+    else if (key) c->config_external_key = strdup(key);
+    c->config_external_interval_ms = 5000;
+    get_int(e, node, "node", "config_external_interval_ms", 500, 3600000, 0, &c->config_external_interval_ms);
+}
+
+static void parse_stream_script(vg_config_errors *e, const cJSON *item, const char *path, const char *dir,
+                                vg_stream_script *s) {
+    char at[PATH_LEN];
+    const char *match = get_string(e, item, path, "match", 0);
+    s->match = strdup(match ? match : "*");
+    s->script = resolve(dir, get_string(e, item, path, "script", 1));
+    if (s->script) check_script(e, path, s->script);
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(item, "params");
+    if (params && !cJSON_IsObject(params))
+        problem(e, join(at, path, "params"), "must be an object, not %s", type_name(params));
+    s->params_json = params && cJSON_IsObject(params) ? cJSON_PrintUnformatted(params) : strdup("{}");
+}
+
+/* A list of {match, script, params}; the first entry whose glob matches a stream's name gives its rule. An
+ * entry after one matching every name could never be used: refused. */
+static void parse_stream_scripts(vg_config_errors *e, const cJSON *node, vg_config *c) {
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(node, "stream_scripts");
+    if (!list) {
+        if (c->config_external)
+            problem(e, "node.stream_scripts", "missing (node.config_external needs the rule each stream runs; "
+                                              "{\"script\": \"rule.lua\"} gives every stream one)");
+        return;
+    }
+    if (!cJSON_IsArray(list) || !cJSON_GetArraySize(list)) {
+        problem(e, "node.stream_scripts", "must be a non-empty array of {\"match\", \"script\", \"params\"}");
+        return;
+    }
+    c->nstream_scripts = cJSON_GetArraySize(list);
+    c->stream_scripts = calloc((size_t)c->nstream_scripts, sizeof *c->stream_scripts);
+    int i = 0, catch_all = -1;
+    for (const cJSON *item = list->child; item; item = item->next, i++) {
+        char path[PATH_LEN];
+        snprintf(path, sizeof path, "node.stream_scripts[%d]", i);
+        if (!cJSON_IsObject(item)) {
+            problem(e, path, "must be an object, not %s", type_name(item));
+            continue;
+        }
+        check_keys(e, item, path, STREAM_SCRIPT_KEYS, NULL);
+        parse_stream_script(e, item, path, c->dir, &c->stream_scripts[i]);
+        if (catch_all >= 0) problem(e, path, "never used: stream_scripts[%d] before it matches every name", catch_all);
+        else if (strcmp(c->stream_scripts[i].match, "*") == 0) catch_all = i;
+    }
+}
+
+static void parse_node_mode(vg_config_errors *e, const cJSON *node, vg_config *c) {
+    const char *listen = get_string(e, node, "node", "listen", 0);
+    if (listen && !is_listen_address(listen))
+        problem(e, "node.listen", "\"%s\" is not HOST:PORT (an IPv4 address, * or localhost, and a port 0..65535)",
+                listen);
+    else if (listen && c->metrics_listen && strcmp(listen, c->metrics_listen) == 0 && !strstr(listen, ":0"))
+        problem(e, "node.listen", "\"%s\" is node.metrics too: give each its own port", listen);
+    else if (listen) c->node_listen = strdup(listen);
+    if (listen && !c->spool_dir)
+        problem(e, "node.spool_dir", "missing (node.listen keeps the episodes Central pulls in {spool_dir}/episodes)");
+    parse_node_key(e, node, c);
+    parse_keep_for(e, node, c);
+    parse_config_external(e, node, c);
+    parse_stream_scripts(e, node, c);
 }
 
 /* ---------- entry points ---------- */
@@ -441,7 +578,7 @@ vg_config *vg_config_parse(const char *text, const char *dir, vg_config_errors *
             parse_tunables(errors, d, "defaults", &defaults);
         }
         parse_cameras(errors, root, c, &defaults);
-        free(defaults.transport);
+        c->defaults = defaults;
     }
     cJSON_Delete(root);
     if (errors->count > before) {
@@ -507,6 +644,21 @@ void vg_config_free(vg_config *c) {
     free(c->central_api_key);
     free(c->central_api_key_file);
     free(c->output_file);
+    free(c->node_listen);
+    if (c->node_api_key) explicit_bzero(c->node_api_key, strlen(c->node_api_key));
+    free(c->node_api_key);
+    free(c->node_api_key_file);
+    if (c->config_external) explicit_bzero(c->config_external, strlen(c->config_external));
+    free(c->config_external);
+    if (c->config_external_key) explicit_bzero(c->config_external_key, strlen(c->config_external_key));
+    free(c->config_external_key);
+    for (int i = 0; i < c->nstream_scripts; i++) {
+        free(c->stream_scripts[i].match);
+        free(c->stream_scripts[i].script);
+        free(c->stream_scripts[i].params_json);
+    }
+    free(c->stream_scripts);
+    vg_config_camera_clear(&c->defaults);
     free(c);
 }
 
@@ -545,6 +697,31 @@ int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b) 
            a->stall_timeout_ms == b->stall_timeout_ms && a->rtcp_wait_ms == b->rtcp_wait_ms;
 }
 
+static int same_stream_scripts(const vg_config *a, const vg_config *b) {
+    if (a->nstream_scripts != b->nstream_scripts) return 0;
+    for (int i = 0; i < a->nstream_scripts; i++) {
+        const vg_stream_script *x = &a->stream_scripts[i], *y = &b->stream_scripts[i];
+        if (!same_text(x->match, y->match) || !same_text(x->script, y->script) ||
+            !same_text(x->params_json, y->params_json))
+            return 0;
+    }
+    return 1;
+}
+
+/* Analytics-node mode is set up at start; a reload changes only its cameras (through "defaults"). */
+static void node_mode_changes(const vg_config *old, const vg_config *new, vg_config_errors *changed) {
+    if (!same_text(old->node_listen, new->node_listen)) problem(changed, "node.listen", "changed");
+    if (!same_text(old->node_api_key, new->node_api_key)) problem(changed, "node.api_key", "changed");
+    if (!same_text(old->node_api_key_file, new->node_api_key_file)) problem(changed, "node.api_key_file", "changed");
+    if (old->node_keep_episodes_ms != new->node_keep_episodes_ms) problem(changed, "node.keep_episodes_for", "changed");
+    if (!same_text(old->config_external, new->config_external)) problem(changed, "node.config_external", "changed");
+    if (!same_text(old->config_external_key, new->config_external_key))
+        problem(changed, "node.config_external_key", "changed");
+    if (old->config_external_interval_ms != new->config_external_interval_ms)
+        problem(changed, "node.config_external_interval_ms", "changed");
+    if (!same_stream_scripts(old, new)) problem(changed, "node.stream_scripts", "changed");
+}
+
 int vg_config_fixed_changes(const vg_config *old, const vg_config *new, vg_config_errors *changed) {
     int before = changed->count;
     if (old->machine_id != new->machine_id) problem(changed, "node.machine_id", "changed");
@@ -559,5 +736,6 @@ int vg_config_fixed_changes(const vg_config *old, const vg_config *new, vg_confi
     if (old->central_flush_timeout_ms != new->central_flush_timeout_ms)
         problem(changed, "central.flush_timeout_ms", "changed");
     if (!same_text(old->output_file, new->output_file)) problem(changed, "output.file", "changed");
+    node_mode_changes(old, new, changed);
     return changed->count - before;
 }

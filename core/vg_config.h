@@ -24,6 +24,13 @@ typedef struct vg_config_camera {
     int rtcp_wait_ms;
 } vg_config_camera;
 
+/* One node.stream_scripts entry: the rule a stream handed out by Central runs. */
+typedef struct vg_stream_script {
+    char *match;              /* fnmatch(3) glob on the stream name; "*" (also when absent) = every stream */
+    char *script;             /* the rule's path, resolved */
+    char *params_json;        /* vigil.params ("{}" when absent) */
+} vg_stream_script;
+
 typedef struct vg_config {
     char *dir;                /* the config file's directory */
     int machine_id;
@@ -37,7 +44,18 @@ typedef struct vg_config {
     int central_min_update_interval_ms; /* 0 = no rate limit */
     int central_flush_timeout_ms;       /* how long a stop waits for Central to take what is queued */
     char *output_file;        /* NULL when not given */
-    int ncameras;
+    /* analytics-node mode (docs/config.md, "Analytics node") */
+    char *node_listen;        /* node.listen "HOST:PORT": the node API is served; NULL when not given */
+    char *node_api_key;       /* inline; at most one of it and node_api_key_file */
+    char *node_api_key_file;
+    long long node_keep_episodes_ms;  /* node.keep_episodes_for, 24 h when not given */
+    char *config_external;    /* node.config_external URL (its user part may be the key: never logged as is) */
+    char *config_external_key;
+    int config_external_interval_ms;
+    int nstream_scripts;
+    vg_stream_script *stream_scripts;
+    vg_config_camera defaults; /* what "defaults" gives every camera, Central's too (media, url, script unset) */
+    int ncameras;             /* 0 only with config_external */
     vg_config_camera *cameras;
 } vg_config;
 

@@ -140,6 +140,41 @@ void vg_external_list_free(vg_external_list *list) {
     *list = (vg_external_list){0};
 }
 
+/* ---------- said once ---------- */
+
+/* Lines logged while their condition lasts: a line is logged when it appears, not again while it stays,
+ * and again if it goes away and comes back. */
+typedef struct said {
+    char **lines;
+    int count;
+} said;
+
+static int said_has(const said *s, const char *line) {
+    for (int i = 0; i < s->count; i++)
+        if (strcmp(s->lines[i], line) == 0) return 1;
+    return 0;
+}
+
+static void said_clear(said *s) {
+    for (int i = 0; i < s->count; i++) free(s->lines[i]);
+    free(s->lines);
+    *s = (said){0};
+}
+
+/* now (taken) becomes what was said; warns each line of it that was not said before. */
+static void said_update(said *s, said *now) {
+    for (int i = 0; i < now->count; i++)
+        if (!said_has(s, now->lines[i])) vg_warn(WHO, "%s", now->lines[i]);
+    said_clear(s);
+    *s = *now;
+    *now = (said){0};
+}
+
+static void said_add(said *s, const char *line) {
+    s->lines = realloc(s->lines, sizeof *s->lines * (size_t)(s->count + 1));
+    s->lines[s->count++] = strdup(line);
+}
+
 /* ---------- the source ---------- */
 
 struct vg_external {
@@ -153,9 +188,9 @@ struct vg_external {
     vg_buf body;
     char curl_error[CURL_ERROR_SIZE];
     int fetched, failing;     /* a fetch succeeded once; fetching fails now */
-    int last_count;
-    char **logged_skips;      /* "name\treason" of the skips already logged */
-    int nlogged_skips;
+    vg_external_list last;    /* the list of the last fetch that succeeded */
+    said skips_said;          /* "name: reason" of the skips logged */
+    said clashes_said;        /* names refused because the config file has them */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -257,8 +292,9 @@ void vg_external_free(vg_external *x) {
     curl_easy_cleanup(x->curl);
     curl_slist_free_all(x->headers); /* the header with the key: freed, its memory not kept around */
     free(x->body.data);
-    for (int i = 0; i < x->nlogged_skips; i++) free(x->logged_skips[i]);
-    free(x->logged_skips);
+    vg_external_list_free(&x->last);
+    said_clear(&x->skips_said);
+    said_clear(&x->clashes_said);
     free(x->url);
     free(x);
 }
@@ -268,23 +304,6 @@ int64_t vg_external_due_ms(const vg_external *x) { return x->due_ms; }
 
 /* ---------- one fetch ---------- */
 
-/* Logs the skips not logged by the fetch before (a skip that goes away and comes back is logged again). */
-static void log_new_skips(vg_external *x, const vg_external_list *list) {
-    char **now = calloc((size_t)list->nskipped + 1, sizeof *now);
-    for (int i = 0; i < list->nskipped; i++) {
-        size_t n = strlen(list->skipped[i].name) + strlen(list->skipped[i].reason) + 2;
-        now[i] = malloc(n);
-        snprintf(now[i], n, "%s\t%s", list->skipped[i].name, list->skipped[i].reason);
-        int known = 0;
-        for (int j = 0; j < x->nlogged_skips && !known; j++) known = strcmp(x->logged_skips[j], now[i]) == 0;
-        if (!known) vg_warn(WHO, "%s: %s: skipped", list->skipped[i].name, list->skipped[i].reason);
-    }
-    for (int i = 0; i < x->nlogged_skips; i++) free(x->logged_skips[i]);
-    free(x->logged_skips);
-    x->logged_skips = now;
-    x->nlogged_skips = list->nskipped;
-}
-
 static void note_failure(vg_external *x, const char *reason) {
     if (x->failing) {
         vg_debug(WHO, "%s: %s", x->url, reason);
@@ -293,19 +312,39 @@ static void note_failure(vg_external *x, const char *reason) {
     x->failing = 1;
     if (x->fetched)
         vg_warn(WHO, "%s: %s; keeping the %d stream%s it gave last, retrying every %.1f s", x->url, reason,
-                x->last_count, x->last_count == 1 ? "" : "s", x->interval_ms / 1000.0);
+                x->last.count, x->last.count == 1 ? "" : "s", x->interval_ms / 1000.0);
     else
         vg_warn(WHO, "%s: %s; retrying every %.1f s", x->url, reason, x->interval_ms / 1000.0);
 }
 
-static void note_success(vg_external *x, const vg_external_list *list) {
+static int same_list(const vg_external_list *a, const vg_external_list *b) {
+    if (a->count != b->count) return 0;
+    for (int i = 0; i < a->count; i++)
+        if (strcmp(a->streams[i].name, b->streams[i].name) != 0 || strcmp(a->streams[i].url, b->streams[i].url) != 0 ||
+            a->streams[i].rule != b->streams[i].rule)
+            return 0;
+    return 1;
+}
+
+/* Keeps list as the last one; 1 when it differs from the one before (or is the first). */
+static int note_success(vg_external *x, vg_external_list *list) {
     if (x->failing || !x->fetched)
         vg_info(WHO, "%s: %s%d stream%s to analyse (%d skipped)", x->url, x->failing ? "recovered, " : "",
                 list->count, list->count == 1 ? "" : "s", list->nskipped);
+    said now = {0};
+    for (int i = 0; i < list->nskipped; i++) {
+        char line[600];
+        snprintf(line, sizeof line, "%s: %s: skipped", list->skipped[i].name, list->skipped[i].reason);
+        said_add(&now, line);
+    }
+    said_update(&x->skips_said, &now);
+    int changed = !x->fetched || !same_list(&x->last, list);
     x->failing = 0;
     x->fetched = 1;
-    x->last_count = list->count;
-    log_new_skips(x, list);
+    vg_external_list_free(&x->last);
+    x->last = *list;
+    *list = (vg_external_list){0};
+    return changed;
 }
 
 /* The body of {url}/streams into body; -1 with a reason. */
@@ -329,18 +368,57 @@ static int download(vg_external *x, char *why, size_t whylen) {
     return 0;
 }
 
-int vg_external_fetch(vg_external *x, vg_external_list *out) {
+int vg_external_fetch(vg_external *x) {
     char why[400];
-    *out = (vg_external_list){0};
+    vg_external_list list = {0};
     int rc = download(x, why, sizeof why);
     x->due_ms = vg_monotonic_ms() + x->interval_ms;
-    if (rc == 0 && vg_external_parse(x->body.data ? x->body.data : "", x->body.len, x->rules, x->nrules, out, why,
+    if (rc == 0 && vg_external_parse(x->body.data ? x->body.data : "", x->body.len, x->rules, x->nrules, &list, why,
                                      sizeof why) < 0)
         rc = -1;
     if (rc < 0) {
         note_failure(x, why);
         return -1;
     }
-    note_success(x, out);
+    return note_success(x, &list);
+}
+
+const vg_external_list *vg_external_last(const vg_external *x) { return &x->last; }
+
+/* ---------- the wanted cameras ---------- */
+
+static int in_config(const vg_config *config, const char *name) {
+    for (int i = 0; i < config->ncameras; i++)
+        if (strcmp(config->cameras[i].media, name) == 0) return 1;
     return 0;
+}
+
+vg_config_camera *vg_external_cameras(vg_external *x, const vg_config *config, int *count) {
+    vg_config_camera *cams = calloc((size_t)x->last.count + 1, sizeof *cams);
+    said clashes = {0};
+    *count = 0;
+    for (int i = 0; i < x->last.count; i++) {
+        const vg_external_stream *s = &x->last.streams[i];
+        if (in_config(config, s->name)) {
+            char line[400];
+            snprintf(line, sizeof line, "%s: also a camera of the config file, which wins: not analysed from here",
+                     s->name);
+            said_add(&clashes, line);
+            continue;
+        }
+        vg_config_camera *cam = &cams[(*count)++];
+        vg_config_camera_copy(cam, &config->defaults);
+        cam->media = strdup(s->name);
+        cam->url = strdup(s->url);
+        cam->script = strdup(s->rule->script);
+        cam->params_json = strdup(s->rule->params_json);
+        cam->zones_json = strdup("{}");
+    }
+    said_update(&x->clashes_said, &clashes);
+    return cams;
+}
+
+void vg_external_cameras_free(vg_config_camera *cams, int count) {
+    for (int i = 0; i < count; i++) vg_config_camera_clear(&cams[i]);
+    free(cams);
 }

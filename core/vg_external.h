@@ -7,12 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One node.stream_scripts entry. */
-typedef struct vg_stream_script {
-    char *match;              /* fnmatch(3) glob on the stream name; "*" = every stream (the default) */
-    char *script;             /* the rule's path, resolved */
-    char *params_json;        /* vigil.params ("{}" when absent) */
-} vg_stream_script;
+#include "vg_config.h"
 
 /* A stream to analyse: Central's name and input, and the entry that matched it (points into the rules). */
 typedef struct vg_external_stream {
@@ -65,9 +60,18 @@ void vg_external_free(vg_external *x);
 const char *vg_external_url(const vg_external *x);
 /* When the next fetch is due, in vg_monotonic_ms time (now at first). */
 int64_t vg_external_due_ms(const vg_external *x);
-/* Fetches and parses (at most VG_EXTERNAL_TIMEOUT_MS) and schedules the next fetch. 0 with out filled, or -1
- * when the fetch failed: the caller keeps the set it has. A failure is logged when fetching starts to fail
- * and again when it recovers, not on every attempt; a skipped stream once until it changes. */
-int vg_external_fetch(vg_external *x, vg_external_list *out);
+/* Fetches and parses (at most VG_EXTERNAL_TIMEOUT_MS) and schedules the next fetch. Returns 1 when the list
+ * differs from the one before (or is the first), 0 when it is the same, -1 when the fetch failed: the last
+ * list is kept. A failure is logged when fetching starts to fail and again when it recovers, not on every
+ * attempt; a skipped stream once, until its reason changes. */
+int vg_external_fetch(vg_external *x);
+/* The list of the last fetch that succeeded (empty before the first). */
+const vg_external_list *vg_external_last(const vg_external *x);
+
+/* The cameras for the runner's reconcile, from the last list: each stream with the rule that matched it and
+ * config's "defaults" (no zones). A stream named like a camera of config is left out, the file wins; said
+ * once while it lasts. *count of them; free with vg_external_cameras_free. */
+vg_config_camera *vg_external_cameras(vg_external *x, const vg_config *config, int *count);
+void vg_external_cameras_free(vg_config_camera *cams, int count);
 
 #endif

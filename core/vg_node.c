@@ -209,6 +209,33 @@ static int handle(void *ctx, const vg_http_request *req, vg_http_response *res) 
 
 /* ---------- start and stop ---------- */
 
+int vg_node_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *start = line + strspn(line, " \t\r\n");
+        size_t n = strlen(start);
+        while (n && strchr(" \t\r\n", start[n - 1])) n--;
+        if (n && n < keylen) {
+            memcpy(key, start, n);
+            key[n] = 0;
+            found = 1;
+        } else if (n) {
+            snprintf(err, errlen, "%s: the key is longer than %zu bytes", path, keylen - 1);
+            found = -1;
+        }
+    }
+    explicit_bzero(line, sizeof line);
+    fclose(f);
+    if (!found) snprintf(err, errlen, "%s: no key in it (the first non-empty line is the key)", path);
+    return found == 1 ? 0 : -1;
+}
+
 vg_node *vg_node_start(const vg_node_options *o, char *err, size_t errlen) {
     vg_node *node = calloc(1, sizeof *node);
     node->store = o->store;
@@ -228,8 +255,9 @@ vg_node *vg_node_start(const vg_node_options *o, char *err, size_t errlen) {
         vg_node_stop(node);
         return NULL;
     }
-    vg_info(WHO, "serving %s on %s (port %d)%s", VG_NODE_API, o->listen, vg_http_port(node->http),
-            node->api_key ? ", Bearer key required" : ", no key required");
+    const char *colon = strrchr(o->listen, ':');
+    vg_info(WHO, "serving %s on %.*s:%d, %s", VG_NODE_API, (int)(colon - o->listen), o->listen,
+            vg_http_port(node->http), node->api_key ? "Bearer key required" : "no key required");
     return node;
 }
 

@@ -8,11 +8,13 @@
  * streams Central hands out; reconcile() is the one way to change it. */
 #include "vg_run.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <libavutil/log.h>
@@ -21,12 +23,16 @@
 #include "vg_config.h"
 #include "vg_ingest.h"
 #include "vg_log.h"
+#include "vg_external.h"
 #include "vg_metrics.h"
+#include "vg_node.h"
 #include "vg_sink.h"
 #include "vg_snowflake.h"
+#include "vg_store.h"
 #include "vg_transport.h"
 
 #define TICK_MS 1000 /* the main thread wakes at least this often (signals wake it at once) */
+#define EXTERNAL_RETRY_MS 30000 /* Central's cameras that could not start are tried again this often */
 
 /* Where a running camera's settings came from. */
 typedef enum { FROM_CONFIG, FROM_EXTERNAL } camera_source;
@@ -52,6 +58,12 @@ typedef struct run {
     int ncameras;
     vg_metrics *metrics;           /* node.metrics, or NULL */
     double start_time_s;
+    /* analytics-node mode */
+    vg_config *cameras_config;     /* what the cameras run by: config at start, the last good reload after */
+    vg_store *store;               /* the episodes Central pulls (node.listen), or NULL */
+    vg_node *node;                 /* the node API on node.listen, or NULL */
+    vg_external *external;         /* node.config_external, or NULL */
+    int64_t external_retry_ms;     /* when to try Central's cameras that could not start again (0: none) */
 } run;
 
 /* ---------- sinks ---------- */
@@ -92,9 +104,9 @@ static vg_sink *open_central(const vg_config *c, char *err, size_t errlen) {
     return sink;
 }
 
-/* output.file (appended to) and/or Central; neither: the log. *central: the Central sink inside (for its
- * counters), or NULL. */
-static vg_sink *open_sinks(const vg_config *c, vg_sink **central_out, char *err, size_t errlen) {
+/* output.file (appended to), Central and (analytics-node mode) the episode store, those configured; none: the
+ * log. *central: the Central sink inside (for its counters), or NULL. */
+static vg_sink *open_sinks(const vg_config *c, vg_sink *store, vg_sink **central_out, char *err, size_t errlen) {
     char reason[400];
     vg_sink *file = NULL, *central = NULL;
     if (c->output_file && !(file = vg_sink_file_open(c->output_file, 1, reason, sizeof reason))) {
@@ -106,8 +118,9 @@ static vg_sink *open_sinks(const vg_config *c, vg_sink **central_out, char *err,
         return NULL;
     }
     *central_out = central;
-    if (file && central) return vg_sink_tee(file, central);
-    if (file || central) return file ? file : central;
+    vg_sink *sink = file && central ? vg_sink_tee(file, central) : file ? file : central;
+    if (store) return sink ? vg_sink_tee(sink, store) : store;
+    if (sink) return sink;
     vg_info(NULL, "no central and no output.file: episodes are only logged");
     return log_sink_open();
 }
@@ -328,6 +341,104 @@ static int start_metrics(run *r) {
     return 0;
 }
 
+/* ---------- analytics-node mode ---------- */
+
+/* "connecting" until the first session came up (or the first attempt failed), then "up" or "down". */
+static const char *stream_state(const vg_camera_stats *st) {
+    if (st->connected) return "up";
+    return st->connects == 0 && st->attempts <= 1 ? "connecting" : "down";
+}
+
+/* On an HTTP thread: GET /streams. */
+static void list_streams(void *ctx, vg_node_emit emit, void *emit_ctx) {
+    run *r = ctx;
+    pthread_mutex_lock(&r->cameras_lock);
+    for (int i = 0; i < r->ncameras; i++) {
+        const live_camera *lc = &r->cameras[i];
+        vg_camera_stats st;
+        vg_camera_get_stats(lc->camera, &st);
+        vg_node_stream s = {
+            .name = lc->config.media, .url = lc->config.url, .script = lc->config.script,
+            .source = lc->source == FROM_CONFIG ? "config" : "central", .state = stream_state(&st),
+            .clock = vg_clock_source_name(st.clock), .frames = st.frames_analysed, .connects = st.connects,
+            .disconnects = st.disconnects, .episodes_open = st.episodes_open,
+        };
+        emit(emit_ctx, &s);
+    }
+    pthread_mutex_unlock(&r->cameras_lock);
+}
+
+static int running_from_config(run *r, const char *media) {
+    const live_camera *lc = find_camera(r, media);
+    return lc && lc->source == FROM_CONFIG;
+}
+
+/* Central's cameras (the last list it gave) made the running ones; a name the config file has is the
+ * file's. A camera that could not start is tried again after EXTERNAL_RETRY_MS. */
+static void apply_external(run *r, const vg_config *config) {
+    int n, kept = 0;
+    vg_config_camera *wanted = vg_external_cameras(r->external, config, &n);
+    for (int i = 0; i < n; i++) { /* a reload in progress: the file's camera still runs until it is stopped */
+        if (running_from_config(r, wanted[i].media)) vg_config_camera_clear(&wanted[i]);
+        else wanted[kept++] = wanted[i];
+    }
+    int failed = reconcile(r, FROM_EXTERNAL, wanted, kept);
+    r->external_retry_ms = failed ? vg_monotonic_ms() + EXTERNAL_RETRY_MS : 0;
+    vg_external_cameras_free(wanted, kept);
+}
+
+/* On the main thread's tick: the stream list when it is due (see vg_external.c on why here). */
+static void poll_external(run *r) {
+    if (!r->external || vg_monotonic_ms() < vg_external_due_ms(r->external)) return;
+    int changed = vg_external_fetch(r->external);
+    int retry = r->external_retry_ms && vg_monotonic_ms() >= r->external_retry_ms;
+    if (changed == 1 || (changed == 0 && retry)) apply_external(r, r->cameras_config);
+}
+
+/* {spool_dir}/episodes: the newest version of every episode, for Central to pull. */
+static int open_store(run *r, char *err, size_t errlen) {
+    char dir[4096], reason[400];
+    if (!r->config->node_listen) return 0;
+    if (mkdir(r->config->spool_dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "node.spool_dir: %s: %s", r->config->spool_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(dir, sizeof dir, "%s/episodes", r->config->spool_dir);
+    if (!(r->store = vg_store_open(dir, r->config->node_keep_episodes_ms, reason, sizeof reason))) {
+        snprintf(err, errlen, "node.spool_dir: episode store %s", reason);
+        return -1;
+    }
+    vg_info(NULL, "episode store %s: %ld episodes kept for %.1f h", dir, vg_store_count(r->store),
+            (double)r->config->node_keep_episodes_ms / 3600000.0);
+    return 0;
+}
+
+/* The node API on node.listen (its key from node.api_key or node.api_key_file), and the config_external
+ * source; -1 with err when one cannot start. */
+static int start_node(run *r, char *err, size_t errlen) {
+    const vg_config *c = r->config;
+    char key[1024] = "", reason[400];
+    if (c->node_api_key) snprintf(key, sizeof key, "%s", c->node_api_key);
+    else if (c->node_api_key_file && vg_node_read_key_file(c->node_api_key_file, key, sizeof key, reason,
+                                                            sizeof reason) < 0) {
+        snprintf(err, errlen, "node.api_key_file: %s", reason);
+        return -1;
+    }
+    if (c->node_listen) {
+        vg_node_options o = {.listen = c->node_listen, .api_key = key, .store = r->store,
+                             .list_streams = list_streams, .streams_ctx = r};
+        r->node = vg_node_start(&o, err, errlen);
+    }
+    explicit_bzero(key, sizeof key);
+    if (c->node_listen && !r->node) return -1;
+    if (!c->config_external) return 0;
+    vg_external_options o = {.url = c->config_external, .key = c->config_external_key, .rules = c->stream_scripts,
+                             .nrules = c->nstream_scripts, .interval_ms = c->config_external_interval_ms};
+    if (!(r->external = vg_external_new(&o, err, errlen))) return -1;
+    vg_info(NULL, "streams from %s every %.1f s", vg_external_url(r->external), o.interval_ms / 1000.0);
+    return 0;
+}
+
 /* ---------- signals ---------- */
 
 /* Blocked in every thread (they inherit the mask); the main thread takes them with sigtimedwait. */
@@ -365,8 +476,11 @@ static void reload(run *r) {
         vg_warn(NULL, "SIGHUP: %s; it needs a restart: ignored, the running value stays", fixed.lines[i]);
     vg_config_errors_free(&fixed);
     apply_log_level(r->options, next);
+    if (r->external) apply_external(r, next); /* names the file takes now stop being Central's first */
     reconcile(r, FROM_CONFIG, next->cameras, next->ncameras);
-    vg_config_free(next);
+    if (r->external) apply_external(r, next); /* names it gave up go to Central's, with the new defaults */
+    if (r->cameras_config != r->config) vg_config_free(r->cameras_config);
+    r->cameras_config = next;
 }
 
 /* The main thread's loop: signals, and a tick at least every TICK_MS for work done regularly (analytics-node
@@ -381,6 +495,10 @@ static void serve(run *r, const sigset_t *set) {
             return;
         }
         int64_t wait = left < TICK_MS ? left : TICK_MS;
+        if (r->external) {
+            int64_t due = vg_external_due_ms(r->external) - vg_monotonic_ms();
+            wait = due < 0 ? 0 : due < wait ? due : wait;
+        }
         struct timespec timeout = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
         int sig = sigtimedwait(set, NULL, &timeout);
         if (sig == SIGINT || sig == SIGTERM) {
@@ -388,6 +506,7 @@ static void serve(run *r, const sigset_t *set) {
             return;
         }
         if (sig == SIGHUP) reload(r);
+        poll_external(r);
     }
 }
 
@@ -408,17 +527,25 @@ static int load_config(const vg_run_options *o, run *r) {
 static void shut_down(run *r) {
     int64_t t0 = vg_monotonic_ms();
     stop_all_cameras(r);
+    vg_node_stop(r->node); /* ends long polls; the closing versions are in the store for the next start */
+    r->node = NULL;
+    vg_external_free(r->external);
+    r->external = NULL;
     vg_metrics_stop(r->metrics); /* before the sink: it reads Central's counters */
     r->metrics = NULL;
     vg_sink_close(r->sink);
     r->sink = r->central = NULL;
+    vg_store_close(r->store); /* not closed by the sink: the node reads it to the end */
+    r->store = NULL;
     vg_info(NULL, "stopped in %.1f s", (double)(vg_monotonic_ms() - t0) / 1000.0);
 }
 
-/* The sinks, then the metrics endpoint; -1 when one could not start (said on stderr). */
+/* The sinks, the node API, then the metrics endpoint; -1 when one could not start (said on stderr). */
 static int start_outputs(run *r) {
     char err[512];
-    if (!(r->sink = open_sinks(r->config, &r->central, err, sizeof err))) {
+    if (open_store(r, err, sizeof err) < 0 ||
+        !(r->sink = open_sinks(r->config, r->store ? vg_store_sink(r->store) : NULL, &r->central, err, sizeof err)) ||
+        start_node(r, err, sizeof err) < 0) {
         fprintf(stderr, "vigil: %s: %s\n", r->options->config_path, err);
         return -1;
     }
@@ -445,6 +572,7 @@ int vg_run(const vg_run_options *o) {
     vg_snowflake_init(&r.ids, (unsigned)r.config->machine_id, NULL, NULL);
     pthread_mutex_init(&r.cameras_lock, NULL);
     r.start_time_s = (double)vg_realtime_ms() / 1000.0;
+    r.cameras_config = r.config;
     int status = 1;
     if (start_outputs(&r) == 0 && start_cameras(&r) == 0) {
         serve(&r, &signals);
@@ -453,6 +581,7 @@ int vg_run(const vg_run_options *o) {
     shut_down(&r);
     pthread_mutex_destroy(&r.cameras_lock);
     vg_snowflake_destroy(&r.ids);
+    if (r.cameras_config != r.config) vg_config_free(r.cameras_config);
     vg_config_free(r.config);
     return status;
 }

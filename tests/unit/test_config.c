@@ -330,6 +330,82 @@ static void test_whole_document(void) {
     vg_config_errors_free(&e);
 }
 
+/* Analytics-node mode: node.listen, the keys, retention as ms or a duration string, config_external with
+ * stream_scripts (match defaults to "*"), no cameras needed then; and each key's problems. */
+static void test_node_mode(void) {
+    vg_config *c = parse_ok(
+        "{\"node\": {\"machine_id\": 2, \"spool_dir\": \"spool\", \"listen\": \"0.0.0.0:8020\", \"api_key\": \"nk\",\n"
+        "  \"keep_episodes_for\": \"36h\", \"config_external\": \"http://ck@central:9019/api\",\n"
+        "  \"config_external_interval_ms\": 2000,\n"
+        "  \"stream_scripts\": [{\"match\": \"door-*\", \"script\": \"rule.lua\", \"params\": {\"a\": 1}},\n"
+        "                     {\"script\": \"rule.lua\"}]},\n"
+        " \"defaults\": {\"transport\": \"udp\"}}");
+    if (!c) return;
+    CHECK_STR(c->node_listen, "0.0.0.0:8020");
+    CHECK_STR(c->node_api_key, "nk");
+    CHECK_INT(c->node_keep_episodes_ms, 36LL * 3600 * 1000);
+    CHECK_STR(c->config_external, "http://ck@central:9019/api");
+    CHECK_INT(c->config_external_interval_ms, 2000);
+    CHECK_INT(c->ncameras, 0);
+    CHECK_INT(c->nstream_scripts, 2);
+    if (c->nstream_scripts == 2) {
+        CHECK_STR(c->stream_scripts[0].match, "door-*");
+        CHECK_STR(c->stream_scripts[0].params_json, "{\"a\":1}");
+        CHECK_STR(c->stream_scripts[1].match, "*");
+        CHECK_STR(c->stream_scripts[1].params_json, "{}");
+        CHECK(strstr(c->stream_scripts[1].script, dir) == c->stream_scripts[1].script); /* resolved */
+    }
+    CHECK_STR(c->defaults.transport, "udp"); /* kept for Central's cameras */
+
+    vg_config *same = parse_ok("{\"node\": {\"machine_id\": 2, \"spool_dir\": \"spool\", \"listen\": \"0.0.0.0:8021\",\n"
+                               "  \"keep_episodes_for\": 3600000, \"config_external\": \"http://central:9019/api\",\n"
+                               "  \"config_external_key\": \"k2\", \"stream_scripts\": [{\"script\": \"rule.lua\"}]},\n"
+                               " \"cameras\": []}");
+    if (same) {
+        CHECK_INT(same->node_keep_episodes_ms, 3600000);
+        CHECK_STR(same->config_external_key, "k2");
+        vg_config_errors changed = {0};
+        CHECK_INT(vg_config_fixed_changes(c, same, &changed), 7);
+        CHECK(has_line(&changed, "node.listen: changed") && has_line(&changed, "node.stream_scripts: changed") &&
+              has_line(&changed, "node.config_external_key: changed") && has_line(&changed, "node.api_key: changed"));
+        vg_config_errors_free(&changed);
+        vg_config_free(same);
+    }
+    vg_config_free(c);
+
+    vg_config_errors e = {0};
+    c = vg_config_parse(
+        "{\"node\": {\"machine_id\": 2, \"listen\": \"8020\", \"api_key\": \"a\", \"api_key_file\": \"f\",\n"
+        "  \"keep_episodes_for\": \"2 weeks\", \"config_external\": \"ftp://sec@h/x\",\n"
+        "  \"stream_scripts\": [{\"match\": \"*\", \"script\": \"rule.lua\"}, {\"match\": \"x*\", \"script\": \"none.lua\","
+        " \"zones\": {}}, 5]}}",
+        dir, &e);
+    CHECK(c == NULL);
+    CHECK(has_line(&e, "node.listen: \"8020\" is not HOST:PORT (an IPv4 address, * or localhost, and a port 0..65535)"));
+    CHECK(has_line(&e, "node.api_key: give either api_key or api_key_file, not both"));
+    CHECK(has_line(&e, "node.keep_episodes_for: \"2 weeks\" is not a duration (ms, or a string like \"90s\", "
+                       "\"30m\", \"24h\", \"7d\")"));
+    CHECK(has_line(&e, "node.config_external: not an http:// or https:// URL"));
+    CHECK(has_line(&e, "node.stream_scripts[1].zones: unknown key"));
+    CHECK(has_line(&e, "node.stream_scripts[1]: never used: stream_scripts[0] before it matches every name"));
+    CHECK(has_line(&e, "node.stream_scripts[2]: must be an object, not a number"));
+    CHECK(has_line(&e, "cameras: missing")); /* without a usable config_external the file needs cameras */
+    for (int i = 0; i < e.count; i++) CHECK(strstr(e.lines[i], "sec@") == NULL);
+    vg_config_errors_free(&e);
+
+    c = vg_config_parse("{\"node\": {\"machine_id\": 2, \"listen\": \"*:8020\", \"keep_episodes_for\": \"10s\",\n"
+                        "  \"config_external\": \"http://key@h/x\", \"config_external_key\": \"other\"}}",
+                        dir, &e);
+    CHECK(c == NULL);
+    CHECK(has_line(&e, "node.spool_dir: missing (node.listen keeps the episodes Central pulls in {spool_dir}/episodes)"));
+    CHECK(has_line(&e, "node.keep_episodes_for: 10000 ms is not 1 minute..366 days"));
+    CHECK(has_line(&e, "node.config_external_key: node.config_external has a key too (its user part): give it once"));
+    CHECK(has_line(&e, "node.stream_scripts: missing (node.config_external needs the rule each stream runs; "
+                       "{\"script\": \"rule.lua\"} gives every stream one)"));
+    for (int i = 0; i < e.count; i++) CHECK(strstr(e.lines[i], "other") == NULL && strstr(e.lines[i], "key@") == NULL);
+    vg_config_errors_free(&e);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/vigil-config-XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -341,6 +417,7 @@ int main(void) {
     test_reload_comparisons();
     test_every_problem();
     test_whole_document();
+    test_node_mode();
     char path[128];
     snprintf(path, sizeof path, "%s/rule.lua", dir);
     unlink(path);

@@ -136,9 +136,13 @@ typedef struct session {
     int port;
     int results[6];
     int counts[6];
+    int wanted[6];
+    char first_wanted[6][16];
+    char transport[6][8];
 } session;
 
-/* ok, ok (same skip), 500, 500, bad JSON, ok again. */
+/* ok, ok (the same list), 500, 500, bad JSON, ok with a new list; after each, the wanted cameras for a
+ * config whose own camera "cam1" wins over Central's. */
 static void fetch_sequence(void *arg) {
     session *s = arg;
     char url[200];
@@ -153,15 +157,27 @@ static void fetch_sequence(void *arg) {
         {500, "oops"},
         {500, "oops"},
         {200, "not json"},
-        {200, "{\"streams\":[{\"name\":\"cam2\",\"url\":\"rtsp://h/b\"}]}"},
+        {200, "{\"streams\":[{\"name\":\"cam2\",\"url\":\"rtsp://h/b\"},{\"name\":\"cam1\",\"url\":\"rtsp://h/a\"}]}"},
     };
     for (int i = 0; i < 6; i++) {
         s->central->status = steps[i].status;
         s->central->body = steps[i].body;
-        vg_external_list l;
-        s->results[i] = vg_external_fetch(x, &l);
-        s->counts[i] = l.count;
-        vg_external_list_free(&l);
+        s->results[i] = vg_external_fetch(x);
+        s->counts[i] = vg_external_last(x)->count;
+        vg_config_camera file_cam = {.media = "cam1"};
+        vg_config config = {.ncameras = 1, .cameras = &file_cam,
+                            .defaults = {.transport = "udp", .analysis_width = 240, .stall_timeout_ms = 4000}};
+        int n;
+        vg_config_camera *cams = vg_external_cameras(x, &config, &n);
+        s->wanted[i] = n;
+        snprintf(s->first_wanted[i], sizeof s->first_wanted[i], "%s", n ? cams[0].media : "-");
+        snprintf(s->transport[i], sizeof s->transport[i], "%s", n ? cams[0].transport : "-");
+        if (n) {
+            CHECK_STR(cams[0].script, "/r/motion.lua");
+            CHECK_STR(cams[0].zones_json, "{}");
+            CHECK_INT(cams[0].analysis_width, 240);
+        }
+        vg_external_cameras_free(cams, n);
     }
     CHECK(strstr(vg_external_url(x), "tok") == NULL);
     CHECK(vg_external_due_ms(x) > 0);
@@ -179,16 +195,21 @@ static void test_source(void) {
     CHECK_STR(central.path, "/central/api/v3/streams");
     CHECK_STR(central.authorization, "Bearer tok@en"); /* the user part, decoded */
     CHECK_INT(central.requests, 6);
-    int expect_rc[6] = {0, 0, -1, -1, -1, 0}, expect_n[6] = {1, 1, 0, 0, 0, 1};
+    int expect_rc[6] = {1, 0, -1, -1, -1, 1}, expect_n[6] = {1, 1, 1, 1, 1, 2};
     for (int i = 0; i < 6; i++) {
         CHECK_INT(s.results[i], expect_rc[i]);
-        CHECK_INT(s.counts[i], expect_n[i]);
+        CHECK_INT(s.counts[i], expect_n[i]); /* a failed fetch keeps the last list */
     }
+    for (int i = 0; i < 5; i++) CHECK_INT(s.wanted[i], 0); /* cam1 is the file's */
+    CHECK_INT(s.wanted[5], 1);
+    CHECK_STR(s.first_wanted[5], "cam2");
+    CHECK_STR(s.transport[5], "udp"); /* the config's defaults */
     CHECK(strstr(log, "tok") == NULL); /* the key never reaches a log line */
     CHECK_INT(count_of(log, "zzz: no node.stream_scripts entry matches the name: skipped"), 1);
     CHECK_INT(count_of(log, "HTTP 500; keeping the 1 stream it gave last"), 1); /* once for three failures */
-    CHECK_INT(count_of(log, "config_external warn:"), 2);                         /* the skip and the failure */
-    CHECK_INT(count_of(log, "recovered, 1 stream to analyse"), 1);
+    CHECK_INT(count_of(log, "cam1: also a camera of the config file, which wins"), 1); /* said once, 6 times true */
+    CHECK_INT(count_of(log, "config_external warn:"), 3); /* the skip, the failure and the clash */
+    CHECK_INT(count_of(log, "recovered, 2 streams to analyse"), 1);
     free(log);
 
     /* the option's key wins over the URL's */
@@ -198,8 +219,7 @@ static void test_source(void) {
                                                            .nrules = 3}, err, sizeof err);
     central.status = 200;
     central.body = "{\"streams\":[]}";
-    vg_external_list l;
-    CHECK_INT(vg_external_fetch(x, &l), 0);
+    CHECK_INT(vg_external_fetch(x), 1);
     CHECK_STR(central.authorization, "Bearer other key");
     CHECK_STR(central.path, "/c/streams");
     vg_external_free(x);
@@ -209,7 +229,7 @@ static void test_source(void) {
     int64_t t0 = vg_monotonic_ms();
     x = vg_external_new(&(vg_external_options){.url = url, .rules = RULES, .nrules = 3}, err, sizeof err);
     vg_log_set_level(VG_LOG_ERROR);
-    CHECK_INT(vg_external_fetch(x, &l), -1);
+    CHECK_INT(vg_external_fetch(x), -1);
     vg_log_set_level(VG_LOG_INFO);
     CHECK(vg_monotonic_ms() - t0 <= VG_EXTERNAL_TIMEOUT_MS + 500);
     vg_external_free(x);

@@ -1,6 +1,7 @@
 /* test_node.c — the analytics-node API over a real loopback socket: the Bearer key (missing, wrong, a
  * prefix of the right one, the right one) with 401 + WWW-Authenticate; 400 naming the parameter at fault;
  * 404 and 405; episodes from a real store, a long poll woken by a put; streams with masked URLs; liveness;
+ * the key file;
  * and a stop that does not wait for a long poll to time out (the poll answers, empty). */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -241,6 +242,23 @@ int main(void) {
     CHECK(w.r.took_ms >= 250); /* it was waiting when the stop came */
     reply_free(&w.r);
     vg_store_close(st);
+
+    char key[64], keyfile[128];
+    snprintf(keyfile, sizeof keyfile, "%s/node.key", dir);
+    FILE *f = fopen(keyfile, "w");
+    fputs("\n  s3cret-key \r\nsecond line\n", f);
+    fclose(f);
+    CHECK_INT(vg_node_read_key_file(keyfile, key, sizeof key, err, sizeof err), 0);
+    CHECK_STR(key, "s3cret-key");
+    CHECK_INT(vg_node_read_key_file(keyfile, key, 8, err, sizeof err), -1);
+    CHECK(strstr(err, "node.key: the key is longer than 7 bytes") && !strstr(err, "s3cret"));
+    f = fopen(keyfile, "w");
+    fputs(" \n\n", f);
+    fclose(f);
+    CHECK_INT(vg_node_read_key_file(keyfile, key, sizeof key, err, sizeof err), -1);
+    CHECK(strstr(err, "no key in it") != NULL);
+    CHECK_INT(vg_node_read_key_file("/nonexistent/k", key, sizeof key, err, sizeof err), -1);
+    CHECK_STR(err, "/nonexistent/k: No such file or directory");
 
     CHECK(vg_node_start(&(vg_node_options){.listen = "127.0.0.1:99999"}, err, sizeof err) == NULL);
     CHECK(strstr(err, "node.listen: ") == err);
