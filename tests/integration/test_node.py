@@ -7,7 +7,8 @@ changes while vigil runs; the cameras are on the real RTSP server (tests/servers
   a config-file camera runs beside them, and a Central stream with the same name is refused (the file wins,
   said once); removing a stream stops its camera (its open episode closes with close_reason "timeout"), a
   changed URL restarts that camera only ("restart"), a new name starts one; a failing config_external keeps
-  the set and is logged once when it starts failing and once when it recovers;
+  the set and is logged once when it starts failing and once when it recovers; a SIGHUP whose file takes a
+  name of Central's and drops its own camera hands each name over (the file still wins);
 - the node API over real HTTP: long polls wait when nothing is newer (empty after ~poll_timeout), answer soon
   after a new version (the latency from the version being written to the answer arriving is printed), never
   return a version at or below updated_at_gt, oldest first, estimated_count consistent; 401 with no key and
@@ -174,7 +175,8 @@ def wait_for(cond, timeout, step=0.2):
 
 # ---------------------------------------------------------------- setup
 
-def node_config(t, url, external, node_port):
+def node_config(t, url, external, node_port, file_camera="filecam"):
+    """The node's config; its one camera of its own is file_camera (on url(0))."""
     out = t.path("episodes.jsonl")
     doc = {
         "node": {
@@ -189,7 +191,7 @@ def node_config(t, url, external, node_port):
         },
         "output": {"file": out},
         "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": 2000},
-        "cameras": [{"media": "filecam", "url": url(0), "script": "rule.lua",
+        "cameras": [{"media": file_camera, "url": url(0), "script": "rule.lua",
                      "params": {"tag": "file", "every_ms": 3000}}],
     }
     return write(t.path("node.json"), json.dumps(doc, indent=1)), out
@@ -336,6 +338,10 @@ def sessions(versions):
     return out
 
 
+def session_tags(s, media):
+    return [r["payload"].get("tag") for r in s.get(media, [])]
+
+
 def check_lifecycle(t, versions):
     s = sessions(versions)
     reasons = {m: [r["payload"].get("close_reason") for r in s[m]] for m in s}
@@ -346,9 +352,14 @@ def check_lifecycle(t, versions):
             % reasons.get("cam2"))
     t.check(reasons.get("lobby-1") == ["restart", "shutdown"],
             "lobby-1, URL changed: closed with restart, ran again until shutdown: %s" % reasons.get("lobby-1"))
-    t.check(reasons.get("cam3") == ["shutdown"], "cam3, added later: ran until shutdown: %s" % reasons.get("cam3"))
-    t.check(reasons.get("filecam") == ["shutdown"], "filecam ran all along, untouched: %s" % reasons.get("filecam"))
-    t.check(tags == {"filecam": {"file"}, "cam2": {"default"}, "cam3": {"default"}, "lobby-1": {"lobby"}},
+    t.check(reasons.get("cam3") == ["timeout", "shutdown"] and session_tags(s, "cam3") == ["default", "file"],
+            "cam3, added by Central, then taken by the file at SIGHUP: %s, %s" % (reasons.get("cam3"),
+                                                                                 session_tags(s, "cam3")))
+    t.check(reasons.get("filecam") == ["timeout", "shutdown"] and session_tags(s, "filecam") == ["file", "default"],
+            "filecam, the file's until SIGHUP dropped it, then Central's: %s, %s" % (reasons.get("filecam"),
+                                                                                    session_tags(s, "filecam")))
+    t.check(tags == {"filecam": {"file", "default"}, "cam2": {"default"}, "cam3": {"default", "file"},
+                     "lobby-1": {"lobby"}},
             "each stream ran the rule node.stream_scripts gave it (lobby-* glob, else the default): %s" % tags)
 
 
@@ -356,8 +367,9 @@ def check_logs(t, err):
     lines = err.splitlines()
     for secret, what in ((NODE_KEY, "node key"), (CENTRAL_KEY, "config_external key"), (SECRET, "RTSP password")):
         t.check(secret not in err, "the %s never reaches a log line" % what)
-    clash = [l for l in lines if l.startswith("config_external warn: filecam:")]
-    t.check(len(clash) == 1 and "config file" in clash[0], "the name clash is logged once: %s" % clash)
+    for name in ("filecam", "cam3"):
+        clash = [l for l in lines if l.startswith("config_external warn: %s: also a camera of the config file" % name)]
+        t.check(len(clash) == 1, "the name clash over %s is logged once: %s" % (name, clash))
     failing = [l for l in lines if "HTTP 500" in l]
     t.check(len(failing) == 1 and "keeping the 3 streams" in failing[0] and failing[0].startswith("config_external warn:"),
             "a failing config_external: one line, the set kept: %s" % failing)
@@ -393,6 +405,15 @@ def first_run(t, url, external, cfg, out, node_port):
                              "cam3": masked(url(2))})
         t.check(got is not None, "after the change: cam2 gone, lobby-1 on its new URL, cam3 up: %s" % node.streams())
         # let every camera write a tick after the change, so the restarted one has run on its new URL
+        time.sleep(3.5)
+
+        # SIGHUP with a file that names Central's cam3 and no longer filecam: cam3 becomes the file's,
+        # filecam (which Central lists too) becomes Central's
+        node_config(t, url, external, node_port, file_camera="cam3")
+        proc.send_signal(signal.SIGHUP)
+        got = running(node, {"filecam": masked(url(2)), "lobby-1": masked(url(1)), "cam3": masked(url(0))})
+        t.check(got and got["cam3"]["source"] == "config" and got["filecam"]["source"] == "central",
+                "after SIGHUP: cam3 runs from the file, filecam from Central: %s" % got)
         time.sleep(3.5)
 
         external.failing = True
