@@ -25,6 +25,7 @@ demo: deps build
 	@sh tools/demo.sh $(BUILD)
 
 bench: deps build
+	@sh tools/install-deps.sh --bench
 	@/usr/bin/python3 tests/bench/run
 
 clean:

@@ -10,6 +10,10 @@ libcjson-dev libmicrohttpd-dev ffmpeg valgrind curl procps
 python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 gstreamer1.0-plugins-ugly gstreamer1.0-libav faketime"
+# Benchmarks only (`make bench` runs `install-deps.sh --bench`; `make test` never needs them): Motion, the peer
+# that tests/bench/run compares with, and perf, its profiler.
+BENCH_PACKAGES="motion linux-perf"
+if [ "${1:-}" = "--bench" ]; then PACKAGES="$PACKAGES $BENCH_PACKAGES"; fi
 
 missing=""
 for p in $PACKAGES; do
@@ -37,3 +41,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+# The bench starts its own Motion; the package's system service (enabled on install: /dev/video0, ports
+# 8080/8081) is not wanted on a build machine.
+case " $missing " in *" motion "*)
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now motion >/dev/null 2>&1 || true; fi ;;
+esac

@@ -14,7 +14,8 @@ changes while vigil runs; the cameras are on the real RTSP server (tests/servers
   return a version at or below updated_at_gt, oldest first, estimated_count consistent; 401 with no key and
   with a wrong key; 400 naming a bad parameter; /streams and /monitoring/liveness have the documented shape;
 - after a restart on the same spool the episodes of the first run are still served, complete (each equal to
-  its newest version in the output file); that second run is the sanitized binary when it is built;
+  its newest version in the output file); that second run is the sanitized binary when it is built, and a
+  stream Central adds and removes there starts and stops;
 - no key (node, config_external) and no RTSP password in any log line."""
 import json
 import os
@@ -433,19 +434,23 @@ def first_run(t, url, external, cfg, out, node_port):
     return versions
 
 
-def second_run(t, external, cfg, node_port, versions):
-    """Restart on the same spool (sanitized binary when built): the first run's episodes are served."""
+def second_run(t, url, external, cfg, out, node_port, versions):
+    """Restart on the same spool (the sanitized binary when built): the first run's episodes are served; a
+    stream Central adds and then removes starts and stops beside the file's camera (cam3 since the SIGHUP)."""
     newest = {}
     for rec, raw in versions:
         if rec["episode_id"] not in newest or rec["updated_at"] >= newest[rec["episode_id"]]["updated_at"]:
             newest[rec["episode_id"]] = rec
-    external.streams = []
+    external.streams = [{"name": "cam2", "url": url(1)}]
     log = t.path("run-2.log")
     proc = start(cfg, log, binary=VIGIL_ASAN)
     node = Node(node_port)
     try:
         up = wait_for(lambda: proc.poll() is not None or node.get("/monitoring/liveness", timeout=2)[0] == 200, 30)
         status, _, body, _ = node.episodes(after=0, limit=10000)
+        both = running(node, {"cam3": masked(url(0)), "cam2": masked(url(1))})
+        external.streams = []
+        gone = wait_for(lambda: set(node.streams()) == {"cam3"}, 20)
     finally:
         rc, err = stop(proc, log)
     t.check(up and status == 200 and body, "the restarted node answers (%s)" % status)
@@ -455,6 +460,10 @@ def second_run(t, external, cfg, node_port, versions):
             % (len(missing), len(newest)))
     differ = [i for i in newest if i in served and served[i] != newest[i]]
     t.check(not differ, "each is the complete newest version (%d differ)" % len(differ))
+    t.check(both and gone, "second run: Central's cam2 came up beside the file's cam3, then stopped when removed")
+    later = sessions([(r, raw) for r, raw in read_versions(out) if r["episode_id"] not in newest])
+    t.check([r["payload"].get("close_reason") for r in later.get("cam2", [])] == ["timeout"],
+            "second run: cam2's session closed with timeout: %s" % later.get("cam2"))
     t.check(rc == 0 and "Sanitizer" not in err and "runtime error" not in err,
             "second run%s: clean exit (rc %s): %s" % (" (ASan+UBSan)" if VIGIL_ASAN else "", rc, err[-3000:]))
 
@@ -489,7 +498,7 @@ def main():
         node_port = free_port()
         cfg, out = node_config(t, url, external, node_port)
         versions = first_run(t, url, external, cfg, out, node_port)
-        second_run(t, external, cfg, node_port, versions)
+        second_run(t, url, external, cfg, out, node_port, versions)
     finally:
         external.stop()
         for server in servers:
