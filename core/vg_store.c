@@ -168,15 +168,20 @@ static void deadline_after(struct timespec *ts, int ms) {
     }
 }
 
+/* The first entry with updated_at > after. */
+static size_t first_after(const vg_store *st, int64_t after) {
+    return after == INT64_MAX ? st->count : lower_bound(st, after + 1, 0);
+}
+
 void vg_store_query(vg_store *st, int64_t after, int limit, int timeout_ms, vg_buf *out) {
     if (limit <= 0) limit = DEFAULT_LIMIT;
     struct timespec deadline;
     deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&st->lock);
-    size_t from = lower_bound(st, after + 1, 0);
+    size_t from = first_after(st, after);
     while (from == st->count && timeout_ms > 0 && !st->stopping && !st->queries_ended) {
         if (pthread_cond_timedwait(&st->changed, &st->lock, &deadline) == ETIMEDOUT) break;
-        from = lower_bound(st, after + 1, 0);
+        from = first_after(st, after);
     }
     size_t to = from + (size_t)limit < st->count ? from + (size_t)limit : st->count;
     while (to < st->count && to > from && st->entries[to]->updated_at == st->entries[to - 1]->updated_at) to++;

@@ -190,6 +190,10 @@ static void test_episodes(int port, vg_store *st) {
     CHECK(answered - p.put_at < 500);
     reply_free(&r);
 
+    r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=9223372036854775807", "Bearer " KEY);
+    CHECK_STR(r.body.data, "{\"episodes\":[],\"estimated_count\":0}"); /* the largest value: nothing after it */
+    reply_free(&r);
+
     r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=700&poll_timeout=0.4", "Bearer " KEY);
     CHECK_STR(r.body.data, "{\"episodes\":[],\"estimated_count\":0}");
     CHECK(r.took_ms >= 390 && r.took_ms < 2000);
