@@ -1,6 +1,6 @@
 /* vg_camera.c — the per-camera pipeline. Owns the camera's ingest, decoder, clock, frame scaler, episode
  * book and script, and moves every decoded picture through them in order, at most config.fps of them per
- * second of stream time to the script. A live camera also owns its thread, its connection sessions (packets
+ * second of stream time to the script, and none that is damaged. A live camera also owns its thread, its connection sessions (packets
  * held until their sender time is known), the reconnect backoff, and the copy of its counters that other
  * threads read (published under its mutex after every packet). */
 #include "vg_camera.h"
@@ -22,6 +22,8 @@
 #include "vg_log.h"
 #include "vg_script.h"
 
+#define VG_DAMAGE_LOG_INTERVAL_MS 60000 /* damaged pictures are said at most this often */
+
 struct vg_camera {
     vg_camera_config config;
     char *media;
@@ -34,6 +36,8 @@ struct vg_camera {
     int64_t last_ts;
     double next_due_ts;             /* fps limit: the stream time the next frame for the script is due at */
     int have_due;
+    int damaged;                    /* the last picture was decoded with errors, or refers to one */
+    int64_t damage_logged_ms;       /* monotonic: when damage was last said (at most once a minute) */
     int warned_loop_filter;
     int64_t pace_wall_ms, pace_ts; /* realtime replay: the wall time of the first frame, and its ts */
     /* live */
@@ -78,6 +82,7 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
     cam->media = strdup(config->media);
     cam->config.media = cam->media;
     cam->sink = sink;
+    cam->damage_logged_ms = -VG_DAMAGE_LOG_INTERVAL_MS; /* the first damage is always said */
     vg_mask_url(config->url, cam->url_masked, sizeof cam->url_masked);
     init_wait(cam);
     cam->book = vg_book_new(cam->media, ids, emit_to_sink, cam);
@@ -164,6 +169,20 @@ static void pace(vg_camera *cam, int64_t ts) {
     }
 }
 
+/* A picture decoded with errors (data lost, or a stream joined in the middle of a frame: seen on the first
+ * picture of an RTSP session) is concealed, and so is every frame that refers to it, without a flag of their
+ * own; a rule would see motion that is not there. None reaches the rule until a key frame decodes clean. */
+static int damaged(vg_camera *cam, const AVFrame *picture) {
+    int broken = picture->decode_error_flags || (picture->flags & AV_FRAME_FLAG_CORRUPT);
+    if (broken && !cam->damaged && vg_monotonic_ms() - cam->damage_logged_ms >= VG_DAMAGE_LOG_INTERVAL_MS) {
+        vg_warn(cam->media, "damaged picture (lost or partial data): frames wait for the next clean key frame");
+        cam->damage_logged_ms = vg_monotonic_ms();
+    }
+    if (broken) cam->damaged = 1;
+    else if (picture->key_frame) cam->damaged = 0;
+    return cam->damaged;
+}
+
 /* One decoded picture: stamp it, scale its luma, hand it to the script. */
 static int analyse(vg_camera *cam, AVFrame *picture) {
     cam->stats.frames_decoded++;
@@ -171,6 +190,10 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
     if (cam->config.decode.mode == VG_DECODE_KEYFRAMES) cam->clock.session_stamped = 0; /* key frames are a GOP
                                                                   apart: the step between two is no jump */
     frame.ts = vg_clock_stamp(&cam->clock, picture->best_effort_timestamp);
+    if (damaged(cam, picture)) {
+        cam->stats.frames_damaged++;
+        return 0;
+    }
     if (!due_for_script(cam, frame.ts)) { /* not converted, not copied: the script never sees it */
         cam->stats.frames_skipped++;
         return 0;
@@ -425,6 +448,7 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
     s->frame_ticks = frame_ticks(s->in);
     s->last_pts = AV_NOPTS_VALUE;
     vg_clock_new_session(&cam->clock, vg_ingest_time_base(s->in), vg_ingest_is_parsed(s->in));
+    cam->damaged = 0; /* a new decoder starts at a key frame */
     cam->stats.connects++;
     cam->stats.connected = 1;
     log_up(cam, s->in);

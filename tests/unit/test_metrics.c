@@ -16,7 +16,8 @@ static void fill(vg_metrics_snapshot *s) {
     memset(cams, 0, sizeof cams);
     snprintf(cams[0].media, sizeof cams[0].media, "gate");
     cams[0].stats = (vg_camera_stats){.packets = 250, .frames_decoded = 250, .frames_analysed = 50,
-                                      .frames_skipped = 200, .connected = 1, .connects = 2, .reconnects = 3,
+                                      .frames_skipped = 200, .frames_damaged = 50, .connected = 1, .connects = 2,
+                                      .reconnects = 3,
                                       .disconnects = 1, .clock = VG_CLOCK_RTCP, .decode_seconds = 0.25,
                                       .episodes_opened = 4, .episodes_open = 1, .versions_emitted = 17,
                                       .script = {.calls = 52, .errors = 2, .budget_cuts = 1, .total_ms = 1500}};
@@ -75,6 +76,7 @@ static void test_format(void) {
     CHECK(has(t, "vigil_camera_frames_received_total{media=\"gate\"} 250"));
     CHECK(has(t, "vigil_camera_frames_analysed_total{media=\"gate\"} 50"));
     CHECK(has(t, "vigil_camera_frames_skipped_total{media=\"gate\"} 200"));
+    CHECK(has(t, "vigil_camera_frames_damaged_total{media=\"gate\"} 50"));
     CHECK(has(t, "vigil_camera_decode_seconds_total{media=\"gate\"} 0.25"));
     CHECK(has(t, "vigil_camera_script_seconds_total{media=\"gate\"} 1.5"));
     CHECK(has(t, "vigil_camera_reconnects_total{media=\"gate\"} 3"));
