@@ -20,7 +20,7 @@ static const char *USAGE =
     "usage: vigil replay FILE --script PATH [--media NAME] [--start UNIX_MS] [--params JSON]\n"
     "                          [--out PATH] [--machine-id N] [--analysis-width N] [--budget-ms N]\n"
     "                          [--decode all|nonref|keyframes] [--log-level error|warn|info|debug]\n"
-    "                          [--realtime] [--watch]\n"
+    "                          [--realtime] [--watch] [--jit] [--unsafe]\n"
     "                          [--central URL (--api-key KEY | --api-key-file central.conf) [--spool DIR]\n"
     "                           [--min-update-interval-ms N]]\n"
     "       vigil flush --central URL --spool DIR (--api-key KEY | --api-key-file central.conf) [--timeout-ms N]\n"
@@ -38,7 +38,7 @@ typedef struct replay_args {
     central_args central;
     const char *file, *script, *media, *params, *out, *decode;
     int64_t start_ms;
-    int realtime, watch;
+    int realtime, watch, jit, unsafe;
     long machine_id, analysis_width;
     double budget_ms;
 } replay_args;
@@ -144,8 +144,10 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
             a->file = opt;
             continue;
         }
-        if (strcmp(opt, "--realtime") == 0 || strcmp(opt, "--watch") == 0) {
-            *(opt[2] == 'r' ? &a->realtime : &a->watch) = 1;
+        int *flag = strcmp(opt, "--realtime") == 0 ? &a->realtime : strcmp(opt, "--watch") == 0 ? &a->watch
+                  : strcmp(opt, "--jit") == 0 ? &a->jit : strcmp(opt, "--unsafe") == 0 ? &a->unsafe : NULL;
+        if (flag) {
+            *flag = 1;
             continue;
         }
         if (i + 1 >= argc) return usage_error("%s needs a value", opt);
@@ -213,6 +215,7 @@ static int cmd_replay(int argc, char **argv) {
     vg_camera_config config = {
         .url = a.file, .script = a.script, .params_json = a.params, .analysis_width = (int)a.analysis_width,
         .budget_ms = a.budget_ms, .start_ms = a.start_ms, .realtime = a.realtime, .watch = a.watch,
+        .jit = a.jit, .unsafe = a.unsafe,
     };
     if (vg_decode_mode_parse(a.decode, &config.decode.mode) < 0)
         return usage_error("--decode: unknown mode '%s'", a.decode);

@@ -30,8 +30,9 @@ static const char *const OUTPUT_KEYS[] = {"file", NULL};
 /* The settings "defaults" gives every camera and a camera may override (parse_tunables). */
 static const char *const TUNABLE_KEYS[] = {"transport", "analysis_width", "fps", "decode", "decoder_threads",
                                            "skip_loop_filter", "budget_ms", "stall_timeout_ms", "rtcp_wait_ms",
-                                           NULL};
-static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "zones", NULL};
+                                           "watch", NULL};
+/* Per camera only: "jit" and "unsafe" lift the rule's budget or sandbox, a choice made for one rule at a time. */
+static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "zones", "jit", "unsafe", NULL};
 
 /* ---------- problems ---------- */
 
@@ -279,6 +280,7 @@ static void parse_tunables(vg_config_errors *e, const cJSON *obj, const char *pa
     get_number(e, obj, path, "budget_ms", 1, 60000, &t->budget_ms);
     get_int(e, obj, path, "stall_timeout_ms", 1000, 600000, 0, &t->stall_timeout_ms);
     get_int(e, obj, path, "rtcp_wait_ms", 0, 60000, 0, &t->rtcp_wait_ms);
+    get_bool(e, obj, path, "watch", &t->watch);
 }
 
 /* A camera starts as a copy of the defaults (its own transport string). */
@@ -381,6 +383,8 @@ static void parse_camera(vg_config_errors *e, const cJSON *item, const char *pat
         problem(e, join(at, path, "params"), "must be an object, not %s", type_name(params));
     cam->params_json = params && cJSON_IsObject(params) ? cJSON_PrintUnformatted(params) : strdup("{}");
     cam->zones_json = parse_zones(e, item, path);
+    get_bool(e, item, path, "jit", &cam->jit);
+    get_bool(e, item, path, "unsafe", &cam->unsafe);
     parse_tunables(e, item, path, cam);
 }
 
@@ -564,7 +568,7 @@ vg_config *vg_config_parse(const char *text, const char *dir, vg_config_errors *
         problem(errors, "", "must be a JSON object, not %s", type_name(root));
     } else {
         vg_config_camera defaults = {.transport = strdup("tcp"), .analysis_width = 320, .decode = VG_DECODE_ALL,
-                                     .decoder_threads = 1, .budget_ms = 50, .stall_timeout_ms = 10000,
+                                     .decoder_threads = 1, .budget_ms = 50, .stall_timeout_ms = 10000, .watch = 1,
                                      .rtcp_wait_ms = 5000};
         c->central_min_update_interval_ms = 1000;
         c->central_flush_timeout_ms = 5000;
@@ -694,7 +698,8 @@ int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b) 
            same_text(a->transport, b->transport) && a->analysis_width == b->analysis_width && a->fps == b->fps &&
            a->decode == b->decode && a->decoder_threads == b->decoder_threads &&
            a->skip_loop_filter == b->skip_loop_filter && a->budget_ms == b->budget_ms &&
-           a->stall_timeout_ms == b->stall_timeout_ms && a->rtcp_wait_ms == b->rtcp_wait_ms;
+           a->stall_timeout_ms == b->stall_timeout_ms && a->rtcp_wait_ms == b->rtcp_wait_ms && a->jit == b->jit &&
+           a->unsafe == b->unsafe && a->watch == b->watch;
 }
 
 static int same_stream_scripts(const vg_config *a, const vg_config *b) {

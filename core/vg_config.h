@@ -12,6 +12,8 @@ typedef struct vg_config_camera {
     char *script;             /* resolved against the config file's directory */
     char *params_json;        /* vigil.params as JSON text ("{}" when absent) */
     char *zones_json;         /* vigil.zones: {"name": [[x, y], ...]} in frame fractions ("{}" when absent) */
+    int jit;                  /* compile the rule's Lua: faster loops, but the time budget cannot cut them */
+    int unsafe;               /* no sandbox: ffi, io, os and the real require */
     /* the rest: the camera's value, else defaults.*, else the built-in default */
     char *transport;          /* "tcp" or "udp" */
     int analysis_width;
@@ -22,6 +24,7 @@ typedef struct vg_config_camera {
     double budget_ms;
     int stall_timeout_ms;
     int rtcp_wait_ms;
+    int watch;                /* hot-reload the rule when a .lua file beside it changes (default on) */
 } vg_config_camera;
 
 /* One node.stream_scripts entry: the rule a stream handed out by Central runs. */

@@ -889,6 +889,8 @@ vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char
     }
     if (c->watch && watch_directory(s) < 0)
         vg_warn(s->camera, "cannot watch %s for changes: %s", s->path, strerror(errno));
+    if (s->unsafe) vg_warn(s->camera, "%s runs unsafe: no sandbox (ffi, io, os)", s->path);
+    if (s->jit) vg_warn(s->camera, "%s runs compiled: its %.0f ms budget cannot cut loops", s->path, s->budget_ms);
     return s;
 }
 

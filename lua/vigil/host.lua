@@ -37,15 +37,22 @@ local function sandboxed_load(env, opts)
   end
 end
 
--- require for rules: "vigil" is the module; anything else is a .lua file beside the script.
-local function sandboxed_require(env, dir, opts)
+local function readable(path)
+  local f = io.open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- require for rules: "vigil" is the module; anything else is a .lua file beside the script. An unsafe
+-- rule (fallback = the real require) also reaches installed modules, after the files beside it.
+local function rule_require(env, dir, opts, fallback)
   local loaded = { vigil = vigil }
   return function(name)
     if loaded[name] ~= nil then return loaded[name] end
-    if type(name) ~= "string" or not name:match("^[%w_][%w_%.%-]*$") then
-      error("require: bad module name " .. tostring(name), 2)
-    end
-    local path = dir .. "/" .. name:gsub("%.", "/") .. ".lua"
+    local good = type(name) == "string" and name:match("^[%w_][%w_%.%-]*$")
+    local path = good and dir .. "/" .. name:gsub("%.", "/") .. ".lua"
+    if fallback and not (path and readable(path)) then return fallback(name) end
+    if not good then error("require: bad module name " .. tostring(name), 2) end
     local fn, err = loadfile(path, "t", env)
     if not fn then error("require '" .. name .. "': " .. err, 2) end
     local result = no_jit(fn, opts)(name)
@@ -58,6 +65,7 @@ local function make_env(dir, opts)
   if opts.unsafe then
     local env = setmetatable({ vigil = vigil }, { __index = _G })
     env.print = function(...) vigil.log(...) end
+    env.require = rule_require(env, dir, opts, require)
     return env
   end
   local env = {}
@@ -71,7 +79,7 @@ local function make_env(dir, opts)
   env.print = function(...) vigil.log(...) end
   env.load = sandboxed_load(env, opts)
   env.loadstring = env.load
-  env.require = sandboxed_require(env, dir, opts)
+  env.require = rule_require(env, dir, opts)
   return env
 end
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, VIGIL
+from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, replace_atomically, VIGIL
 
 RUNAWAY = """
 local vigil = require "vigil"
@@ -52,6 +52,15 @@ function on_frame(frame)
 end
 """
 
+SPIN = """
+local vigil = require "vigil"
+local function spin(n) local x = 0 for i = 1, n do x = (x + i) % 1000003 end return x end
+function on_frame(frame)
+  if frame.index ~= 0 then return end
+  vigil.episode.open(frame, { episode_type = "spun", payload = { x = spin(1e7) } }):close(frame)
+end
+"""
+
 HELPER = """
 local M = {}
 function M.area(box) return box.w * box.h end
@@ -85,14 +94,6 @@ function on_frame(frame)
   ep:extend(frame)
 end
 """
-
-
-def replace_atomically(path, text):
-    """How editors save: write a temporary file, then rename it over the original."""
-    tmp = path + ".swp~"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
 
 
 def test_budget(t, clip):
@@ -138,6 +139,32 @@ def test_sandbox(t, clip):
         t.check(p.get(k) == v, "sandbox: %s is %s (got %s)" % (k, v, p.get(k)))
 
 
+def test_unsafe(t, clip):
+    """--unsafe lifts the sandbox for one rule, and says so."""
+    out = t.path("unsafe.jsonl")
+    r = run(["replay", clip, "--script", t.path("sandbox.lua"), "--out", out, "--unsafe"])
+    recs = [v for v, _ in read_versions(out)]
+    t.check(r.returncode == 0 and recs, "unsafe: rule ran (%s)" % r.stderr[-300:])
+    p = recs[0]["payload"] if recs else {}
+    t.check(p.get("require_ffi") == "allowed" and p.get("io") == "present" and p.get("debug") == "present",
+            "unsafe: ffi, io and debug are there: %s" % p)
+    t.check("sandbox.lua runs unsafe" in r.stderr, "unsafe: a warning says the rule has no sandbox")
+
+
+def test_jit(t, clip):
+    """A long Lua loop: interpreted it is cut at the budget; compiled (--jit) the hook never fires inside the
+    trace, so it runs to its end: the documented trade."""
+    rule = write(t.path("spin.lua"), SPIN)
+    slow = run(["replay", clip, "--script", rule, "--budget-ms", "20", "--out", t.path("spin.jsonl")])
+    t.check(slow.returncode == 0 and not read_versions(t.path("spin.jsonl")) and
+            "over the time budget of 20 ms" in slow.stderr, "jit off: the loop is cut at the budget: %r" % slow.stderr[-300:])
+    fast = run(["replay", clip, "--script", rule, "--budget-ms", "20", "--jit", "--out", t.path("spin-jit.jsonl")])
+    recs = [v for v, _ in read_versions(t.path("spin-jit.jsonl"))]
+    t.check(fast.returncode == 0 and len(recs) == 1 and "over the time budget" not in fast.stderr,
+            "jit on: the loop runs to its end (%d episodes): %r" % (len(recs), fast.stderr[-300:]))
+    t.check("spin.lua runs compiled: its 20 ms budget cannot cut loops" in fast.stderr, "jit on: a warning says so")
+
+
 def test_hot_reload(t):
     clip = make_clip(t.path("long.mp4"), seconds=6, fps=25)
     rule = write(t.path("reload.lua"), V1)
@@ -180,6 +207,8 @@ def main():
     test_budget(t, clip)
     test_failures_rate_limited(t, clip)
     test_sandbox(t, clip)
+    test_unsafe(t, clip)
+    test_jit(t, clip)
     test_check(t)
     test_hot_reload(t)
     t.done()

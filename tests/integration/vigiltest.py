@@ -83,3 +83,11 @@ def by_episode(versions):
     for record, raw in versions:
         episodes.setdefault(record["episode_id"], []).append(record)
     return episodes
+
+
+def replace_atomically(path, text):
+    """How editors save: write a temporary file, then rename it over the original."""
+    tmp = path + ".swp~"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)

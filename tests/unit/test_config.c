@@ -35,14 +35,15 @@ static const char *VALID =
     " \"output\": {\"file\": \"episodes.jsonl\"},\n"
     " \"defaults\": {\"analysis_width\": 240, \"budget_ms\": 20, \"stall_timeout_ms\": 4000, \"rtcp_wait_ms\": 3000,\n"
     "              \"fps\": 10, \"decode\": \"nonref\", \"decoder_threads\": 2, \"skip_loop_filter\": true,\n"
-    "              \"transport\": \"udp\"},\n"
+    "              \"transport\": \"udp\", \"watch\": false},\n"
     " \"cameras\": [\n"
     "   {\"media\": \"cam0\", \"url\": \"rtsp://user:pass@10.0.0.5/stream1\", \"script\": \"rule.lua\",\n"
+    "    \"jit\": true, \"unsafe\": true,\n"
     "    \"params\": {\"threshold\": 25, \"zones\": [1, 2]},\n"
     "    \"zones\": {\"door\": [[0.1, 0.2], [0.5, 0.2], [0.5, 1]], \"yard\": [[0, 0], [1, 0], [1, 1], [0, 1]]}},\n"
     "   {\"media\": \"cam1\", \"url\": \"rtsps://10.0.0.6/s\", \"script\": \"RULES\", \"rtcp_wait_ms\": 0,\n"
     "    \"analysis_width\": 640, \"fps\": 0, \"decode\": \"keyframes\", \"decoder_threads\": 1,\n"
-    "    \"skip_loop_filter\": false, \"transport\": \"tcp\", \"budget_ms\": 12.5}\n"
+    "    \"skip_loop_filter\": false, \"transport\": \"tcp\", \"budget_ms\": 12.5, \"watch\": true}\n"
     " ]}\n";
 
 static void test_valid(void) {
@@ -87,6 +88,10 @@ static void test_valid(void) {
     CHECK_NEAR(a->budget_ms, 20, 0);
     CHECK_INT(a->stall_timeout_ms, 4000);
     CHECK_INT(a->rtcp_wait_ms, 3000);
+    CHECK_INT(a->watch, 0); /* from defaults */
+    CHECK(a->jit && a->unsafe);
+    CHECK(!b->jit && !b->unsafe);
+    CHECK_INT(b->watch, 1);
     CHECK_STR(b->script, rules); /* every default overridden */
     CHECK_STR(b->params_json, "{}");
     CHECK_STR(b->zones_json, "{}");
@@ -126,6 +131,7 @@ static void test_builtin_defaults(void) {
     CHECK_NEAR(m->budget_ms, 50, 0);
     CHECK_INT(m->stall_timeout_ms, 10000);
     CHECK_INT(m->rtcp_wait_ms, 5000);
+    CHECK(m->watch && !m->jit && !m->unsafe);
     vg_config_free(c);
 }
 
@@ -160,14 +166,14 @@ static void test_tunables_and_zones_problems(void) {
         " \"central\": {\"url\": \"http://c\", \"api_key\": \"k\", \"api_key_file\": \"f\",\n"
         "             \"min_update_interval_ms\": -5, \"flush_timeout_ms\": 1.5},\n"
         " \"defaults\": {\"fps\": 2000, \"decode\": \"some\", \"decoder_threads\": 0, \"skip_loop_filter\": 1,\n"
-        "              \"transport\": \"http\", \"zones\": {}},\n"
+        "              \"transport\": \"http\", \"zones\": {}, \"jit\": true},\n"
         " \"cameras\": [\n"
         "   {\"media\": \"a\", \"url\": \"rtsp://h/a\", \"script\": \"rule.lua\", \"fps\": \"5\", \"zones\": [1]},\n"
         "   {\"media\": \"b\", \"url\": \"rtsp://h/b\", \"script\": \"rule.lua\", \"zones\": {\n"
         "     \"door\": [[0.1, 0.1], \"x\", [0.5, 0.5, 0.5], [1.5, 0.2], [0.2, -0.1], [0.3, 0.3]],\n"
         "     \"gate\": [[0, 0], [1, 1]], \"lane\": 3, \"\": [[0, 0], [1, 0], [1, 1]],\n"
         "     \"gate\": [[0, 0], [1, 0], [1, 1]]}},\n"
-        "   {\"media\": \"a\", \"url\": \"rtsp://h/c\", \"script\": \"rule.lua\"}\n"
+        "   {\"media\": \"a\", \"url\": \"rtsp://h/c\", \"script\": \"rule.lua\", \"unsafe\": \"yes\"}\n"
         " ]}\n";
     vg_config_errors e = {0};
     CHECK(vg_config_parse(bad, dir, &e) == NULL);
@@ -192,8 +198,10 @@ static void test_tunables_and_zones_problems(void) {
     CHECK(has_line(&e, "cameras[1].zones: a zone has an empty name"));
     CHECK(has_line(&e, "cameras[1].zones.gate: given twice"));
     CHECK(has_line(&e, "cameras[2].media: \"a\" is already the media of cameras[0]"));
-    CHECK_INT(e.count, 21);
-    if (e.count != 21) dump(&e);
+    CHECK(has_line(&e, "defaults.jit: unknown key"));
+    CHECK(has_line(&e, "cameras[2].unsafe: must be true or false, not a string"));
+    CHECK_INT(e.count, 23);
+    if (e.count != 23) dump(&e);
     vg_config_errors_free(&e);
 
     CHECK(vg_config_parse("{\"node\": {\"machine_id\": 1, \"spool_dir\": \"s\", \"metrics\": \"10.0.0.300:80\"},"
