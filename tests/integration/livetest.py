@@ -74,20 +74,25 @@ class Server:
             env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
         self.err = open(self.t.path(self.name + ".err"), "a")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env=env,
-                                     start_new_session=True, text=True)
-        self.urls = []
-        deadline = time.time() + 20
-        while len(self.urls) < len(self.mounts) and time.time() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                if line.startswith("READY "):
-                    self.urls.append(line.split()[1])
+                                     start_new_session=True)
+        self.urls = self.read_ready(time.time() + 20)
         if len(self.urls) != len(self.mounts):
             raise SystemExit("%s did not start: see %s" % (self.name, self.t.path(self.name + ".err")))
         self.port = int(re.match(r"rtsp://[^:]+:(\d+)/", self.urls[0]).group(1))
+
+    def read_ready(self, deadline):
+        """The READY urls, one per mount. Raw reads: the server may print them all in one write, and a
+        buffered readline would keep the later lines where select() cannot see them."""
+        fd, text, urls = self.proc.stdout.fileno(), b"", []
+        while len(urls) < len(self.mounts) and time.time() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            chunk = os.read(fd, 4096) if ready else b""
+            if ready and not chunk:
+                break
+            text += chunk
+            lines = text.decode().split("\n")[:-1]  # whole lines only
+            urls = [l.split()[1] for l in lines if l.startswith("READY ")]
+        return urls
 
     def url(self, i=0, password=True):
         return self.urls[i].replace("rtsp://", "rtsp://viewer:%s@" % SECRET) if password else self.urls[i]
