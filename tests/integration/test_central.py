@@ -17,14 +17,12 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 
-from vigiltest import Suite, SRC, VIGIL, VIGIL_ASAN, make_clip, write, run, read_versions, by_episode
+from vigiltest import Suite, VIGIL, VIGIL_ASAN, CentralStub, make_clip, write, run, read_versions, by_episode
 
 KEY = "s3cret-Key-4f9a1c"
 WRONG_KEY = "wrong-Key-77e2b0"
 START = 1700000000000
-STUB = os.path.join(SRC, "tests", "servers", "central_stub.py")
 
 RULE = """
 local vigil = require "vigil"
@@ -51,49 +49,6 @@ PARAMS = json.dumps({"regions": REGIONS})
 def box(region, t0, t1):
     x, y, w, h = REGIONS[region]
     return (int(x * W) - 8, int(y * H) - 8, int(w * W) + 16, int(h * H) + 16, "white", t0, t1)
-
-
-class Stub:
-    """One central_stub.py process with its own accepted-versions log."""
-
-    def __init__(self, t, name, *extra):
-        self.log = t.path("%s.stub.jsonl" % name)
-        self.proc = subprocess.Popen(["/usr/bin/python3", STUB, "--key", KEY, "--log", self.log] + list(extra),
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     start_new_session=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("READY "), "central_stub did not start: %r" % line
-        self.url = line.split()[1]
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def state(self):
-        return self.call("GET", "/_episodes")
-
-    def control(self, **mode):
-        return self.call("POST", "/_control", mode)
-
-    def accepted(self):
-        """Accepted versions per episode id (exact ints), in arrival order."""
-        out = {}
-        if os.path.exists(self.log):
-            with open(self.log) as f:
-                for line in f:
-                    rec = json.loads(line)
-                    out.setdefault(rec["episode_id"], []).append(rec["body"])
-        return out
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def spool_files(spool):
@@ -169,7 +124,7 @@ def test_happy_path(t, c, clip):
     for label, binary in [("happy", None), ("asan", VIGIL_ASAN)]:
         if label == "asan" and not binary:
             continue
-        stub = Stub(t, label)
+        stub = CentralStub(t, label, KEY)
         spool, out = t.path("%s.spool" % label), t.path("%s.jsonl" % label)
         r = c.replay(clip, "gate", stub, spool, "--out", out, binary=binary)
         t.check(r.returncode == 0, "%s: replay exits 0 (stderr: %s)" % (label, r.stderr.strip()[-1500:]))
@@ -183,7 +138,7 @@ def test_happy_path(t, c, clip):
 
 
 def test_central_down_at_start(t, c, clip):
-    stub = Stub(t, "fail", "--fail-first-seconds", "2.5")
+    stub = CentralStub(t, "fail", KEY, "--fail-first-seconds", "2.5")
     spool, out = t.path("fail.spool"), t.path("fail.jsonl")
     r = c.replay(clip, "gate", stub, spool, "--out", out)
     t.check(r.returncode == 0, "503: replay exits 0 (stderr: %s)" % r.stderr.strip()[-1500:])
@@ -203,7 +158,7 @@ def test_kill_and_flush(t, c):
     # (about 5 s in: regions 0 and 2 closed, 1 and 3 open)
     clip = make_clip(t.path("long.mp4"), seconds=14, size="%dx%d" % (W, H),
                      boxes=[box(0, 1, 3), box(1, 2, 10), box(2, 3.5, 5), box(3, 4.5, 12)])
-    stub = Stub(t, "kill")
+    stub = CentralStub(t, "kill", KEY)
     stub.control(mode="503")
     spool = t.path("kill.spool")
     args = [VIGIL, "replay", clip, "--script", c.rule, "--media", "yard", "--start", str(START), "--params", PARAMS,
@@ -257,7 +212,7 @@ def test_kill_and_flush(t, c):
 
 
 def test_wrong_key_then_400(t, c, clip):
-    stub = Stub(t, "auth")
+    stub = CentralStub(t, "auth", KEY)
     spool = t.path("auth.spool")
     conf = write(t.path("wrong.conf"), "CENTRAL_URL=%s\n  API_KEY = \"%s\"   # wrong on purpose\n" % (stub.url, WRONG_KEY))
     r = c.replay(clip, "bad", stub, spool, "--out", t.path("bad.jsonl"), key_args=["--api-key-file", conf])
@@ -293,7 +248,7 @@ def test_wrong_key_then_400(t, c, clip):
 
 
 def test_bad_key_files(t, c, clip):
-    stub = Stub(t, "keyfile")
+    stub = CentralStub(t, "keyfile", KEY)
     for text, needle in [(None, "missing.conf"), ("CENTRAL=1\n# API_KEY=x\n", "no API_KEY= line")]:
         path = t.path("missing.conf") if text is None else write(t.path("nokey.conf"), text)
         r = c.replay(clip, "gate", stub, t.path("kf.spool"), key_args=["--api-key-file", path])

@@ -17,12 +17,11 @@ import shlex
 import subprocess
 import threading
 
-from vigiltest import Suite, SRC, VIGIL, write, run, read_versions
+from vigiltest import Suite, SRC, CentralStub, write, run, read_versions
 from livetest import Server, finish, free_port, start_vigil
 
 EXAMPLES = os.path.join(SRC, "examples")
 KEY = "example-key-1"
-STUB = os.path.join(SRC, "tests", "servers", "central_stub.py")
 
 
 class StreamList:
@@ -50,15 +49,6 @@ class StreamList:
         self.httpd.shutdown()
 
 
-def start_stub(t, name):
-    log = t.path(name + "-central.jsonl")
-    proc = subprocess.Popen(["/usr/bin/python3", STUB, "--port", "0", "--key", KEY, "--log", log],
-                            stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("READY "), "central_stub did not start: %r" % line
-    return proc, line.split()[1], log
-
-
 def localize(t, name, example_dir, doc, camera_url, services):
     """The example's config with everything that leaves this machine pointed at local stand-ins."""
     node = doc.setdefault("node", {})
@@ -76,9 +66,9 @@ def localize(t, name, example_dir, doc, camera_url, services):
     if "output" in doc and "file" in doc["output"]:
         doc["output"]["file"] = t.path(name + "-episodes.jsonl")
     if "central" in doc:
-        proc, url, log = start_stub(t, name)
-        services.setdefault("stubs", []).append((proc, log))
-        doc["central"]["url"] = url
+        stub = CentralStub(t, name, KEY)
+        services.setdefault("stubs", []).append(stub)
+        doc["central"]["url"] = stub.url
         doc["central"].pop("api_key", None)
         doc["central"]["api_key_file"] = write(t.path(name + "-central.conf"), "API_KEY=%s\n" % KEY)
     for cam in doc.get("cameras", []):
@@ -96,9 +86,8 @@ def check_config_example(t, path, server, services):
     local = localize(t, name, example_dir, doc, server.url(), services)
     cfg = write(t.path(name + ".json"), json.dumps(local, indent=1))
     rc, err = finish(start_vigil(cfg, 7), timeout=90)
-    for proc, _ in services.get("stubs", []):
-        proc.terminate()
-        proc.wait()
+    for stub in services.get("stubs", []):
+        stub.stop()
     lines = err.splitlines()
     t.check(rc == 0, "%s: runs and exits 0 (rc %s): %s" % (name, rc, err[-1500:]))
     t.check(not [l for l in lines if " error:" in l], "%s: nothing logged at error level: %s"
@@ -111,10 +100,8 @@ def check_config_example(t, path, server, services):
         t.check(up and counted and counted[-1] > 25, "%s: camera %s came up and analysed frames (%s)"
                 % (name, media, counted))
     opened = sum(int(m.group(1)) for l in lines for m in [re.search(r" info: \d+ frames, .*; (\d+) episodes, ", l)] if m)
-    for _, log in services.get("stubs", []):
-        newest = {}
-        for rec, _ in read_versions(log) if os.path.exists(log) else []:
-            newest[rec["episode_id"]] = rec["body"]
+    for stub in services.get("stubs", []):
+        newest = stub.last_accepted()
         closed = [r for r in newest.values() if "closed_at" in r]
         print("INFO: %s: %d episodes opened; Central has %d, %d of them closed" % (name, opened, len(newest), len(closed)))
         t.check(len(newest) == opened and len(closed) == opened,

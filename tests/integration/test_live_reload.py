@@ -9,38 +9,11 @@ episode, its frame counter without a gap); the camera kept its one RTSP session 
 pinned camera never reloads and stays on version 1."""
 import time
 
-from vigiltest import Suite, write, read_versions, by_episode, replace_atomically
+from vigiltest import Suite, write, read_versions, by_episode, replace_atomically, RELOAD_V1 as V1, \
+    RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2
 from livetest import Server, finish, start_vigil, config
 
 DURATION = 10
-
-V1 = """
-local vigil = require "vigil"
-vigil.keep.n = vigil.keep.n or 0
-local ep
-function on_frame(frame)
-  vigil.keep.n = vigil.keep.n + 1
-  ep = ep or vigil.episode.open(frame, { episode_type = "watch" })
-  ep:set_payload({ version = 1, n = vigil.keep.n })
-  ep:extend(frame)
-end
-"""
-
-BROKEN = "function on_frame(frame)\n  local = 1\nend\n"
-
-V2 = """
-local vigil = require "vigil"
-local ep
-function on_reload(keep)
-  ep = vigil.episodes()[1]
-  vigil.log("v2 took over at n =", keep.n)
-end
-function on_frame(frame)
-  vigil.keep.n = vigil.keep.n + 1
-  ep:set_payload({ version = 2, n = vigil.keep.n })
-  ep:extend(frame)
-end
-"""
 
 
 def payloads(out, media):

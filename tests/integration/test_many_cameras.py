@@ -25,11 +25,10 @@ import subprocess
 import time
 import urllib.request
 
-from vigiltest import Suite, SRC, VIGIL, VIGIL_ASAN, write
+from vigiltest import Suite, VIGIL, VIGIL_ASAN, CentralStub, write
 from livetest import FRAME_MS, STAMP_RULE, Server, free_port, marker_error
 
 KEY = "many-cameras-K3y"
-STUB = os.path.join(SRC, "tests", "servers", "central_stub.py")
 BAND = 20 / 360
 GOP_MS = 2000  # the server's key-int-max is 2 * fps
 
@@ -55,40 +54,6 @@ end
 
 
 # ---------------------------------------------------------------- helpers
-
-class Stub:
-    """central_stub.py with its accepted-versions log."""
-
-    def __init__(self, t, name, port=0):
-        self.log = t.path(name + ".stub.jsonl")
-        self.proc = subprocess.Popen(["/usr/bin/python3", STUB, "--key", KEY, "--log", self.log, "--port", str(port)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     start_new_session=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("READY "), "central_stub did not start: %r" % line
-        self.url = line.split()[1]
-
-    def state(self):
-        with urllib.request.urlopen(self.url + "/_episodes", timeout=10) as r:
-            return json.loads(r.read())
-
-    def last_accepted(self):
-        """The newest accepted body per episode id (exact ints)."""
-        out = {}
-        if os.path.exists(self.log):
-            with open(self.log) as f:
-                for line in f:
-                    rec = json.loads(line)
-                    out[rec["episode_id"]] = rec["body"]
-        return out
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
 
 class Vigil:
     """`vigil run CONFIG` with stderr in a file (read while it runs); --duration only as a safety net."""
@@ -443,7 +408,7 @@ def check_reload_log(t, log):
 # ---------------------------------------------------------------- (b) Central up, ASan, zones, SIGHUP
 
 def test_central_flush(t, server):
-    stub = Stub(t, "up")
+    stub = CentralStub(t, "up", KEY)
     spool = t.path("spool-up")
     zones = {"door": [[0.1, 0.2], [0.5, 0.2], [0.5, 0.9], [0.1, 0.9]], "lane": [[0, 0], [1, 0], [1, 0.3]]}
     base = [{"media": "s1", "url": server.url(), "params": {"gen": 1}}, {"media": "s2", "url": server.url()},
@@ -533,7 +498,7 @@ def test_central_down(t, server):
     t.check(left and spooled_ids == ids, "central down: the spool holds every episode (%d files, %d of %d episodes)"
             % (len(left), len(spooled_ids & ids), len(ids)))
 
-    stub = Stub(t, "back", port=port)
+    stub = CentralStub(t, "back", KEY, port=port)
     r = subprocess.run([VIGIL, "flush", "--central", url, "--spool", spool, "--api-key", KEY],
                        capture_output=True, text=True, timeout=60)
     state, accepted = stub.state(), stub.last_accepted()

@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, replace_atomically, VIGIL
+from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, replace_atomically, VIGIL, RELOAD_V1 as V1, RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2
 
 RUNAWAY = """
 local vigil = require "vigil"
@@ -66,35 +66,6 @@ local M = {}
 function M.area(box) return box.w * box.h end
 return M
 """
-
-V1 = """
-local vigil = require "vigil"
-vigil.keep.n = vigil.keep.n or 0
-local ep
-function on_frame(frame)
-  vigil.keep.n = vigil.keep.n + 1
-  ep = ep or vigil.episode.open(frame, { episode_type = "reload" })
-  ep:set_payload({ version = 1, n = vigil.keep.n })
-  ep:extend(frame)
-end
-"""
-
-BROKEN = "function on_frame(frame)\n  local = 1\nend\n"
-
-V2 = """
-local vigil = require "vigil"
-local ep
-function on_reload(keep)
-  ep = vigil.episodes()[1]
-  vigil.log("v2 took over", ep and ep.id or "nothing", "at n =", keep.n)
-end
-function on_frame(frame)
-  vigil.keep.n = vigil.keep.n + 1
-  ep:set_payload({ version = 2, n = vigil.keep.n })
-  ep:extend(frame)
-end
-"""
-
 
 def test_budget(t, clip):
     out = t.path("runaway.jsonl")

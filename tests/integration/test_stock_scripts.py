@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 
-from vigiltest import Suite, write, run, read_versions, by_episode, SRC
+from vigiltest import Suite, run, read_versions, by_episode, SRC
 
 W, H, FPS = 640, 360, 25
 FRAME_MS = 1000 // FPS

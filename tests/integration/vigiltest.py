@@ -1,12 +1,14 @@
 """vigiltest.py — what the integration tests share: a pass/fail counter that prints the closing
 "N passed, M failed" line, clip generation with ffmpeg's lavfi sources (objects whose motion is known),
-running the vigil binary, and reading the JSON-lines versions it writes (ids parsed as exact ints)."""
+running the vigil binary, reading the JSON-lines versions it writes (ids parsed as exact ints), and the
+Central stand-in."""
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 SRC = os.environ.get("VIGIL_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILD = os.environ.get("VIGIL_BUILD", os.path.join(SRC, "build"))
@@ -91,3 +93,83 @@ def replace_atomically(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.rename(tmp, path)
+
+
+class CentralStub:
+    """tests/servers/central_stub.py in its own process (session), taking KEY, with its accepted-versions log
+    NAME.stub.jsonl; extra are more of its options (e.g. "--fail-first-seconds", "2.5")."""
+
+    def __init__(self, t, name, key, *extra, port=0):
+        self.log = t.path(name + ".stub.jsonl")
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests", "servers", "central_stub.py"),
+                                      "--key", key, "--log", self.log, "--port", str(port)] + list(extra),
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     start_new_session=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("READY "), "central_stub did not start: %r" % line
+        self.url = line.split()[1]
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def state(self):
+        """The stub's view: {"statuses": {"200": n, ...}, "episodes": ...}."""
+        return self.call("GET", "/_episodes")
+
+    def control(self, **mode):
+        return self.call("POST", "/_control", mode)
+
+    def accepted(self):
+        """Accepted versions per episode id (exact ints), in arrival order."""
+        out = {}
+        for rec, _ in read_versions(self.log) if os.path.exists(self.log) else []:
+            out.setdefault(rec["episode_id"], []).append(rec["body"])
+        return out
+
+    def last_accepted(self):
+        """The newest accepted body per episode id."""
+        return {eid: bodies[-1] for eid, bodies in self.accepted().items()}
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+# A rule in two versions and a broken edit between them, for the hot-reload tests: version 1 opens one
+# episode and counts frames in vigil.keep; version 2 picks the episode up in on_reload and goes on counting.
+RELOAD_V1 = """
+local vigil = require "vigil"
+vigil.keep.n = vigil.keep.n or 0
+local ep
+function on_frame(frame)
+  vigil.keep.n = vigil.keep.n + 1
+  ep = ep or vigil.episode.open(frame, { episode_type = "reload" })
+  ep:set_payload({ version = 1, n = vigil.keep.n })
+  ep:extend(frame)
+end
+"""
+
+RELOAD_BROKEN = "function on_frame(frame)\n  local = 1\nend\n"
+
+RELOAD_V2 = """
+local vigil = require "vigil"
+local ep
+function on_reload(keep)
+  ep = vigil.episodes()[1]
+  vigil.log("v2 took over", ep and ep.id or "nothing", "at n =", keep.n)
+end
+function on_frame(frame)
+  vigil.keep.n = vigil.keep.n + 1
+  ep:set_payload({ version = 2, n = vigil.keep.n })
+  ep:extend(frame)
+end
+"""

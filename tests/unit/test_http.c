@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "http_client.h"
 #include "vg_http.h"
 
 static int handler(void *ctx, const vg_http_request *req, vg_http_response *res) {
@@ -18,36 +19,6 @@ static int handler(void *ctx, const vg_http_request *req, vg_http_response *res)
     return 0;
 }
 
-typedef struct fetched {
-    long status;
-    vg_buf body;
-} fetched;
-
-static size_t collect(char *data, size_t size, size_t n, void *ctx) {
-    vg_buf_append(&((fetched *)ctx)->body, data, size * n);
-    return size * n;
-}
-
-static fetched fetch(int port, const char *path, const char *auth) {
-    fetched f = {0};
-    char url[256], header[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *headers = NULL;
-    if (auth) {
-        snprintf(header, sizeof header, "Authorization: %s", auth);
-        headers = curl_slist_append(headers, header);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
-    return f;
-}
-
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char err[256];
@@ -57,17 +28,17 @@ int main(void) {
     int port = vg_http_port(s);
     CHECK(port > 0);
 
-    fetched f = fetch(port, "/echo?name=cam%201", "Bearer k");
+    http_reply f = http_request(port, NULL, "/echo?name=cam%201", "Bearer k");
     CHECK_INT(f.status, 200);
     CHECK_STR(f.body.data, "GET /echo name=cam 1 auth=Bearer k");
-    free(f.body.data);
-    f = fetch(port, "/echo", NULL);
+    http_reply_free(&f);
+    f = http_request(port, NULL, "/echo", NULL);
     CHECK_INT(f.status, 400);
     CHECK_STR(f.body.data, "GET /echo name=- auth=-");
-    free(f.body.data);
-    f = fetch(port, "/nowhere", NULL);
+    http_reply_free(&f);
+    f = http_request(port, NULL, "/nowhere", NULL);
     CHECK_INT(f.status, 404);
-    free(f.body.data);
+    http_reply_free(&f);
     vg_http_stop(s);
 
     CHECK(vg_http_start("nonsense", handler, NULL, err, sizeof err) == NULL);

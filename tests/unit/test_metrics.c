@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "http_client.h"
 #include "vg_metrics.h"
 
 static vg_metrics_camera cams[2];
@@ -129,50 +130,26 @@ static void collect(void *ctx, vg_metrics_snapshot *out) {
     memcpy(out->cameras, cams, sizeof cams);
 }
 
-typedef struct fetched {
-    long status;
-    vg_buf body;
-} fetched;
-
-static size_t keep(char *data, size_t size, size_t n, void *ctx) {
-    vg_buf_append(&((fetched *)ctx)->body, data, size * n);
-    return size * n;
-}
-
-static fetched fetch(int port, const char *path, const char *method) {
-    fetched f = {0};
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    if (method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f.status);
-    curl_easy_cleanup(c);
-    return f;
-}
-
 static void test_served(void) {
     char err[256];
     vg_metrics *m = vg_metrics_start("127.0.0.1:0", collect, &collected, err, sizeof err);
     CHECK(m != NULL);
     if (!m) return;
     int port = vg_metrics_port(m);
-    fetched f = fetch(port, "/metrics", NULL);
+    http_reply f = http_request(port, NULL, "/metrics", NULL);
     CHECK_INT(f.status, 200);
     CHECK(f.body.data && has(f.body.data, "vigil_central_versions_sent_total 40"));
-    free(f.body.data);
-    f = fetch(port, "/healthz", NULL);
+    http_reply_free(&f);
+    f = http_request(port, NULL, "/healthz", NULL);
     CHECK_INT(f.status, 200);
     CHECK(f.body.data && strncmp(f.body.data, "ok\n", 3) == 0);
-    free(f.body.data);
-    f = fetch(port, "/other", NULL);
+    http_reply_free(&f);
+    f = http_request(port, NULL, "/other", NULL);
     CHECK_INT(f.status, 404);
-    free(f.body.data);
-    f = fetch(port, "/metrics", "DELETE");
+    http_reply_free(&f);
+    f = http_request(port, "DELETE", "/metrics", NULL);
     CHECK_INT(f.status, 405);
-    free(f.body.data);
+    http_reply_free(&f);
     CHECK_INT(collected, 2);
     vg_metrics_stop(m);
     CHECK(vg_metrics_start("127.0.0.1:99999", collect, NULL, err, sizeof err) == NULL);

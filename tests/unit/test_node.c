@@ -11,52 +11,11 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "http_client.h"
 #include "vg_node.h"
 #include "vg_snowflake.h"
 
 #define KEY "k3y-secret"
-
-typedef struct reply {
-    long status;
-    vg_buf body;
-    vg_buf headers;
-    int64_t took_ms;
-} reply;
-
-static size_t collect(char *data, size_t size, size_t n, void *ctx) {
-    vg_buf_append(ctx, data, size * n);
-    return size * n;
-}
-
-static reply get(int port, const char *method, const char *path, const char *auth) {
-    reply r = {0};
-    char url[512], header[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *headers = NULL;
-    if (auth) {
-        snprintf(header, sizeof header, "Authorization: %s", auth);
-        headers = curl_slist_append(headers, header);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
-    int64_t t0 = vg_monotonic_ms();
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    r.took_ms = vg_monotonic_ms() - t0;
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
-    return r;
-}
-
-static void reply_free(reply *r) {
-    free(r->body.data);
-    free(r->headers.data);
-}
 
 static void put(vg_store *st, uint64_t id, int64_t updated_at) {
     char body[256];
@@ -80,27 +39,27 @@ static void list_two(void *ctx, vg_node_emit emit, void *emit_ctx) {
 static void test_auth(int port) {
     const char *wrong[] = {NULL, "Bearer nope", "Bearer k3y", "Bearer " KEY "x", "Basic " KEY, "Bearer"};
     for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
-        reply r = get(port, "GET", VG_NODE_API "/monitoring/liveness", wrong[i]);
+        http_reply r = http_request(port, "GET", VG_NODE_API "/monitoring/liveness", wrong[i]);
         CHECK_INT(r.status, 401);
         CHECK(r.headers.data && strstr(r.headers.data, "WWW-Authenticate: Bearer"));
         CHECK(r.body.data && strstr(r.body.data, "\"status\":\"401\"") && !strstr(r.body.data, KEY));
-        reply_free(&r);
+        http_reply_free(&r);
     }
-    reply r = get(port, "GET", VG_NODE_API "/monitoring/liveness", "bearer  " KEY " ");
+    http_reply r = http_request(port, "GET", VG_NODE_API "/monitoring/liveness", "bearer  " KEY " ");
     CHECK_INT(r.status, 200);
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 static void expect_400(int port, const char *query, const char *parameter) {
     char path[256], needle[128];
     snprintf(path, sizeof path, VG_NODE_API "/episodes?%s", query);
-    reply r = get(port, "GET", path, "Bearer " KEY);
+    http_reply r = http_request(port, "GET", path, "Bearer " KEY);
     CHECK_INT(r.status, 400);
     snprintf(needle, sizeof needle, "\"title\":\"%s: ", parameter);
     CHECK(r.body.data && strstr(r.body.data, needle));
     snprintf(needle, sizeof needle, "\"source\":{\"parameter\":\"%s\"}", parameter);
     CHECK(r.body.data && strstr(r.body.data, needle) && !strchr(r.body.data, '\n'));
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 static void test_errors(int port) {
@@ -112,18 +71,18 @@ static void test_errors(int port) {
     expect_400(port, "limit=0", "limit");
     expect_400(port, "limit=10001", "limit");
     expect_400(port, "limit=%22%3E", "limit"); /* the value is quoted inside JSON safely */
-    reply r = get(port, "GET", VG_NODE_API "/nothing", "Bearer " KEY);
+    http_reply r = http_request(port, "GET", VG_NODE_API "/nothing", "Bearer " KEY);
     CHECK_INT(r.status, 404);
     CHECK(r.body.data && strstr(r.body.data, "\"status\":\"404\""));
-    reply_free(&r);
-    r = get(port, "POST", VG_NODE_API "/episodes", "Bearer " KEY);
+    http_reply_free(&r);
+    r = http_request(port, "POST", VG_NODE_API "/episodes", "Bearer " KEY);
     CHECK_INT(r.status, 405);
     CHECK(r.headers.data && strstr(r.headers.data, "Allow: GET"));
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 static void test_streams_and_liveness(int port) {
-    reply r = get(port, "GET", VG_NODE_API "/streams", "Bearer " KEY);
+    http_reply r = http_request(port, "GET", VG_NODE_API "/streams", "Bearer " KEY);
     CHECK_INT(r.status, 200);
     CHECK(r.headers.data && strstr(r.headers.data, "Content-Type: application/json"));
     cJSON *doc = cJSON_Parse(r.body.data);
@@ -138,10 +97,10 @@ static void test_streams_and_liveness(int port) {
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(b, "state")), "connecting");
     CHECK(!strstr(r.body.data, "pw0rd"));
     cJSON_Delete(doc);
-    reply_free(&r);
+    http_reply_free(&r);
 
     int64_t before = vg_realtime_ms();
-    r = get(port, "GET", VG_NODE_API "/monitoring/liveness", "Bearer " KEY);
+    r = http_request(port, "GET", VG_NODE_API "/monitoring/liveness", "Bearer " KEY);
     doc = cJSON_Parse(r.body.data);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(doc, "server_version")), VIGIL_VERSION);
     double now = cJSON_GetNumberValue(cJSON_GetObjectItem(doc, "now"));
@@ -149,7 +108,7 @@ static void test_streams_and_liveness(int port) {
     CHECK(now >= (double)before && now <= (double)vg_realtime_ms());
     CHECK(started <= now / 1000 && started > now / 1000 - 60);
     cJSON_Delete(doc);
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 typedef struct later_put {
@@ -169,45 +128,45 @@ static void *put_later(void *arg) {
 static void test_episodes(int port, vg_store *st) {
     put(st, 5, 500);
     put(st, 6, 600);
-    reply r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=500", "Bearer " KEY);
+    http_reply r = http_request(port, "GET", VG_NODE_API "/episodes?updated_at_gt=500", "Bearer " KEY);
     CHECK_INT(r.status, 200);
     CHECK_STR(r.body.data, "{\"episodes\":[{\"episode_id\":6,\"media\":\"cam\",\"opened_at\":1,\"updated_at\":600}],"
                            "\"estimated_count\":1}");
-    reply_free(&r);
-    r = get(port, "GET", VG_NODE_API "/episodes?limit=1", "Bearer " KEY); /* no updated_at_gt: from the start */
+    http_reply_free(&r);
+    r = http_request(port, "GET", VG_NODE_API "/episodes?limit=1", "Bearer " KEY); /* no updated_at_gt: from the start */
     CHECK(r.body.data && strstr(r.body.data, "\"episode_id\":5,") && !strstr(r.body.data, "\"episode_id\":6,"));
     CHECK(r.body.data && strstr(r.body.data, "\"estimated_count\":2}"));
-    reply_free(&r);
+    http_reply_free(&r);
 
     later_put p = {.st = st, .delay_ms = 300};
     pthread_t t;
     pthread_create(&t, NULL, put_later, &p);
-    r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=600&poll_timeout=5", "Bearer " KEY);
+    r = http_request(port, "GET", VG_NODE_API "/episodes?updated_at_gt=600&poll_timeout=5", "Bearer " KEY);
     int64_t answered = vg_monotonic_ms();
     pthread_join(t, NULL);
     CHECK(r.body.data && strstr(r.body.data, "\"episode_id\":7,"));
     CHECK(r.took_ms >= 250 && r.took_ms < 2000);
     CHECK(answered - p.put_at < 500);
-    reply_free(&r);
+    http_reply_free(&r);
 
-    r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=9223372036854775807", "Bearer " KEY);
+    r = http_request(port, "GET", VG_NODE_API "/episodes?updated_at_gt=9223372036854775807", "Bearer " KEY);
     CHECK_STR(r.body.data, "{\"episodes\":[],\"estimated_count\":0}"); /* the largest value: nothing after it */
-    reply_free(&r);
+    http_reply_free(&r);
 
-    r = get(port, "GET", VG_NODE_API "/episodes?updated_at_gt=700&poll_timeout=0.4", "Bearer " KEY);
+    r = http_request(port, "GET", VG_NODE_API "/episodes?updated_at_gt=700&poll_timeout=0.4", "Bearer " KEY);
     CHECK_STR(r.body.data, "{\"episodes\":[],\"estimated_count\":0}");
     CHECK(r.took_ms >= 390 && r.took_ms < 2000);
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 typedef struct waiting {
     int port;
-    reply r;
+    http_reply r;
 } waiting;
 
 static void *poll_long(void *arg) {
     waiting *w = arg;
-    w->r = get(w->port, "GET", VG_NODE_API "/episodes?updated_at_gt=99999&poll_timeout=30", NULL);
+    w->r = http_request(w->port, "GET", VG_NODE_API "/episodes?updated_at_gt=99999&poll_timeout=30", NULL);
     return NULL;
 }
 
@@ -244,7 +203,7 @@ int main(void) {
     CHECK(w.r.body.data && strstr(w.r.body.data, "\"episodes\":[]"));
     CHECK(stop_ms < 2000);
     CHECK(w.r.took_ms >= 250); /* it was waiting when the stop came */
-    reply_free(&w.r);
+    http_reply_free(&w.r);
     vg_store_close(st);
 
     char key[64], keyfile[128];
