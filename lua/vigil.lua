@@ -25,9 +25,10 @@ function vigil.warn(...) core.log("warn", join(...)) end
 function vigil.debug(...) core.log("debug", join(...)) end
 
 -- Parameters: vigil.check_params(rule, {"zone", "threshold", ...}) warns about unknown keys and returns
--- accessors :number, :string, :points, :bad that stop the rule with a line naming a bad value.
+-- accessors :number, :string, :points, :zone, :moving_objects, :bad that stop the rule with a line naming
+-- a bad value.
 local params_checker = require "vigil.params"
-function vigil.check_params(rule, known) return params_checker(vigil.params, vigil.warn, rule, known) end
+function vigil.check_params(rule, known) return params_checker(vigil.params, vigil.warn, rule, known, vigil) end
 
 -- Frames: methods live in vigil/frame.lua ---------------------------------------------------------
 

@@ -48,12 +48,8 @@ local line_name = params:string("name", "line")
 local only = params:string("direction", "both", { "both", "a_to_b", "b_to_a" })
 local cooldown_ms = params:number("cooldown_ms", 1000, 0, 3600000)
 local margin = params:number("margin", 0.01, 0, 0.5)
-local min_area = params:number("min_area", 0.002, 0, 1)
 local episode_type = params:string("episode_type", "line_crossing")
-local background = vigil.background { threshold = params:number("threshold", 25, 1, 255),
-                                      learning_rate = params:number("learning_rate", 0.05, 0, 1) }
-local tracker = vigil.tracker { max_distance = params:number("max_distance", 0.1, 0, 2),
-                                max_missed = params:number("max_missed", 5, 0, 100000, true) }
+local movers = params:moving_objects()
 
 -- Geometry -------------------------------------------------------------------------------------------------
 
@@ -103,7 +99,7 @@ local function crossing(frame, t, st, direction)
 end
 
 function on_frame(frame)
-  local live = tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+  local live = movers:update(frame)
   local alive = {}
   for _, t in ipairs(live) do
     alive[t.id] = true

@@ -33,25 +33,17 @@ local RELINK_MS = 2000
 
 -- Parameters ---------------------------------------------------------------------------------------------
 
-local p = vigil.params
 local params = vigil.check_params(RULE, { "zone", "seconds", "name", "point", "min_frames", "min_area",
                                           "threshold", "learning_rate", "max_distance", "max_missed",
                                           "episode_type" })
 
-local zone_name = params:string("name", "zone")
-local zone_points = params:points("zone", 3, nil, "a polygon")
-local ok, zone = pcall(vigil.zone, zone_points, zone_name)
-if not ok then params:bad("zone", p.zone, tostring(zone)) end
+local zone = params:zone("zone", "name")
 local limit_ms = params:number("seconds", 10, 0, 86400) * 1000
 local point = params:string("point", "bottom", { "bottom", "center" })
 local min_frames = params:number("min_frames", 3, 1, 1000, true)
-local min_area = params:number("min_area", 0.002, 0, 1)
 local episode_type = params:string("episode_type", "loitering")
-local max_distance = params:number("max_distance", 0.1, 0, 2)
-local background = vigil.background { threshold = params:number("threshold", 25, 1, 255),
-                                      learning_rate = params:number("learning_rate", 0.01, 0, 1) }
-local tracker = vigil.tracker { max_distance = max_distance,
-                                max_missed = params:number("max_missed", 5, 0, 100000, true) }
+local movers = params:moving_objects { learning_rate = 0.01 } -- slower: a loiterer stands still
+local max_distance = movers.max_distance
 
 -- State ----------------------------------------------------------------------------------------------------
 -- vigil.keep holds what a reload needs: each open episode by id with its track id, when the object entered,
@@ -73,7 +65,7 @@ local function reference_point(t)
 end
 
 local function payload(o)
-  return { zone = zone_name, track = o.id, dwell_ms = o.last_inside - o.entered }
+  return { zone = zone.name, track = o.id, dwell_ms = o.last_inside - o.entered }
 end
 
 local function close(o, reason)
@@ -101,7 +93,7 @@ local function adopt(o, t)
 end
 
 function on_frame(frame)
-  local tracks = tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+  local tracks = movers:update(frame)
   local alive = {}
   for _, t in ipairs(tracks) do
     alive[t.id] = true

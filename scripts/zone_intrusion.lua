@@ -31,24 +31,16 @@ local RULE = "zone_intrusion"
 
 -- Parameters ---------------------------------------------------------------------------------------------
 
-local p = vigil.params
 local params = vigil.check_params(RULE, { "zone", "name", "point", "min_frames", "quiet_ms", "min_area",
                                           "threshold", "learning_rate", "max_distance", "max_missed",
                                           "episode_type" })
 
-local zone_name = params:string("name", "zone")
-local zone_points = params:points("zone", 3, nil, "a polygon")
-local ok, zone = pcall(vigil.zone, zone_points, zone_name)
-if not ok then params:bad("zone", p.zone, tostring(zone)) end
+local zone = params:zone("zone", "name")
 local point = params:string("point", "bottom", { "bottom", "center" })
 local min_frames = params:number("min_frames", 3, 1, 1000, true)
 local quiet_ms = params:number("quiet_ms", 1000, 0, 3600000)
-local min_area = params:number("min_area", 0.002, 0, 1)
 local episode_type = params:string("episode_type", "zone_intrusion")
-local background = vigil.background { threshold = params:number("threshold", 25, 1, 255),
-                                      learning_rate = params:number("learning_rate", 0.05, 0, 1) }
-local tracker = vigil.tracker { max_distance = params:number("max_distance", 0.1, 0, 2),
-                                max_missed = params:number("max_missed", 5, 0, 100000, true) }
+local movers = params:moving_objects()
 
 -- State ----------------------------------------------------------------------------------------------------
 -- What a reload must carry lives in vigil.keep (plain values only): the open episode's id, its counts, the
@@ -79,7 +71,7 @@ local function union(a, b)
 end
 
 local function payload(inside)
-  return { zone = zone_name, objects = inside, max_objects = keep.max_objects, tracks = keep.tracks,
+  return { zone = zone.name, objects = inside, max_objects = keep.max_objects, tracks = keep.tracks,
            track_count = keep.track_count }
 end
 
@@ -100,7 +92,7 @@ local function close(reason)
 end
 
 function on_frame(frame)
-  local tracks = tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+  local tracks = movers:update(frame)
 
   -- which objects are inside
   local alive, inside, seen_inside, first_since = {}, 0, false, nil

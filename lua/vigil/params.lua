@@ -31,13 +31,19 @@ end
 -- Stops the rule: params.NAME = VALUE: EXPECTED (for checks the accessors cannot make).
 function checker:bad(name, value, expected) fail(name, value, expected, 2) end
 
--- A number in lo..hi (an integer when integer is true), or default when absent.
-function checker:number(name, default, lo, hi, integer)
+-- A number in lo..hi (an integer when integer is true), or default when absent. Called straight from a
+-- checker method (never as a tail call), so level 3 blames the rule's line that called that method.
+local function number(self, name, default, lo, hi, integer)
   local v = self.params[name]
   if v == nil then return default end
   if type(v) ~= "number" or v ~= v or v < lo or v > hi or (integer and v % 1 ~= 0) then
-    fail(name, v, ("%s %s..%s expected"):format(integer and "an integer" or "a number", lo, hi), 2)
+    fail(name, v, ("%s %s..%s expected"):format(integer and "an integer" or "a number", lo, hi), 3)
   end
+  return v
+end
+
+function checker:number(name, default, lo, hi, integer)
+  local v = number(self, name, default, lo, hi, integer)
   return v
 end
 
@@ -54,32 +60,66 @@ function checker:string(name, default, choices)
 end
 
 -- A required list of at least min (at most max) points {x, y} (or {x = .., y = ..}) in frame fractions;
--- returned as {{x, y}, ...}. what names the shape in the message ("a polygon", "a line").
-function checker:points(name, min, max, what)
+-- returned as {{x, y}, ...}. what names the shape in the message ("a polygon", "a line"). Called like number.
+local function points(self, name, min, max, what)
   local v = self.params[name]
   local expected = ("%s: %s%s points {x, y} in frame fractions 0..1 expected"):format(
     what, max == min and "" or "at least ", min)
-  if v == nil then fail(name, v, "required, " .. expected, 2) end
+  if v == nil then fail(name, v, "required, " .. expected, 3) end
   if type(v) ~= "table" or #v < min or (max and #v > max) then
-    fail(name, v, expected .. (type(v) == "table" and (", got %d"):format(#v) or ""), 2)
+    fail(name, v, expected .. (type(v) == "table" and (", got %d"):format(#v) or ""), 3)
   end
   local out = {}
   for i, pt in ipairs(v) do
     local x, y = type(pt) == "table" and (pt[1] or pt.x), type(pt) == "table" and (pt[2] or pt.y)
     if type(x) ~= "number" or type(y) ~= "number" or x ~= x or y ~= y or x < 0 or x > 1 or y < 0 or y > 1 then
-      fail(name, v, ("point %d is %s: %s"):format(i, show(pt), expected), 2)
+      fail(name, v, ("point %d is %s: %s"):format(i, show(pt), expected), 3)
     end
     out[i] = { x, y }
   end
   return out
 end
 
--- params: the table to check; rule: the rule's name for warnings; known: a list of the keys it reads.
-return function(params, warn, rule, known)
+function checker:points(name, min, max, what)
+  local v = points(self, name, min, max, what)
+  return v
+end
+
+-- A required polygon (params[points_key]) named params[name_key] (default "zone"), as a vigil.zone.
+function checker:zone(points_key, name_key)
+  local name = self.params[name_key] == nil and "zone" or self.params[name_key]
+  if type(name) ~= "string" or name == "" then fail(name_key, name, "a non-empty string expected", 2) end
+  local ok, zone = pcall(self.vigil.zone, points(self, points_key, 3, nil, "a polygon"), name)
+  if not ok then fail(points_key, self.params[points_key], tostring(zone), 2) end
+  return zone
+end
+
+-- The moving objects the tracking rules follow: background subtraction, blobs of at least min_area, and a
+-- tracker, set from the params min_area, threshold, learning_rate, max_distance and max_missed (defaults
+-- may change learning_rate). objects:update(frame) returns the live tracks (see vigil.tracker).
+function checker:moving_objects(defaults)
+  local min_area = number(self, "min_area", 0.002, 0, 1)
+  local background = self.vigil.background {
+    threshold = number(self, "threshold", 25, 1, 255),
+    learning_rate = number(self, "learning_rate", defaults and defaults.learning_rate or 0.05, 0, 1) }
+  local max_distance = number(self, "max_distance", 0.1, 0, 2)
+  local tracker = self.vigil.tracker { max_distance = max_distance,
+                                       max_missed = number(self, "max_missed", 5, 0, 100000, true) }
+  return {
+    max_distance = max_distance,
+    update = function(_, frame)
+      return tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+    end,
+  }
+end
+
+-- params: the table to check; rule: the rule's name for warnings; known: a list of the keys it reads;
+-- vigil: the module (zones, background, tracker).
+return function(params, warn, rule, known, vigil)
   local set = {}
   for _, k in ipairs(known) do set[k] = true end
   for k in pairs(params) do
     if not set[k] then warn(("%s: unknown parameter params.%s is ignored"):format(rule, tostring(k))) end
   end
-  return setmetatable({ params = params }, checker)
+  return setmetatable({ params = params, vigil = vigil }, checker)
 end

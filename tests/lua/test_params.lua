@@ -13,7 +13,7 @@ end
 local function with(values)
   for k in pairs(vigil.params) do vigil.params[k] = nil end
   for k, v in pairs(values) do vigil.params[k] = v end
-  return vigil.check_params("test", { "n", "i", "s", "zone", "line" })
+  return vigil.check_params("test", { "n", "i", "s", "zone", "line", "name", "min_area", "max_distance", "learning_rate" })
 end
 
 -- defaults and valid values
@@ -45,6 +45,33 @@ fails(function() with({ line = { { 0, 0 }, { 1, 1 }, { 0, 1 } } }):points("line"
 local pts = with({ zone = { { x = 0.1, y = 0.2 }, { 0.5, 0.2 }, { 0.3, 0.9 } } }):points("zone", 3, nil, "a polygon")
 assert(#pts == 3 and pts[1][1] == 0.1 and pts[1][2] == 0.2 and pts[3][2] == 0.9)
 
+-- every accessor blames the rule's line, not the module's
+for _, fn in ipairs {
+  function() with({ n = 11 }):number("n", 1, 0, 10) end,
+  function() with({ s = 1 }):string("s", "a") end,
+  function() with({ zone = 3 }):zone("zone", "name") end,
+  function() with({ min_area = 2 }):moving_objects() end,
+} do
+  local where = fails(fn, "params.")
+  assert(where:find("^[^:]*test_params.lua:%d+: params%."), "blames this file: " .. where)
+end
+
+-- zone: a vigil.zone named by another parameter ("zone" by default); a polygon vigil.zone refuses
+local square = { { 0.2, 0.2 }, { 0.8, 0.2 }, { 0.8, 0.8 }, { 0.2, 0.8 } }
+local z = with({ zone = square }):zone("zone", "name")
+assert(z.name == "zone" and z:contains(0.5, 0.5) and not z:contains(0.1, 0.1))
+assert(with({ zone = square, name = "door" }):zone("zone", "name").name == "door")
+fails(function() with({ zone = square, name = "" }):zone("zone", "name") end, 'params.name = "": a non-empty string')
+fails(function() with({ zone = { { 0, 0 }, { 1, 0 }, { 1, 0 } } }):zone("zone", "name") end,
+      "params.zone = {{0, 0}, {1, 0}, {1, 0}}: zone zone: polygon covers no pixel")
+fails(function() with({}):zone("zone", "name") end, "params.zone = nil: required")
+
+-- moving_objects: background + blobs + tracker from checked params
+local movers = with({ max_distance = 0.25 }):moving_objects { learning_rate = 0.01 }
+assert(movers.max_distance == 0.25 and type(movers.update) == "function")
+fails(function() with({ learning_rate = 1.5 }):moving_objects() end, "params.learning_rate = 1.5: a number 0..1")
+fails(function() with({ max_distance = -1 }):moving_objects() end, "params.max_distance = -1: a number 0..2")
+
 -- bad: the caller's own checks, same format
 fails(function() with({}):bad("line", { 1, 2 }, "too short") end, "params.line = {1, 2}: too short")
 
@@ -55,4 +82,4 @@ err = fails(function() with({ zone = long }):points("zone", 3, 3, "a triangle") 
 assert(#err < 300, "long values are cut: " .. #err)
 
 vigil.log("test_params: all assertions passed")
-function on_frame() end
+function on_frame(frame) assert(type(movers:update(frame)) == "table", "movers:update gives the tracks") end
