@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from vigiltest import SRC, VIGIL, read_versions, write
 
@@ -137,6 +138,47 @@ class NotRtsp:
             except OSError:
                 pass
             conn.close()
+
+
+class ConfigExternal:
+    """A config_external stand-in: GET {url}/streams answers with .streams, or 500 while .failing; given a
+    key, a request without `Authorization: Bearer KEY` gets 401 (counted in .refused)."""
+
+    def __init__(self, key=None, streams=None):
+        self.streams, self.failing, self.requests, self.refused = streams or [], False, 0, 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests += 1
+                if key and self.headers.get("Authorization") != "Bearer " + key:
+                    outer.refused += 1
+                    return self.answer(401, {"errors": [{"title": "bad key"}]})
+                if self.path != "/api/streams":
+                    return self.answer(404, {})
+                if outer.failing:
+                    return self.answer(500, {"errors": [{"title": "down for the test"}]})
+                self.answer(200, {"streams": outer.streams})
+
+            def answer(self, status, doc):
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d/api" % self.port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def free_port():

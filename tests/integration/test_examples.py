@@ -9,44 +9,17 @@ crosses the picture, so the perimeter's intrusion rule has something to send). T
 example: the clip command from its README is run as written and the rule's episode matches the box's
 known passage through the zone."""
 import glob
-import http.server
 import json
 import os
 import re
 import shlex
 import subprocess
-import threading
 
 from vigiltest import Suite, SRC, CentralStub, write, run, read_versions
-from livetest import Server, finish, free_port, start_vigil
+from livetest import ConfigExternal, Server, finish, free_port, start_vigil
 
 EXAMPLES = os.path.join(SRC, "examples")
 KEY = "example-key-1"
-
-
-class StreamList:
-    """A config_external stand-in: /streams answers with one stream on the local RTSP server."""
-
-    def __init__(self, url):
-        body = json.dumps({"streams": [{"name": "handed-out", "inputs": [{"url": url}]}]}).encode()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200 if self.path.rstrip("/").endswith("/streams") else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
 
 
 def localize(t, name, example_dir, doc, camera_url, services):
@@ -156,7 +129,7 @@ def main():
     for path in configs:
         # A fresh server per example: a white box crosses the middle of the picture 2.5..5.5 s after it starts.
         server = Server(t, os.path.basename(os.path.dirname(path)), ["/cam"], extra=["--box", "2.5,5.5"], stamp=False)
-        streams = StreamList(server.url())
+        streams = ConfigExternal(streams=[{"name": "handed-out", "inputs": [{"url": server.url()}]}])
         try:
             emitted += check_config_example(t, path, server, {"streams": streams})
         finally:

@@ -25,10 +25,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from vigiltest import Suite, VIGIL, VIGIL_ASAN, read_versions, write
-from livetest import SECRET, Server, free_port
+from livetest import SECRET, ConfigExternal, Server, free_port
 
 NODE_KEY = "n0de-Key-42"
 CENTRAL_KEY = "c3ntral-Key-7"
@@ -52,45 +51,6 @@ end
 
 
 # ---------------------------------------------------------------- the fake config_external
-
-class ConfigExternal:
-    """GET /api/streams with `Authorization: Bearer CENTRAL_KEY`: the current list, or 500 while failing."""
-
-    def __init__(self):
-        self.streams, self.failing, self.requests, self.refused = [], False, 0, 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests += 1
-                if self.headers.get("Authorization") != "Bearer " + CENTRAL_KEY:
-                    outer.refused += 1
-                    return self.answer(401, {"errors": [{"title": "bad key"}]})
-                if self.path != "/api/streams":
-                    return self.answer(404, {})
-                if outer.failing:
-                    return self.answer(500, {"errors": [{"title": "down for the test"}]})
-                self.answer(200, {"streams": outer.streams})
-
-            def answer(self, status, doc):
-                body = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 # ---------------------------------------------------------------- the node API
 
@@ -493,7 +453,7 @@ def main():
     # one server per camera: livetest.Server reads only the first READY line of a multi-mount server
     servers = [Server(t, "rtsp-" + m, ["/" + m]) for m in "abc"]
     url = lambda i: servers[i].url()  # noqa: E731
-    external = ConfigExternal()
+    external = ConfigExternal(CENTRAL_KEY)
     try:
         node_port = free_port()
         cfg, out = node_config(t, url, external, node_port)
