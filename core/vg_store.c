@@ -4,7 +4,8 @@
  * search and a slice. Disk: dir/<episode_id>.json holds the newest body, replaced by write-temp-then-
  * rename. First and closing versions are written (and fsync'd) at once; intermediate updates are written
  * by a flusher at most every FLUSH_MS, since a camera extends its episodes on every frame. Entries older
- * than keep_for (by the wall time they last changed) are dropped, files too. */
+ * than keep_for (by the wall time they last changed) are dropped, files too. dir/.lock is flock'd while a
+ * process owns the store (the kernel drops it on kill), so two vigils never serve one directory. */
 #include "vg_store.h"
 
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,7 @@ typedef struct entry {
 struct vg_store {
     vg_sink sink;
     char *dir;
+    int lockfd;              /* dir/.lock, flock'd */
     int64_t keep_for_ms;
     pthread_mutex_t lock;
     pthread_cond_t changed;  /* CLOCK_MONOTONIC; broadcast on every put, for long polls */
@@ -297,6 +300,21 @@ static int load_dir(vg_store *st, char *err, size_t errlen) {
 
 static void store_sink_close(vg_sink *sink) { (void)sink; /* the store outlives its sink role */ }
 
+static int lock_dir(vg_store *st, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.lock", st->dir);
+    st->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (st->lockfd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "%s is in use by another vigil process", st->dir);
+        return -1;
+    }
+    return 0;
+}
+
 vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t errlen) {
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: %s", dir, strerror(errno));
@@ -305,6 +323,7 @@ vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t 
     vg_store *st = calloc(1, sizeof *st);
     st->sink = (vg_sink){.name = "store", .put = store_put, .close = store_sink_close};
     st->dir = strdup(dir);
+    st->lockfd = -1;
     st->keep_for_ms = keep_for_ms > 0 ? keep_for_ms : DEFAULT_KEEP_MS;
     pthread_mutex_init(&st->lock, NULL);
     pthread_condattr_t attr;
@@ -313,7 +332,7 @@ vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t 
     pthread_cond_init(&st->changed, &attr);
     pthread_cond_init(&st->wake_flusher, &attr);
     pthread_condattr_destroy(&attr);
-    if (load_dir(st, err, errlen) < 0) {
+    if (lock_dir(st, err, errlen) < 0 || load_dir(st, err, errlen) < 0) {
         vg_store_close(st);
         return NULL;
     }
@@ -336,6 +355,7 @@ void vg_store_close(vg_store *st) {
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->changed);
     pthread_cond_destroy(&st->wake_flusher);
+    if (st->lockfd >= 0) close(st->lockfd); /* releases the flock */
     free(st->dir);
     free(st);
 }

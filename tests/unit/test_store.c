@@ -117,6 +117,8 @@ int main(void) {
     if (!mkdtemp(dir)) return 1;
     vg_store *st = vg_store_open(dir, 0, err, sizeof err);
     CHECK(st != NULL);
+    CHECK(vg_store_open(dir, 0, err, sizeof err) == NULL); /* one owner: a second vigil is refused */
+    CHECK(strstr(err, "in use by another vigil process") != NULL && strstr(err, dir) != NULL);
     test_queries(st);
     test_long_poll(st);
     test_end_queries(st);
