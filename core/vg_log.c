@@ -3,17 +3,22 @@
 #include "vg_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-static vg_log_level log_level = VG_LOG_INFO;
-static int log_timestamps;
+/* Atomic: SIGHUP may change them on the main thread while camera threads log (relaxed: a line or two at
+ * the old level is fine, a torn or undefined read is not). */
+static atomic_int log_level = VG_LOG_INFO;
+static atomic_int log_timestamps;
 static const char *level_names[] = {"error", "warn", "info", "debug"};
 
-void vg_log_set_level(vg_log_level level) { log_level = level; }
-vg_log_level vg_log_get_level(void) { return log_level; }
-void vg_log_set_timestamps(int on) { log_timestamps = on; }
+void vg_log_set_level(vg_log_level level) { atomic_store_explicit(&log_level, (int)level, memory_order_relaxed); }
+vg_log_level vg_log_get_level(void) {
+    return (vg_log_level)atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+void vg_log_set_timestamps(int on) { atomic_store_explicit(&log_timestamps, on, memory_order_relaxed); }
 
 int vg_log_parse_level(const char *name, vg_log_level *out) {
     for (int i = 0; i <= VG_LOG_DEBUG; i++) {
@@ -35,9 +40,9 @@ static size_t format_time(char *buf, size_t len) {
 }
 
 void vg_log(vg_log_level level, const char *who, const char *fmt, ...) {
-    if (level > log_level) return;
+    if ((int)level > atomic_load_explicit(&log_level, memory_order_relaxed)) return;
     char line[2048];
-    size_t n = log_timestamps ? format_time(line, sizeof line) : 0;
+    size_t n = atomic_load_explicit(&log_timestamps, memory_order_relaxed) ? format_time(line, sizeof line) : 0;
     n += (size_t)snprintf(line + n, sizeof line - n, "%s %s: ", who ? who : "vigil", level_names[level]);
     if (n < sizeof line) {
         va_list ap;
