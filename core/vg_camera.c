@@ -339,7 +339,8 @@ static int64_t frame_ticks(const vg_ingest *in) {
     return av_rescale_q(1, av_d2q(1.0 / (fps > 0 ? fps : 25.0), 1 << 20), tb);
 }
 
-/* A packet without pts (the stream's very first has none) gets the previous one's plus a frame. */
+/* A packet without pts after the session's start (rare: the first is settled by release_held) gets the
+ * previous one's plus a frame. */
 static int decode_live(vg_camera *cam, session *s, AVPacket *pkt) {
     if (pkt->pts == AV_NOPTS_VALUE && s->last_pts != AV_NOPTS_VALUE) pkt->pts = s->last_pts + s->frame_ticks;
     if (pkt->pts != AV_NOPTS_VALUE) s->last_pts = pkt->pts;
@@ -361,12 +362,20 @@ static void drop_held(session *s) {
     s->nheld = 0;
 }
 
-/* The clock is known now: decode what was held, stamped exactly by pts. Leading packets without pts
- * get the next one's minus a frame. */
+/* A pts-less packet (the session's first) is followed by enough packets to place it among B-frames. */
+static int held_settled(const session *s) {
+    for (int i = 0; i < s->nheld; i++)
+        if (s->held[i]->pts == AV_NOPTS_VALUE && s->nheld - 1 - i < VG_CLOCK_REORDER_PACKETS) return 0;
+    return 1;
+}
+
+/* The clock is known now: decode what was held, stamped exactly by pts; leading packets without pts get
+ * one from the packets after them (vg_clock_fill_missing_pts). */
 static int release_held(vg_camera *cam, session *s) {
-    for (int i = s->nheld - 2; i >= 0; i--)
-        if (s->held[i]->pts == AV_NOPTS_VALUE && s->held[i + 1]->pts != AV_NOPTS_VALUE)
-            s->held[i]->pts = s->held[i + 1]->pts - s->frame_ticks;
+    int64_t pts[VG_HOLD_MAX_PACKETS];
+    for (int i = 0; i < s->nheld; i++) pts[i] = s->held[i]->pts;
+    vg_clock_fill_missing_pts(pts, s->nheld, s->frame_ticks);
+    for (int i = 0; i < s->nheld; i++) s->held[i]->pts = pts[i];
     int rc = 0;
     for (int i = 0; i < s->nheld && rc >= 0; i++) rc = decode_live(cam, s, s->held[i]);
     drop_held(s);
@@ -391,6 +400,8 @@ static int on_packet(vg_camera *cam, session *s, AVPacket *pkt) {
         if (!hold_expired(cam, s)) return 0;
         vg_clock_use_local(&cam->clock, vg_monotonic_ms() - s->hold_since_ms);
         s->timed = 1;
+    } else if (!held_settled(s) && !hold_expired(cam, s)) {
+        return 0;
     }
     return release_held(cam, s);
 }

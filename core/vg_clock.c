@@ -116,6 +116,16 @@ void vg_clock_use_local(vg_clock *clock, int64_t waited_ms) {
     clock->offset_us = clock->local_offset_us != INT64_MIN ? clock->local_offset_us : vg_clock_realtime_us();
 }
 
+void vg_clock_fill_missing_pts(int64_t *pts, int n, int64_t frame_ticks) {
+    for (int i = n - 1; i >= 0; i--) {
+        if (pts[i] != AV_NOPTS_VALUE) continue;
+        int64_t next = AV_NOPTS_VALUE;
+        for (int j = i + 1; j < n && j <= i + VG_CLOCK_REORDER_PACKETS; j++)
+            if (pts[j] != AV_NOPTS_VALUE && (next == AV_NOPTS_VALUE || pts[j] < next)) next = pts[j];
+        if (next != AV_NOPTS_VALUE) pts[i] = next - frame_ticks;
+    }
+}
+
 static int64_t file_ms(const vg_clock *clock, int64_t pts) {
     if (pts == AV_NOPTS_VALUE) return clock->last_ts != INT64_MIN ? clock->last_ts : clock->start_ms;
     return clock->start_ms + av_rescale_q_rnd(pts - clock->zero_pts, clock->time_base, (AVRational){1, 1000},

@@ -25,8 +25,10 @@ def check_masked(t, label, stderr):
 # ---------------------------------------------------------------- scenarios
 
 def test_clock(t):
-    """Exact stamps from the SRs; same frame same ts on two cameras, TCP and UDP; faketime -1h; no SR at all."""
+    """Exact stamps from the SRs; same frame same ts on two cameras, TCP and UDP; B-frames (decode order is not
+    display order, and the first packet has no pts); faketime -1h; no SR at all."""
     live = Server(t, "live", ["/cam1"])
+    reordered = Server(t, "bframes", ["/cam"], extra=["--bframes", "2"])
     fake = Server(t, "fake", ["/cam"], faketime="-1h")
     silent = Server(t, "silent", ["/cam"], extra=["--rtcp-interval", "60"])  # first SR after > 10 s
     try:
@@ -35,6 +37,7 @@ def test_clock(t):
             {"media": "b", "url": live.url()},
             {"media": "u", "url": live.url(), "transport": "udp"},
             {"media": "f", "url": fake.url()},
+            {"media": "v", "url": reordered.url()},
             {"media": "l", "url": silent.url(), "rtcp_wait_ms": 2000},
         ])
         t0 = time.time()
@@ -42,12 +45,13 @@ def test_clock(t):
         t1 = time.time()
     finally:
         live.stop()
+        reordered.stop()
         fake.stop()
         silent.stop()
     t.check(rc == 0, "clock run exits 0 (rc %s): %s" % (rc, err[-2000:]))
     check_masked(t, "clock run", err)
     frames, streams, sessions = frames_by_media(out)
-    for media, least in (("a", 100), ("b", 100), ("u", 50), ("f", 100)):
+    for media, least in (("a", 100), ("b", 100), ("u", 50), ("f", 100), ("v", 100)):
         check_exact(t, "camera %s" % media, frames.get(media, []), least)
     ts = {m: {p["marker"]: p["ts"] for p in frames.get(m, [])} for m in "abu"}
     for other in "bu":
@@ -62,14 +66,14 @@ def test_clock(t):
     t.check(len(skew) == 1 and skew[0].startswith("f warn:") and "-3600." in skew[0],
             "one skew warning, for camera f, with the offset: %s" % skew)
     first_sr = [l for l in err.splitlines() if "frame time from RTCP sender reports" in l]
-    t.check(len(first_sr) == 4, "each camera logs when the sender time became known: %s" % first_sr)
+    t.check(len(first_sr) == 5, "each camera logs when the sender time became known: %s" % first_sr)
     for line in first_sr:
         print("INFO: " + line)
     check_local(t, frames.get("l", []), err, t0, t1)
-    t.check(all(streams.get(m) == ["up"] for m in "abufl"), "on_stream('up') once per camera: %s" % streams)
+    t.check(all(streams.get(m) == ["up"] for m in "abufvl"), "on_stream('up') once per camera: %s" % streams)
     last = {m: max(p["ts"] for p in frames[m]) for m in frames}
     t.check(all(m in sessions and sessions[m]["payload"].get("close_reason") == "shutdown"
-                and sessions[m]["closed_at"] == last[m] for m in "abuf"),
+                and sessions[m]["closed_at"] == last[m] for m in "abufv"),
             "at shutdown open episodes close at the last frame with close_reason shutdown")
 
 

@@ -16,7 +16,8 @@ prints one line per mount once the server listens:
 
 What it guarantees (tests rely on these):
   * every mount serves a LIVE H.264 stream (x264enc tune=zerolatency, no
-    B-frames, IDR every 2 s; openh264enc if x264enc is missing), RTP payload
+    B-frames unless --bframes N (then main profile, N B-frames between P-frames),
+    IDR every 2 s; openh264enc if x264enc is missing), RTP payload
     type 96, SPS/PPS in-band with every IDR (see README: config-interval=-1 confuses FFmpeg);
   * media are shared: all clients of one mount get the same frames/SSRC;
   * the pipeline clock is the REALTIME system clock, and the RTCP sender
@@ -98,9 +99,15 @@ def log(msg):
     print("rtsp_server: " + msg, file=sys.stderr, flush=True)
 
 
-def encoder_desc(fps, which="auto"):
-    """H.264 encoder: IDR every 2 s, no B-frames, low latency."""
+def encoder_desc(fps, which="auto", bframes=0):
+    """H.264 encoder: IDR every 2 s, low latency; with bframes, that many B-frames between P-frames
+    (decode order differs from display order, as from many cameras; x264 only)."""
     gop = max(1, int(fps * 2))
+    if bframes and not Gst.ElementFactory.find("x264enc"):
+        raise SystemExit("rtsp_server: --bframes needs x264enc")
+    if bframes:
+        return ("x264enc speed-preset=ultrafast bframes=%d b-adapt=false b-pyramid=false rc-lookahead=0 "
+                "key-int-max=%d bitrate=1500" % (bframes, gop))
     if which in ("auto", "x264") and Gst.ElementFactory.find("x264enc"):
         return ("x264enc tune=zerolatency speed-preset=ultrafast bframes=0 "
                 "key-int-max=%d bitrate=1500" % gop)
@@ -126,6 +133,7 @@ class Settings:
         if self.stamp and (self.file or self.box or a.pattern):
             raise SystemExit("rtsp_server: --stamp makes its own frames: no --file, --box or --pattern")
         self.encoder = a.encoder
+        self.bframes = a.bframes
         self.rtcp_interval_ns = int(a.rtcp_interval * Gst.SECOND)
         self.epoch = time.time()  # faked under libfaketime, like CLOCK
 
@@ -137,9 +145,10 @@ class Settings:
         else:
             src = "videotestsrc is-live=true pattern=%s" % self.pattern
         tail = ("videoconvert ! video/x-raw,format=I420 ! %s ! "
-                "video/x-h264,stream-format=byte-stream ! "
+                "video/x-h264,stream-format=byte-stream%s ! "
                 "rtph264pay name=pay0 pt=96 config-interval=1"
-                % encoder_desc(fps, self.encoder))
+                # main profile: left to negotiate, rtph264pay settles on constrained-baseline (no B-frames)
+                % (encoder_desc(fps, self.encoder, self.bframes), ",profile=main" if self.bframes else ""))
         if self.stamp:
             return ("( appsrc name=stampsrc is-live=true format=time do-timestamp=false "
                     "caps=video/x-raw,format=I420,%s ! %s )" % (caps[len("video/x-raw,"):], tail))
@@ -339,6 +348,7 @@ def main():
     ap.add_argument("--stamp", action="store_true",
                     help="draw each frame's capture time (unix ms) as bits on top of a black frame")
     ap.add_argument("--encoder", choices=("auto", "x264", "openh264"), default="auto")
+    ap.add_argument("--bframes", type=int, default=0, help="B-frames between P-frames (x264)")
     ap.add_argument("--rtcp-interval", type=float, default=1.0,
                     help="RTCP min interval in seconds (GStreamer default is 5)")
     ap.add_argument("--die-with-parent", action="store_true",

@@ -156,8 +156,42 @@ static void test_skew_and_sessions(void) {
     CHECK(c.warned_skew);
 }
 
+#define NONE AV_NOPTS_VALUE
+
+/* A session's first packet has no pts: it gets its display time from the packets after it. */
+static void test_missing_pts(void) {
+    /* No B-frames: decode order is display order. Two leading packets without pts. */
+    int64_t plain[] = {NONE, NONE, 2 * FRAME, 3 * FRAME, 4 * FRAME};
+    vg_clock_fill_missing_pts(plain, 5, FRAME);
+    CHECK(plain[0] == 0 && plain[1] == FRAME && plain[2] == 2 * FRAME);
+
+    /* Two B-frames, decode order I P B B P B B: the I is shown first, the P three frames later. */
+    int64_t reordered[] = {NONE, 3 * FRAME, FRAME, 2 * FRAME, 6 * FRAME, 4 * FRAME, 5 * FRAME};
+    vg_clock_fill_missing_pts(reordered, 7, FRAME);
+    CHECK(reordered[0] == 0); /* not 2 frames late, as "the next packet's pts minus a frame" would say */
+
+    /* B-pyramid, 3 B-frames: I P B(ref) b b; the smallest pts after the I is the first b, shown second. */
+    int64_t pyramid[] = {NONE, 4 * FRAME, 2 * FRAME, FRAME, 3 * FRAME};
+    vg_clock_fill_missing_pts(pyramid, 5, FRAME);
+    CHECK(pyramid[0] == 0);
+
+    /* Only the next VG_CLOCK_REORDER_PACKETS count: a much later, smaller pts (a new session's) is not seen. */
+    int64_t far[VG_CLOCK_REORDER_PACKETS + 2];
+    far[0] = NONE;
+    for (int i = 1; i <= VG_CLOCK_REORDER_PACKETS; i++) far[i] = (10 + i) * FRAME;
+    far[VG_CLOCK_REORDER_PACKETS + 1] = 0;
+    vg_clock_fill_missing_pts(far, VG_CLOCK_REORDER_PACKETS + 2, FRAME);
+    CHECK(far[0] == 10 * FRAME);
+
+    /* Nothing after it to learn from: it stays missing. */
+    int64_t alone[] = {5 * FRAME, NONE};
+    vg_clock_fill_missing_pts(alone, 2, FRAME);
+    CHECK(alone[0] == 5 * FRAME && alone[1] == NONE);
+}
+
 int main(void) {
     vg_log_set_level(VG_LOG_ERROR);
+    test_missing_pts();
     test_file();
     test_prft_lags_one_packet();
     test_prft_own_packet();
