@@ -103,17 +103,27 @@ static int scan_existing(vg_spool *sp) {
     return 0;
 }
 
+int vg_spool_lock_dir(const char *dir, const char *name, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "%s is in use by another vigil process", dir);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int lock_dir(vg_spool *sp, char *err, size_t errlen) {
-    sp->lockfd = openat(sp->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (sp->lockfd < 0) {
-        snprintf(err, errlen, "spool %s: %s", sp->dir, strerror(errno));
-        return -1;
-    }
-    if (flock(sp->lockfd, LOCK_EX | LOCK_NB) < 0) {
-        snprintf(err, errlen, "spool %s is in use by another vigil process", sp->dir);
-        return -1;
-    }
-    return 0;
+    char reason[4200];
+    sp->lockfd = vg_spool_lock_dir(sp->dir, "lock", reason, sizeof reason);
+    if (sp->lockfd < 0) snprintf(err, errlen, "spool %s", reason);
+    return sp->lockfd < 0 ? -1 : 0;
 }
 
 vg_spool *vg_spool_open(const char *dir, long long max_bytes, char *err, size_t errlen) {

@@ -15,6 +15,10 @@ typedef struct vg_spool vg_spool;
 /* Creates dir (and its parents) if missing and locks it against a second vigil process.
  * max_bytes 0 = 1 GiB. NULL with a one-line reason in err. */
 vg_spool *vg_spool_open(const char *dir, long long max_bytes, char *err, size_t errlen);
+/* Claims dir for this process: an exclusive flock on dir/name, which the kernel drops when the process
+ * dies, so a vigil killed mid-run never leaves it stale. The lock's fd (close it to release), or -1 with
+ * err ("DIR is in use by another vigil process" when another process holds it). */
+int vg_spool_lock_dir(const char *dir, const char *name, char *err, size_t errlen);
 void vg_spool_close(vg_spool *sp);
 const char *vg_spool_dir(const vg_spool *sp);
 

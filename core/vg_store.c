@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +24,7 @@
 
 #include "vg_log.h"
 #include "vg_snowflake.h"
+#include "vg_spool.h" /* vg_spool_lock_dir: the store lives in the spool directory */
 
 #define WHO "store"
 #define FLUSH_MS 1000
@@ -300,21 +300,6 @@ static int load_dir(vg_store *st, char *err, size_t errlen) {
 
 static void store_sink_close(vg_sink *sink) { (void)sink; /* the store outlives its sink role */ }
 
-static int lock_dir(vg_store *st, char *err, size_t errlen) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/.lock", st->dir);
-    st->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (st->lockfd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
-        snprintf(err, errlen, "%s is in use by another vigil process", st->dir);
-        return -1;
-    }
-    return 0;
-}
-
 vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t errlen) {
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: %s", dir, strerror(errno));
@@ -332,7 +317,8 @@ vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t 
     pthread_cond_init(&st->changed, &attr);
     pthread_cond_init(&st->wake_flusher, &attr);
     pthread_condattr_destroy(&attr);
-    if (lock_dir(st, err, errlen) < 0 || load_dir(st, err, errlen) < 0) {
+    st->lockfd = vg_spool_lock_dir(dir, ".lock", err, errlen);
+    if (st->lockfd < 0 || load_dir(st, err, errlen) < 0) {
         vg_store_close(st);
         return NULL;
     }

@@ -9,8 +9,8 @@ episode, its frame counter without a gap); the camera kept its one RTSP session 
 pinned camera never reloads and stays on version 1."""
 import time
 
-from vigiltest import Suite, write, read_versions, by_episode, replace_atomically, RELOAD_V1 as V1, \
-    RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2
+from vigiltest import (Suite, write, read_versions, by_episode, replace_atomically, RELOAD_V1 as V1,
+                       RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
 from livetest import Server, finish, start_vigil, config
 
 DURATION = 10

@@ -6,7 +6,8 @@ import os
 import subprocess
 import time
 
-from vigiltest import Suite, make_clip, write, run, read_versions, by_episode, replace_atomically, VIGIL, RELOAD_V1 as V1, RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2
+from vigiltest import (Suite, make_clip, write, run, read_versions, by_episode, replace_atomically, VIGIL,
+                       RELOAD_V1 as V1, RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
 
 RUNAWAY = """
 local vigil = require "vigil"
