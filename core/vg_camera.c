@@ -39,6 +39,7 @@ struct vg_camera {
     int damaged;                    /* the last picture was decoded with errors, or refers to one */
     int64_t damage_logged_ms;       /* monotonic: when damage was last said (at most once a minute) */
     int warned_loop_filter;
+    int warned_untimed;
     int64_t pace_wall_ms, pace_ts; /* realtime replay: the wall time of the first frame, and its ts */
     /* live */
     char url_masked[1024];          /* the URL as log lines may show it */
@@ -183,17 +184,40 @@ static int damaged(vg_camera *cam, const AVFrame *picture) {
     return cam->damaged;
 }
 
+/* The picture's own time in the stream. Live: the pts of its packet, which the decoder carries through
+ * reordering (best_effort_timestamp would put a later packet's dts on a pts-less picture). A file may
+ * carry only dts, which is the container's fact for the frame; libavcodec's best effort picks it. */
+static int64_t picture_pts(const vg_camera *cam, const AVFrame *picture) {
+    return cam->clock.source == VG_CLOCK_FILE ? picture->best_effort_timestamp : picture->pts;
+}
+
+/* A picture whose time the stream does not give (FFmpeg's parser gives an RTSP session's first packet no
+ * pts) is decoded, since later frames refer to it, but never stamped with a guess: it is kept from the rule,
+ * counted, and said once per camera. */
+static void untimed(vg_camera *cam) {
+    cam->stats.frames_untimed++;
+    if (cam->warned_untimed) return;
+    cam->warned_untimed = 1;
+    vg_info(cam->media, "a picture came without a timestamp from the stream (the first of an RTSP session has "
+            "none): decoded, not given to the rule (vigil_camera_frames_untimed_total)");
+}
+
 /* One decoded picture: stamp it, scale its luma, hand it to the script. */
 static int analyse(vg_camera *cam, AVFrame *picture) {
     cam->stats.frames_decoded++;
-    vg_frame frame = {0};
-    if (cam->config.decode.mode == VG_DECODE_KEYFRAMES) cam->clock.session_stamped = 0; /* key frames are a GOP
-                                                                  apart: the step between two is no jump */
-    frame.ts = vg_clock_stamp(&cam->clock, picture->best_effort_timestamp);
     if (damaged(cam, picture)) {
         cam->stats.frames_damaged++;
         return 0;
     }
+    int64_t pts = picture_pts(cam, picture);
+    if (!vg_clock_can_stamp(&cam->clock, pts)) {
+        untimed(cam);
+        return 0;
+    }
+    vg_frame frame = {0};
+    if (cam->config.decode.mode == VG_DECODE_KEYFRAMES) cam->clock.session_stamped = 0; /* key frames are a GOP
+                                                                  apart: the step between two is no jump */
+    frame.ts = vg_clock_stamp(&cam->clock, pts);
     if (!due_for_script(cam, frame.ts)) { /* not converted, not copied: the script never sees it */
         cam->stats.frames_skipped++;
         return 0;
@@ -325,25 +349,13 @@ typedef struct session {
     int64_t hold_since_ms;  /* monotonic */
     int64_t opened_ms;      /* monotonic: when connecting began */
     int timed;              /* the clock of this session is known */
-    int64_t frame_ticks;    /* one frame in the stream's time base */
-    int64_t last_pts;
 } session;
 
 typedef enum { SESSION_NOT_CONNECTED, SESSION_NO_FRAMES, SESSION_DELIVERED } session_result;
 
 static int stopping(vg_camera *cam) { return atomic_load(&cam->stop); }
 
-static int64_t frame_ticks(const vg_ingest *in) {
-    double fps = vg_ingest_frame_rate(in);
-    AVRational tb = vg_ingest_time_base(in);
-    return av_rescale_q(1, av_d2q(1.0 / (fps > 0 ? fps : 25.0), 1 << 20), tb);
-}
-
-/* A packet without pts after the session's start (rare: the first is settled by release_held) gets the
- * previous one's plus a frame. */
 static int decode_live(vg_camera *cam, session *s, AVPacket *pkt) {
-    if (pkt->pts == AV_NOPTS_VALUE && s->last_pts != AV_NOPTS_VALUE) pkt->pts = s->last_pts + s->frame_ticks;
-    if (pkt->pts != AV_NOPTS_VALUE) s->last_pts = pkt->pts;
     return decode_packet(cam, s->dec, s->picture, pkt);
 }
 
@@ -362,20 +374,8 @@ static void drop_held(session *s) {
     s->nheld = 0;
 }
 
-/* A pts-less packet (the session's first) is followed by enough packets to place it among B-frames. */
-static int held_settled(const session *s) {
-    for (int i = 0; i < s->nheld; i++)
-        if (s->held[i]->pts == AV_NOPTS_VALUE && s->nheld - 1 - i < VG_CLOCK_REORDER_PACKETS) return 0;
-    return 1;
-}
-
-/* The clock is known now: decode what was held, stamped exactly by pts; leading packets without pts get
- * one from the packets after them (vg_clock_fill_missing_pts). */
+/* The clock is known now: decode what was held, each stamped exactly by its own pts. */
 static int release_held(vg_camera *cam, session *s) {
-    int64_t pts[VG_HOLD_MAX_PACKETS];
-    for (int i = 0; i < s->nheld; i++) pts[i] = s->held[i]->pts;
-    vg_clock_fill_missing_pts(pts, s->nheld, s->frame_ticks);
-    for (int i = 0; i < s->nheld; i++) s->held[i]->pts = pts[i];
     int rc = 0;
     for (int i = 0; i < s->nheld && rc >= 0; i++) rc = decode_live(cam, s, s->held[i]);
     drop_held(s);
@@ -398,10 +398,8 @@ static int on_packet(vg_camera *cam, session *s, AVPacket *pkt) {
     hold(s, pkt);
     if (!vg_clock_known(&cam->clock)) {
         if (!hold_expired(cam, s)) return 0;
-        vg_clock_use_local(&cam->clock, vg_monotonic_ms() - s->hold_since_ms);
+        vg_clock_use_local(&cam->clock, cam->config.rtcp_wait_ms);
         s->timed = 1;
-    } else if (!held_settled(s) && !hold_expired(cam, s)) {
-        return 0;
     }
     return release_held(cam, s);
 }
@@ -456,8 +454,6 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
         return SESSION_NOT_CONNECTED;
     }
     s->picture = av_frame_alloc();
-    s->frame_ticks = frame_ticks(s->in);
-    s->last_pts = AV_NOPTS_VALUE;
     vg_clock_new_session(&cam->clock, vg_ingest_time_base(s->in), vg_ingest_is_parsed(s->in));
     cam->damaged = 0; /* a new decoder starts at a key frame */
     cam->stats.connects++;

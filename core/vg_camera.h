@@ -37,6 +37,7 @@ typedef struct vg_camera_stats {
     long packets;             /* frames received (video packets read) */
     long frames_decoded, frames_analysed, frames_skipped; /* skipped: decoded, but over the fps limit */
     long frames_damaged;      /* decoded with errors, or referring to such a frame: kept from the rule */
+    long frames_untimed;      /* decoded, but the stream gave no time for them (no pts): kept from the rule */
     long episodes_opened, versions_emitted, sink_errors;
     int episodes_open;        /* open now */
     long attempts;            /* live: connection attempts */

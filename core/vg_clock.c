@@ -105,36 +105,28 @@ int vg_clock_observe(vg_clock *clock, const AVPacket *pkt, int64_t now_us) {
 
 int vg_clock_known(const vg_clock *clock) { return clock->offset_us != INT64_MIN; }
 
-void vg_clock_use_local(vg_clock *clock, int64_t waited_ms) {
+void vg_clock_use_local(vg_clock *clock, int64_t wait_ms) {
     if (!clock->warned_local)
-        vg_warn(clock->who, "no RTCP sender report within %.1f s: frames are stamped with the local clock "
-                "(frame.clock = \"local\")", (double)waited_ms / 1000.0);
+        vg_warn(clock->who, "no RTCP sender report within rtcp_wait_ms (%.1f s): frames are stamped with the "
+                "local clock (frame.clock = \"local\")", (double)wait_ms / 1000.0);
     else
-        vg_debug(clock->who, "no RTCP sender report within %.1f s: local clock", (double)waited_ms / 1000.0);
+        vg_debug(clock->who, "no RTCP sender report within rtcp_wait_ms (%.1f s): local clock",
+                 (double)wait_ms / 1000.0);
     clock->warned_local = 1;
     clock->source = VG_CLOCK_LOCAL;
     clock->offset_us = clock->local_offset_us != INT64_MIN ? clock->local_offset_us : vg_clock_realtime_us();
 }
 
-void vg_clock_fill_missing_pts(int64_t *pts, int n, int64_t frame_ticks) {
-    for (int i = n - 1; i >= 0; i--) {
-        if (pts[i] != AV_NOPTS_VALUE) continue;
-        int64_t next = AV_NOPTS_VALUE;
-        for (int j = i + 1; j < n && j <= i + VG_CLOCK_REORDER_PACKETS; j++)
-            if (pts[j] != AV_NOPTS_VALUE && (next == AV_NOPTS_VALUE || pts[j] < next)) next = pts[j];
-        if (next != AV_NOPTS_VALUE) pts[i] = next - frame_ticks;
-    }
+int vg_clock_can_stamp(const vg_clock *clock, int64_t pts) {
+    return pts != AV_NOPTS_VALUE && (clock->source == VG_CLOCK_FILE || clock->offset_us != INT64_MIN);
 }
 
 static int64_t file_ms(const vg_clock *clock, int64_t pts) {
-    if (pts == AV_NOPTS_VALUE) return clock->last_ts != INT64_MIN ? clock->last_ts : clock->start_ms;
     return clock->start_ms + av_rescale_q_rnd(pts - clock->zero_pts, clock->time_base, (AVRational){1, 1000},
                                               AV_ROUND_NEAR_INF | AV_ROUND_PASS_MINMAX);
 }
 
 static int64_t live_ms(const vg_clock *clock, int64_t pts) {
-    if (pts == AV_NOPTS_VALUE || clock->offset_us == INT64_MIN)
-        return clock->last_ts != INT64_MIN ? clock->last_ts : vg_clock_realtime_us() / 1000;
     int64_t us = clock->offset_us + pts_to_us(clock, pts);
     return us >= 0 ? (us + 500) / 1000 : -((-us + 500) / 1000);
 }

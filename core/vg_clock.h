@@ -18,7 +18,6 @@
 #define VG_CLOCK_JUMP_MS 1000   /* consecutive frames further apart than this are logged */
 #define VG_CLOCK_SKEW_MS 2000   /* sender vs local clock difference worth a warning */
 #define VG_CLOCK_SKEW_WINDOW_MS 2000 /* ... measured over this long */
-#define VG_CLOCK_REORDER_PACKETS 8 /* packets after a pts-less one that settle its pts (B-frame reordering) */
 
 typedef struct vg_clock {
     vg_clock_source source;
@@ -51,16 +50,15 @@ void vg_clock_new_session(vg_clock *clock, AVRational time_base, int prft_lags);
  * the wall time of pts is known (from the sender, or the local fallback). */
 int vg_clock_observe(vg_clock *clock, const AVPacket *pkt, int64_t now_us);
 int vg_clock_known(const vg_clock *clock);
-/* No sender report in time: stamp with the local clock from now on, pts anchored at the packet that was
- * read least late. waited_ms goes into the (once per camera) log line. */
-void vg_clock_use_local(vg_clock *clock, int64_t waited_ms);
-/* The frame time of pts; never less than the previous stamp. */
+/* No sender report within wait_ms (the camera's rtcp_wait_ms, named in the once-per-camera log line): stamp
+ * with the local clock from now on, pts anchored at the packet that was read least late. */
+void vg_clock_use_local(vg_clock *clock, int64_t wait_ms);
+/* Whether a picture with this pts can be stamped: pts is the stream's own (AV_NOPTS_VALUE is not: FFmpeg's
+ * parser gives an RTSP session's first packet none) and, live, the sender's time (or the local fallback)
+ * is known. A frame that cannot be stamped is never given a guessed time. */
+int vg_clock_can_stamp(const vg_clock *clock, int64_t pts);
+/* The frame time of pts (vg_clock_can_stamp must hold); never less than the previous stamp. */
 int64_t vg_clock_stamp(vg_clock *clock, int64_t pts);
-/* Gives each missing pts (AV_NOPTS_VALUE: a session's first packet has none) the smallest pts among the
- * VG_CLOCK_REORDER_PACKETS packets after it, minus one frame. pts are in decode order; with B-frames
- * that is not display order (I P B B: the P is 3 frames on), but the smallest pts that follows is the
- * frame shown right after. Missing pts with nothing after them stay missing. */
-void vg_clock_fill_missing_pts(int64_t *pts, int n, int64_t frame_ticks);
 /* This host's wall clock in unix µs. */
 int64_t vg_clock_realtime_us(void);
 /* The PRFT side data of a packet in unix µs, or INT64_MIN. */

@@ -40,7 +40,9 @@ What it guarantees (tests rely on these):
     (rounded) mod 2^32 as 32 white(1)/black(0) blocks, most significant bit
     first, across the top band (blocks width/32 wide, band max(8, width/32)
     tall), and the complement of those bits in the band below it (a reader
-    can tell a clean decode).  Black elsewhere.  The capture time is the
+    can tell a clean decode).  Black elsewhere.  Every frame is made and
+    sent, late if the machine is busy, never skipped (see StampSource);
+    --gap-after-first N skips N frames after the first on purpose.  The capture time is the
     buffer's pts + base_time on the realtime clock, i.e. exactly what the RTCP
     sender reports map the frame's RTP timestamp to, so a client that stamps
     frames from the SRs can check itself frame by frame (one frame late =
@@ -130,6 +132,9 @@ class Settings:
         self.pattern = a.pattern or ("black" if self.box else "ball")
         self.file = a.file
         self.stamp = a.stamp
+        self.gap_after_first = a.gap_after_first
+        if self.gap_after_first and not self.stamp:
+            raise SystemExit("rtsp_server: --gap-after-first needs --stamp")
         if self.stamp and (self.file or self.box or a.pattern):
             raise SystemExit("rtsp_server: --stamp makes its own frames: no --file, --box or --pattern")
         self.encoder = a.encoder
@@ -244,15 +249,21 @@ class StampSource:
     Frame n of the pipeline is due at running time n/fps; need-data waits for
     that moment on the realtime clock (like a camera's sensor), then pushes a
     frame with that pts whose bits say round((base_time + pts) / 1 ms).  The
+    first frame is the one due next when the media starts; after it every
+    frame is made, in order: a frame asked for late (GStreamer is busy, the
+    machine is loaded) is pushed at once with its own capture time, never
+    skipped.  --gap-after-first N skips N frames after the first on purpose
+    (an encoder that drops frames), the only gap this source ever makes.  The
     connected handler keeps this object alive as long as the appsrc.
     """
 
     def __init__(self, media, settings):
         self.width, self.height = settings.width, settings.height
         self.dur = Gst.SECOND // settings.fps
+        self.gap_after_first = settings.gap_after_first
         self.block = self.width // 32
         self.band = max(8, self.width // 32)
-        self.last_n = -1
+        self.last_n = None
         self.rest = bytes([16]) * (self.width * (self.height - 2 * self.band))
         self.chroma = bytes([128]) * (2 * (self.width // 2) * (self.height // 2))
         media.get_element().get_by_name("stampsrc").connect("need-data", self.on_need_data)
@@ -266,12 +277,22 @@ class StampSource:
         return (self.row(bits) * self.band + self.row([1 - b for b in bits]) * self.band
                 + self.rest + self.chroma)
 
+    def next_frame(self, base):
+        if self.last_n is None:
+            return -(-(CLOCK.get_time() - base) // self.dur)
+        if self.last_n == self.first_n:
+            return self.last_n + 1 + self.gap_after_first
+        return self.last_n + 1
+
     def on_need_data(self, src, _length):
         base = src.get_base_time()
-        n = max(self.last_n + 1, -(-(CLOCK.get_time() - base) // self.dur))
+        n = self.next_frame(base)
+        if self.last_n is None:
+            self.first_n = n
         self.last_n = n
         pts = n * self.dur
-        # A clock wait, not time.sleep: libfaketime breaks Python's sleep (EINVAL).
+        # A clock wait, not time.sleep: libfaketime breaks Python's sleep (EINVAL). A time already past
+        # returns at once (EARLY): the frame goes out late, stamped with when it was due.
         Gst.Clock.id_wait(CLOCK.new_single_shot_id(base + pts))
         buf = Gst.Buffer.new_wrapped(self.frame(((base + pts + 500000) // 1000000) & 0xFFFFFFFF))
         buf.pts, buf.duration = pts, self.dur
@@ -347,6 +368,8 @@ def main():
     ap.add_argument("--box", help="appear_s,leave_s: moving white box, wall seconds since start")
     ap.add_argument("--stamp", action="store_true",
                     help="draw each frame's capture time (unix ms) as bits on top of a black frame")
+    ap.add_argument("--gap-after-first", type=int, default=0, metavar="N",
+                    help="--stamp: skip N frames after the first one, on purpose (as an encoder dropping frames)")
     ap.add_argument("--encoder", choices=("auto", "x264", "openh264"), default="auto")
     ap.add_argument("--bframes", type=int, default=0, help="B-frames between P-frames (x264)")
     ap.add_argument("--rtcp-interval", type=float, default=1.0,

@@ -35,9 +35,10 @@ static void test_file(void) {
     vg_clock c;
     vg_clock_init_file(&c, 1000, (AVRational){1, 1000}, 500);
     CHECK_INT(c.source, VG_CLOCK_FILE);
-    CHECK_INT(vg_clock_stamp(&c, AV_NOPTS_VALUE), 1000);
+    CHECK(!vg_clock_can_stamp(&c, AV_NOPTS_VALUE)); /* no time in the file: never a guess */
+    CHECK(vg_clock_can_stamp(&c, 500));
+    CHECK_INT(vg_clock_stamp(&c, 500), 1000);
     CHECK_INT(vg_clock_stamp(&c, 540), 1040);
-    CHECK_INT(vg_clock_stamp(&c, AV_NOPTS_VALUE), 1040);
     CHECK_INT(vg_clock_stamp(&c, 520), 1040); /* never backwards */
 }
 
@@ -149,44 +150,26 @@ static void test_skew_and_sessions(void) {
     /* reconnect: pts restart at 0, time goes on, the last stamp is kept */
     vg_clock_new_session(&c, TB, 1);
     CHECK(!vg_clock_known(&c));
-    CHECK_INT(vg_clock_stamp(&c, 0), WALL / 1000 + 40);
+    CHECK(!vg_clock_can_stamp(&c, 0)); /* the new session's sender time is not known yet */
     observe(&c, 0, WALL + 2000000 + 40000, local);
     observe(&c, FRAME, WALL + 2000000 + 80000, local);
     CHECK_INT(vg_clock_stamp(&c, FRAME), WALL / 1000 + 2040);
     CHECK(c.warned_skew);
 }
 
-#define NONE AV_NOPTS_VALUE
-
-/* A session's first packet has no pts: it gets its display time from the packets after it. */
+/* A session's first packet has no pts (FFmpeg's parser): it cannot be stamped, whatever the clock knows;
+ * the packets after it can. */
 static void test_missing_pts(void) {
-    /* No B-frames: decode order is display order. Two leading packets without pts. */
-    int64_t plain[] = {NONE, NONE, 2 * FRAME, 3 * FRAME, 4 * FRAME};
-    vg_clock_fill_missing_pts(plain, 5, FRAME);
-    CHECK(plain[0] == 0 && plain[1] == FRAME && plain[2] == 2 * FRAME);
-
-    /* Two B-frames, decode order I P B B P B B: the I is shown first, the P three frames later. */
-    int64_t reordered[] = {NONE, 3 * FRAME, FRAME, 2 * FRAME, 6 * FRAME, 4 * FRAME, 5 * FRAME};
-    vg_clock_fill_missing_pts(reordered, 7, FRAME);
-    CHECK(reordered[0] == 0); /* not 2 frames late, as "the next packet's pts minus a frame" would say */
-
-    /* B-pyramid, 3 B-frames: I P B(ref) b b; the smallest pts after the I is the first b, shown second. */
-    int64_t pyramid[] = {NONE, 4 * FRAME, 2 * FRAME, FRAME, 3 * FRAME};
-    vg_clock_fill_missing_pts(pyramid, 5, FRAME);
-    CHECK(pyramid[0] == 0);
-
-    /* Only the next VG_CLOCK_REORDER_PACKETS count: a much later, smaller pts (a new session's) is not seen. */
-    int64_t far[VG_CLOCK_REORDER_PACKETS + 2];
-    far[0] = NONE;
-    for (int i = 1; i <= VG_CLOCK_REORDER_PACKETS; i++) far[i] = (10 + i) * FRAME;
-    far[VG_CLOCK_REORDER_PACKETS + 1] = 0;
-    vg_clock_fill_missing_pts(far, VG_CLOCK_REORDER_PACKETS + 2, FRAME);
-    CHECK(far[0] == 10 * FRAME);
-
-    /* Nothing after it to learn from: it stays missing. */
-    int64_t alone[] = {5 * FRAME, NONE};
-    vg_clock_fill_missing_pts(alone, 2, FRAME);
-    CHECK(alone[0] == 5 * FRAME && alone[1] == NONE);
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 1);
+    observe(&c, AV_NOPTS_VALUE, WALL + 40000, WALL + 40000); /* parsed: the PRFT of the next packet's pts */
+    CHECK(!vg_clock_can_stamp(&c, AV_NOPTS_VALUE));
+    observe(&c, FRAME, WALL + 80000, WALL + 80000);
+    CHECK(vg_clock_known(&c));
+    CHECK(!vg_clock_can_stamp(&c, AV_NOPTS_VALUE));
+    CHECK(vg_clock_can_stamp(&c, FRAME));
+    CHECK_INT(vg_clock_stamp(&c, FRAME), WALL / 1000 + 40);
 }
 
 int main(void) {
