@@ -48,27 +48,6 @@ void vg_mask_free(vg_mask *m);   /* safe on an empty or zeroed mask */
 void vg_binary_erode(const uint8_t *src, uint8_t *dst, int w, int h);
 void vg_binary_dilate(const uint8_t *src, uint8_t *dst, int w, int h);
 
-/* ---------- background model + motion mask ---------- */
-
-typedef struct vg_background vg_background;
-
-vg_background *vg_background_new(int w, int h);
-/* First frame (and first after reset) initialises the model and yields an
- * all-zero motion mask. Later frames: motion = |luma - model| > threshold
- * (strictly greater), then model += learning_rate * (luma - model), with
- * learning_rate clamped to 0..1. Returns -1, clearing the motion mask and
- * leaving the model untouched, if width/height differ from the model's
- * or stride < width. */
-int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int height,
-                         int stride, double learning_rate, int threshold);
-/* Selective update: pixels found moving learn at learning_rate * factor (0..1, default 1), so an object
- * passing through does not leave a ghost of itself in the model. */
-void vg_background_set_foreground_factor(vg_background *bg, double factor);
-const uint8_t *vg_background_motion(const vg_background *bg);   /* w*h, 0/1 */
-const float *vg_background_model(const vg_background *bg);      /* w*h */
-void vg_background_reset(vg_background *bg);
-void vg_background_free(vg_background *bg);
-
 /* ---------- per-zone statistics ---------- */
 
 typedef struct vg_zone_stats {
@@ -105,34 +84,6 @@ int vg_blobs_find(vg_blobber *b, const uint8_t *motion, const vg_mask *zone,
                   int min_area, vg_blob *out, int max_out);
 int vg_blobber_total(const vg_blobber *b);  /* components >= min_area in last find */
 void vg_blobber_free(vg_blobber *b);
-
-/* ---------- centroid tracker ---------- */
-
-typedef struct vg_track {
-    uint32_t id;         /* 1, 2, 3, ... never reused, even across reset */
-    vg_blob blob;        /* last matched blob (current bbox/centroid) */
-    double prev_cx, prev_cy; /* centroid before the last match (== current at birth) */
-    uint64_t first_seen; /* tracker frame number (1-based) when opened */
-    int age;             /* frames since opened, including the opening frame */
-    int missed;          /* consecutive frames without a match */
-    int seen;            /* total frames matched, including the opening frame */
-} vg_track;
-
-typedef struct vg_tracker vg_tracker;
-
-vg_tracker *vg_tracker_new(int max_tracks);
-/* One call per frame. Greedy: repeatedly matches the globally closest
- * (track, blob) centroid pair with distance <= max_distance. Unmatched tracks
- * get missed++ and are dropped once missed > max_missed; unmatched blobs open
- * new tracks (in the order given) while slots remain. Returns the number of
- * live tracks. Tracks are kept ordered by id. */
-int vg_tracker_update(vg_tracker *t, const vg_blob *blobs, int n,
-                      double max_distance, int max_missed);
-int vg_tracker_count(const vg_tracker *t);
-const vg_track *vg_tracker_get(const vg_tracker *t, int i);  /* NULL if out of range */
-uint64_t vg_tracker_frame(const vg_tracker *t);
-void vg_tracker_reset(vg_tracker *t);
-void vg_tracker_free(vg_tracker *t);
 
 /* ---------- sharpness and histograms ---------- */
 

@@ -14,15 +14,18 @@
 --   line          required: {{x1, y1}, {x2, y2}}, the points a and b in frame fractions
 --   name          the line's name in the payload (default "line")
 --   direction     "both" (default), "a_to_b" or "b_to_a": which crossings are counted
---   cooldown_ms   a track that crossed is not counted again for this long, either way, even when its
---                 crossing was not counted for its direction (default 1000)
+--   cooldown_ms   a track whose crossing was not counted (not its direction) is not counted either way for
+--                 this long (default 1000); a counted object is never counted again
 --   margin        the centroid must be this far past the line, in frame fractions, before a crossing is
 --                 confirmed: jitter along the line counts nothing (default 0.01)
 --   min_area      smallest object, a fraction of the frame's area (default 0.002)
---   threshold     luma difference from the background that counts as moving (default 25)
---   learning_rate how fast the background follows the scene, 0..1 (default 0.05)
+--   threshold     least luma difference from the background that counts as moving (default: the
+--                 background's, 12; each pixel's own threshold also follows its noise, noise_factor 4)
+--   absorb_seconds  what stands still this long, never having moved, becomes background (default 8);
+--                 an object that moved and stopped stays tracked until it moves away
+--   learning_rate how fast the background follows slow change, per frame, 0..1 (default 0.02)
 --   max_distance  how far an object may move between two frames, a fraction of the frame width (default 0.1)
---   max_missed    frames an object may go undetected before it is gone (default 5)
+--   max_missed    frames an object may go undetected before it is gone (default 12)
 --   episode_type  (default "line_crossing")
 --
 -- payload: { line = name, direction = "a_to_b" | "b_to_a", counts = { a_to_b = N, b_to_a = M }, track = id }
@@ -37,7 +40,8 @@ local RULE = "line_crossing"
 
 local p = vigil.params
 local params = vigil.check_params(RULE, { "line", "name", "direction", "cooldown_ms", "margin", "min_area",
-                                          "threshold", "learning_rate", "max_distance", "max_missed",
+                                          "threshold", "noise_factor", "learning_rate", "absorb_seconds",
+                                          "max_distance", "max_missed",
                                           "episode_type" })
 
 local line = params:points("line", 2, 2, "a line")
@@ -83,9 +87,11 @@ keep.last_id = keep.last_id or keep.id_base
 local tracks = {}
 
 local function crossing(frame, t, st, direction)
+  if st.counted then return end -- each object is counted once
   if st.crossed_ts and st.over_ts - st.crossed_ts < cooldown_ms then return end -- a re-crossing: debounced
   st.crossed_ts = st.over_ts
   if only ~= "both" and direction ~= only then return end
+  st.counted = true
   keep.counts[direction] = keep.counts[direction] + 1
   local id = keep.id_base + t.id
   if id > keep.last_id then keep.last_id = id end

@@ -3,7 +3,7 @@
 -- of its box, where a person stands, or its centre) is inside the polygon. Once it has been in for `seconds`,
 -- an episode opens with opened_at = the frame it entered; it is extended while the object stays, and closed
 -- at the last frame the object was seen inside when it leaves (close_reason "left") or its track is lost
--- ("lost": it vanished, or stood still so long the background absorbed it). An object passing through
+-- ("lost": it vanished; one that stops stays tracked, see vigil.check_params' moving_objects). An object passing through
 -- quicker makes no episode. One episode per object. The preview is the object, biggest seen.
 --
 -- params:
@@ -13,11 +13,13 @@
 --   point         "bottom" (bottom-centre of the object's box; default) or "center" (centre of the box)
 --   min_frames    frames in a row the point must be outside for the object to have left (default 3)
 --   min_area      smallest object, a fraction of the frame's area (default 0.002)
---   threshold     luma difference from the background that counts as moving (default 25)
---   learning_rate how fast the background follows the scene, 0..1 (default 0.01: low, so that someone
---                 standing still is absorbed only after about a minute; objects learn at a tenth of it)
+--   threshold     least luma difference from the background that counts as moving (default: the
+--                 background's, 12; each pixel's own threshold also follows its noise, noise_factor 4)
+--   absorb_seconds  what stands still this long, never having moved, becomes background (default 8);
+--                 an object that moved and stopped stays tracked until it moves away
+--   learning_rate how fast the background follows slow change, per frame, 0..1 (default 0.01)
 --   max_distance  how far an object may move between two frames, a fraction of the frame width (default 0.1)
---   max_missed    frames an object may go undetected before its track is lost (default 5)
+--   max_missed    frames an object may go undetected before its track is lost (default 12)
 --   episode_type  (default "loitering")
 --
 -- payload: { zone = name, track = id, dwell_ms = time from entering to the last frame seen inside }
@@ -34,7 +36,8 @@ local RELINK_MS = 2000
 -- Parameters ---------------------------------------------------------------------------------------------
 
 local params = vigil.check_params(RULE, { "zone", "seconds", "name", "point", "min_frames", "min_area",
-                                          "threshold", "learning_rate", "max_distance", "max_missed",
+                                          "threshold", "noise_factor", "learning_rate", "absorb_seconds",
+                                          "max_distance", "max_missed",
                                           "episode_type" })
 
 local zone = params:zone("zone", "name")

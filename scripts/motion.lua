@@ -1,21 +1,28 @@
--- motion.lua — an episode while something moves in a zone; closed after a quiet period. The preview is
--- the motion's bounding box at the frame where the most of the zone moved.
+-- motion.lua — an episode while something moves in a zone; closed after a quiet period. The background
+-- model (vigil.background) compares away noise, light and exposure changes, forgets what stands still for
+-- absorb_seconds, and lets a ghost (what an object that left uncovers) vanish. The preview is the moving
+-- objects (the blobs of the frame where the most of the zone moved), not the box of every changed pixel.
 --
 -- params (all optional):
---   zone          polygon in frame fractions, {{x, y}, ...}; default: the whole frame
---   threshold     luma difference that counts as change (default 25)
---   learning_rate how fast the background follows the scene, 0..1 (default 0.05)
---   min_changed   fraction of the zone that must change to count as motion (default 0.002)
---   min_frames    consecutive motion frames before an episode opens (default 2)
---   quiet_ms      no motion for this long closes the episode (default 2000)
---   episode_type  (default "motion")
+--   zone           polygon in frame fractions, {{x, y}, ...}; default: the whole frame
+--   threshold      least luma difference that counts as change (default: the background's, 12); each
+--                  pixel's own threshold also follows its measured noise (noise_factor, default 4)
+--   learning_rate  how fast the background follows slow change, per frame, 0..1 (default: the background's)
+--   absorb_seconds what stands still this long stops counting as motion (default 30)
+--   min_changed    fraction of the zone that must change to count as motion (default 0.002)
+--   min_frames     consecutive motion frames before an episode opens (default 2)
+--   quiet_ms       no motion for this long closes the episode (default 2000)
+--   episode_type   (default "motion")
 local vigil = require "vigil"
 
-local params = vigil.check_params("motion", { "zone", "threshold", "learning_rate", "min_changed", "min_frames",
-                                              "quiet_ms", "episode_type" })
+local params = vigil.check_params("motion", { "zone", "threshold", "noise_factor", "learning_rate",
+                                              "absorb_seconds", "min_changed", "min_frames", "quiet_ms",
+                                              "episode_type" })
 local zone = vigil.params.zone and vigil.zone(params:points("zone", 3, nil, "a polygon"), "motion") or nil
-local background = vigil.background { threshold = params:number("threshold", 25, 1, 255),
-                                      learning_rate = params:number("learning_rate", 0.05, 0, 1) }
+local background = vigil.background { threshold = params:number("threshold", nil, 1, 255),
+                                      noise_factor = params:number("noise_factor", nil, 0, 50),
+                                      learning_rate = params:number("learning_rate", nil, 0, 1),
+                                      absorb_seconds = params:number("absorb_seconds", 30, 0, 86400) }
 local min_changed = params:number("min_changed", 0.002, 0, 1)
 local min_frames = params:number("min_frames", 2, 1, 1000, true)
 local quiet_ms = params:number("quiet_ms", 2000, 0, 3600000)
@@ -25,6 +32,30 @@ local streak = 0      -- consecutive frames with motion
 local streak_start    -- ts of the first frame of the streak
 local last_motion = 0 -- ts of the last frame with motion
 local episode, peak
+
+-- The moving objects: the union of the blobs at least a quarter the size of the largest (stray changed
+-- pixels elsewhere do not stretch it); nil when there is none.
+local function objects_box()
+  local blobs = background:blobs { zone = zone, min_area = 0.0005, max = 8 }
+  local box
+  for _, b in ipairs(blobs) do
+    if b.pixels * 4 >= blobs[1].pixels then
+      if not box then box = { x = b.x, y = b.y, w = b.w, h = b.h }
+      else
+        local x0, y0 = math.min(box.x, b.x), math.min(box.y, b.y)
+        local x1, y1 = math.max(box.x + box.w, b.x + b.w), math.max(box.y + box.h, b.y + b.h)
+        box = { x = x0, y = y0, w = x1 - x0, h = y1 - y0 }
+      end
+    end
+  end
+  return box
+end
+
+local function offer(frame, changed)
+  local box = objects_box()
+  if box then episode:offer_preview(frame, vigil.pad(box, 0.15), changed) end -- encodes only when it beats
+  return box
+end
 
 function on_frame(frame)
   local m = background:update(frame):measure(zone)
@@ -36,16 +67,15 @@ function on_frame(frame)
   if not episode then
     if streak >= min_frames then
       peak = m.changed
-      episode = vigil.episode.open(streak_start, { episode_type = episode_type,
-                                            payload = { changed = peak, box = m.box } })
-      episode:offer_preview(frame, vigil.pad(m.box, 0.15), m.changed)
+      episode = vigil.episode.open(streak_start, { episode_type = episode_type, payload = { changed = peak } })
+      local box = offer(frame, m.changed)
+      episode:set_payload { changed = peak, box = box }
     end
   elseif moving then
     if m.changed > peak then
       peak = m.changed
-      episode:set_payload { changed = peak, box = m.box }
+      episode:set_payload { changed = peak, box = offer(frame, m.changed) }
     end
-    episode:offer_preview(frame, vigil.pad(m.box, 0.15), m.changed) -- encodes only when it beats the last
     episode:extend(frame)
   elseif frame.ts - last_motion >= quiet_ms then
     episode:close(last_motion)

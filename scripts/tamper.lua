@@ -7,8 +7,10 @@
 --   defocused  sharpness below sharpness_ratio of the reference's (not covered).
 --   moved      most of the view changed: at least moved_fraction of the grid cells differ from the reference
 --              by more than moved_threshold (each cell taken relative to the frame's mean, so a change of
---              light alone does not count), or the histogram's correlation with the reference's fell below
---              moved_correlation (not covered nor defocused).
+--              light alone does not count) and the layout of the grid no longer matches the reference's
+--              (the correlation of the cells with the reference's cells is below moved_pattern: a change of
+--              contrast keeps it), not covered nor defocused. A car or a person crossing the view
+--              changes a part of it (and the histogram a lot: a grey road has a narrow one), not most of it.
 --
 -- A condition that has held for min_ms opens an episode with opened_at = the frame it began and
 -- payload.reason = "covered" | "defocused" | "moved"; it is extended while the condition holds and closed at
@@ -25,14 +27,17 @@
 --   sharpness_ratio   defocused below this fraction of the reference sharpness (default 0.3)
 --   moved_fraction    moved when at least this fraction of the grid cells changed (default 0.5)
 --   moved_threshold   luma difference that makes a cell changed (default 15)
---   moved_correlation moved when the histogram correlation with the reference falls below this (default 0.5)
+--   moved_pattern     the cells' correlation with the reference below which most cells changed is a moved
+--                     view (default 0.6)
+--   moved_correlation also moved when the histogram correlation with the reference falls below this (default
+--                     -1: never; before 0.2 the default was 0.5, which took every big object for a turned camera)
 --   refresh_seconds   time constant of the reference's refresh while no condition holds (default 60)
 --   relearn_seconds   a "defocused" or "moved" view lasting this long is learned as the new reference
 --                     (default 300; 0 never)
 --   episode_type      (default "tamper")
 --
 -- payload: { reason, mean, stddev } (covered), { reason, sharpness, reference } (defocused),
---          { reason, changed, correlation } (moved): the measures when the episode opened.
+--          { reason, changed, correlation, pattern } (moved): the measures when the episode opened.
 local vigil = require "vigil"
 
 local RULE = "tamper"
@@ -43,7 +48,7 @@ local GX, GY = 16, 9 -- the grid of cells compared with the reference
 local p = vigil.params
 local params = vigil.check_params(RULE, { "learn_seconds", "min_ms", "clear_ms", "dark", "bright",
                                           "cover_stddev", "sharpness_ratio", "moved_fraction",
-                                          "moved_threshold", "moved_correlation", "refresh_seconds",
+                                          "moved_threshold", "moved_correlation", "moved_pattern", "refresh_seconds",
                                           "relearn_seconds", "episode_type" })
 
 local learn_ms = params:number("learn_seconds", 3, 0.04, 3600) * 1000
@@ -56,7 +61,8 @@ local cover_stddev = params:number("cover_stddev", 15, 0, 128)
 local sharpness_ratio = params:number("sharpness_ratio", 0.3, 0, 1)
 local moved_fraction = params:number("moved_fraction", 0.5, 0, 1)
 local moved_threshold = params:number("moved_threshold", 15, 0, 255)
-local moved_correlation = params:number("moved_correlation", 0.5, -1, 1)
+local moved_correlation = params:number("moved_correlation", -1, -1, 1)
+local moved_pattern = params:number("moved_pattern", 0.6, -1, 1)
 local refresh_ms = params:number("refresh_seconds", 60, 1, 86400 * 365) * 1000
 local relearn_ms = params:number("relearn_seconds", 300, 0, 86400 * 365) * 1000
 local episode_type = params:string("episode_type", "tamper")
@@ -135,6 +141,18 @@ local function refresh(ref, m, a)
   for i = 1, 256 do ref.hist[i] = ref.hist[i] + a * (m.hist[i] - ref.hist[i]) end
 end
 
+-- Pearson correlation of the grid's cell means with the reference's: the layout of the view. A change of
+-- light or contrast (even through the camera's tone curve) keeps it high; a turned camera breaks it.
+local function cell_correlation(m, ref)
+  local sab, saa, sbb = 0, 0, 0
+  for i = 1, #CELLS do
+    local a, b = m.cells[i] - m.cells_mean, ref.cells[i] - ref.cells_mean
+    sab, saa, sbb = sab + a * b, saa + a * a, sbb + b * b
+  end
+  if saa == 0 or sbb == 0 then return saa == sbb and 1 or 0 end
+  return sab / math.sqrt(saa * sbb)
+end
+
 local function covered(m)
   return (m.mean < dark or m.mean > bright) and m.stddev < cover_stddev
 end
@@ -153,8 +171,9 @@ local function condition(m, ref)
   end
   changed = changed / #CELLS
   local correlation = vigil.histogram_correlation(ref.hist, m.hist)
-  if changed >= moved_fraction or correlation < moved_correlation then
-    return "moved", { changed = round(changed), correlation = round(correlation, 3) }
+  local pattern = cell_correlation(m, ref)
+  if (changed >= moved_fraction and pattern < moved_pattern) or correlation < moved_correlation then
+    return "moved", { changed = round(changed), correlation = round(correlation, 3), pattern = round(pattern, 3) }
   end
 end
 

@@ -12,18 +12,21 @@
 --   min_frames    consecutive frames the point must be inside before the object counts (default 3)
 --   quiet_ms      the episode closes this long after the last object left (default 1000)
 --   min_area      smallest object, a fraction of the frame's area (default 0.002)
---   threshold     luma difference from the background that counts as moving (default 25)
---   learning_rate how fast the background follows the scene, 0..1 (default 0.05)
+--   threshold     least luma difference from the background that counts as moving (default: the
+--                 background's, 12; each pixel's own threshold also follows its noise, noise_factor 4)
+--   absorb_seconds  what stands still this long, never having moved, becomes background (default 8);
+--                 an object that moved and stopped stays tracked until it moves away
+--   learning_rate how fast the background follows slow change, per frame, 0..1 (default 0.02)
 --   max_distance  how far an object may move between two frames, a fraction of the frame width (default 0.1)
---   max_missed    frames an object may go undetected before it is gone (default 5)
+--   max_missed    frames an object may go undetected before it is gone (default 12)
 --   episode_type  (default "zone_intrusion")
 --
 -- payload: { zone = name, objects = objects inside now, max_objects = most inside at once,
 --            tracks = ids of the objects that were inside (first 32), track_count = how many }
 -- detections: the boxes of the objects inside, label "object", with their track id.
 --
--- Limits: an object that stops moving is absorbed by the background after a while (about 10 s at the
--- defaults) and then counts as gone; two objects that touch are one blob. On a hot reload the open episode
+-- Limits: an object that stops moving stays tracked until it moves away; two objects that meet are one
+-- blob while they touch (the tracker keeps both ids through it). On a hot reload the open episode
 -- is kept (vigil.keep), but the background and the tracker start over.
 local vigil = require "vigil"
 
@@ -32,7 +35,8 @@ local RULE = "zone_intrusion"
 -- Parameters ---------------------------------------------------------------------------------------------
 
 local params = vigil.check_params(RULE, { "zone", "name", "point", "min_frames", "quiet_ms", "min_area",
-                                          "threshold", "learning_rate", "max_distance", "max_missed",
+                                          "threshold", "noise_factor", "learning_rate", "absorb_seconds",
+                                          "max_distance", "max_missed",
                                           "episode_type" })
 
 local zone = params:zone("zone", "name")

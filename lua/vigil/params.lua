@@ -95,20 +95,38 @@ function checker:zone(points_key, name_key)
 end
 
 -- The moving objects the tracking rules follow: background subtraction, blobs of at least min_area, and a
--- tracker, set from the params min_area, threshold, learning_rate, max_distance and max_missed (defaults
--- may change learning_rate). objects:update(frame) returns the live tracks (see vigil.tracker).
+-- tracker, set from the params min_area, threshold, noise_factor, learning_rate, absorb_seconds,
+-- max_distance and max_missed (absent ones take the background's and tracker's own defaults; `defaults`
+-- may give a rule's own). An object that has moved (its track travelled HOLD_TRAVEL of the frame width)
+-- and then stops is held: the background does not absorb it while its track lives, so it stays tracked
+-- until it moves away. objects:update(frame) returns the live tracks (see vigil.tracker); objects.tracks
+-- are the last ones, objects.background and objects.tracker the parts.
+local HOLD_TRAVEL = 0.03
 function checker:moving_objects(defaults)
+  defaults = defaults or {}
   local min_area = number(self, "min_area", 0.002, 0, 1)
-  local background = self.vigil.background {
-    threshold = number(self, "threshold", 25, 1, 255),
-    learning_rate = number(self, "learning_rate", defaults and defaults.learning_rate or 0.05, 0, 1) }
-  local max_distance = number(self, "max_distance", 0.1, 0, 2)
-  local tracker = self.vigil.tracker { max_distance = max_distance,
-                                       max_missed = number(self, "max_missed", 5, 0, 100000, true) }
+  local vigil = self.vigil
+  local background = vigil.background {
+    threshold = number(self, "threshold", defaults.threshold, 1, 255),
+    noise_factor = number(self, "noise_factor", defaults.noise_factor, 0, 50),
+    learning_rate = number(self, "learning_rate", defaults.learning_rate, 0, 1),
+    absorb_seconds = number(self, "absorb_seconds", defaults.absorb_seconds, 0, 86400) }
+  local tracker = vigil.tracker { max_distance = number(self, "max_distance", defaults.max_distance, 0, 2),
+                                  max_missed = number(self, "max_missed", defaults.max_missed, 0, 100000, true) }
   return {
-    max_distance = max_distance,
-    update = function(_, frame)
-      return tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+    max_distance = tracker.max_distance,
+    background = background,
+    tracker = tracker,
+    tracks = {},
+    update = function(objects, frame)
+      local tracks = tracker:update(background:update(frame):blobs { min_area = min_area, max = 32 })
+      local hold = {}
+      for _, t in ipairs(tracks) do
+        if t.travelled >= HOLD_TRAVEL and t.seen >= 3 then hold[#hold + 1] = vigil.pad(t, 0.1) end
+      end
+      background:hold(hold)
+      objects.tracks = tracks
+      return tracks
     end,
   }
 end

@@ -12,12 +12,20 @@ int vg_mask_from_polygon(vg_mask *m, int w, int h, const double *xy, int npoints
 int vg_mask_full(vg_mask *m, int w, int h);
 void vg_mask_free(vg_mask *m);
 
+typedef struct vg_background_options {
+    double learning_rate, threshold, noise_factor, absorb_ms, ghost_ms, lightswitch;
+    int compensate_light, despeckle;
+} vg_background_options;
+typedef struct vg_background_stats {
+    double gain, raw_changed, noise; long lightswitches, ghosts, restored, absorbed;
+} vg_background_stats;
 typedef struct vg_background vg_background;
-vg_background *vg_background_new(int w, int h);
-int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int height, int stride,
-                         double learning_rate, int threshold);
-void vg_background_set_foreground_factor(vg_background *bg, double factor);
+vg_background_options vg_background_defaults(void);
+vg_background *vg_background_new(int w, int h, const vg_background_options *o);
+int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int height, int stride, int64_t ts_ms);
+void vg_background_hold(vg_background *bg, const vg_pixel_rect *boxes, int n);
 const uint8_t *vg_background_motion(const vg_background *bg);
+void vg_background_get_stats(const vg_background *bg, vg_background_stats *out);
 void vg_background_reset(vg_background *bg);
 void vg_background_free(vg_background *bg);
 
@@ -34,12 +42,14 @@ int vg_blobs_find(vg_blobber *b, const uint8_t *motion, const vg_mask *zone, int
                   int max_out);
 void vg_blobber_free(vg_blobber *b);
 
+typedef struct vg_tracker_options { double max_distance; int max_missed; } vg_tracker_options;
 typedef struct vg_track {
-    uint32_t id; vg_blob blob; double prev_cx, prev_cy; uint64_t first_seen; int age, missed, seen;
+    uint32_t id; vg_blob blob; double prev_cx, prev_cy, vx, vy, origin_cx, origin_cy, travelled, peak_box;
+    uint64_t first_seen; int age, missed, seen;
 } vg_track;
 typedef struct vg_tracker vg_tracker;
 vg_tracker *vg_tracker_new(int max_tracks);
-int vg_tracker_update(vg_tracker *t, const vg_blob *blobs, int n, double max_distance, int max_missed);
+int vg_tracker_update(vg_tracker *t, const vg_blob *blobs, int n, const vg_tracker_options *o);
 int vg_tracker_count(const vg_tracker *t);
 const vg_track *vg_tracker_get(const vg_tracker *t, int i);
 void vg_tracker_free(vg_tracker *t);
@@ -53,6 +63,9 @@ double vg_histogram_chi2(const uint32_t a[256], const uint32_t b[256]);
 local C = ffi.C
 local vision = {}
 local MAX_BLOBS = 64
+-- The C objects behind a background or tracker, out of the rule's reach: a rule holds a plain table, this
+-- module keeps its cdata here (weak keys: they go with the table).
+local handles = setmetatable({}, { __mode = "k" })
 
 local function opt_number(opts, name, default, lo, hi)
   local v = opts[name]
@@ -134,56 +147,108 @@ end
 
 local Background = {}
 Background.__index = Background
+local DEFAULTS = C.vg_background_defaults()
 
--- opts: learning_rate (0..1, default 0.05), threshold (luma difference, default 25), foreground_factor
--- (moving pixels learn at learning_rate times this, default 0.1: passing objects leave no ghost, while
--- one that stops is absorbed ten times slower).
+-- opts (all optional; the defaults are vg_background_defaults() in core/vg_background.c):
+--   threshold        least luma difference that counts as change (1..255)
+--   noise_factor     a pixel's threshold is at least this many times its measured noise (0 = off)
+--   learning_rate    how fast the background follows slow change, per frame (0..1)
+--   absorb_seconds   what stands still this long (and is not held) becomes background (0 = never)
+--   ghost_seconds    still regions are tested for ghosts (the background uncovered when something left)
+--                    after this long (0 = never)
+--   lightswitch      this fraction of the frame changing at once re-learns the background (0 = never)
+--   compensate_light compare away global light and exposure changes (default true)
+--   despeckle        remove isolated changed pixels before counting (default true)
+--   foreground_factor  accepted for rules written before 0.2 and ignored: moving pixels never learn now
 function vision.background(opts)
   opts = opts or {}
-  return setmetatable({
-    learning_rate = opt_number(opts, "learning_rate", 0.05, 0, 1),
-    foreground_factor = opt_number(opts, "foreground_factor", 0.1, 0, 1),
-    threshold = opt_number(opts, "threshold", 25, 0, 255),
-    stats = ffi.new("vg_zone_stats[1]"),
-    blobs_out = ffi.new("vg_blob[?]", MAX_BLOBS),
-  }, Background)
+  local function flag(name)
+    local v = opts[name]
+    if v == nil then return true end
+    if type(v) ~= "boolean" then error(("%s = %s: true or false expected"):format(name, tostring(v)), 3) end
+    return v
+  end
+  opt_number(opts, "foreground_factor", 0, 0, 1)
+  local o = ffi.new("vg_background_options", DEFAULTS)
+  o.threshold = opt_number(opts, "threshold", DEFAULTS.threshold, 1, 255)
+  o.noise_factor = opt_number(opts, "noise_factor", DEFAULTS.noise_factor, 0, 50)
+  o.learning_rate = opt_number(opts, "learning_rate", DEFAULTS.learning_rate, 0, 1)
+  o.absorb_ms = opt_number(opts, "absorb_seconds", DEFAULTS.absorb_ms / 1000, 0, 86400) * 1000
+  o.ghost_ms = opt_number(opts, "ghost_seconds", DEFAULTS.ghost_ms / 1000, 0, 86400) * 1000
+  o.lightswitch = opt_number(opts, "lightswitch", DEFAULTS.lightswitch, 0, 1)
+  o.compensate_light = flag("compensate_light") and 1 or 0
+  o.despeckle = flag("despeckle") and 1 or 0
+  local bg = setmetatable({ threshold = o.threshold, learning_rate = o.learning_rate }, Background)
+  handles[bg] = { options = o, stats = ffi.new("vg_zone_stats[1]"), bstats = ffi.new("vg_background_stats[1]"),
+                  blobs_out = ffi.new("vg_blob[?]", MAX_BLOBS), holds = ffi.new("vg_pixel_rect[?]", MAX_BLOBS) }
+  return bg
 end
 
 local function ensure_model(bg, w, h)
-  if bg.model and bg.w == w and bg.h == h then return end
-  bg.model = ffi.gc(C.vg_background_new(w, h), C.vg_background_free)
-  C.vg_background_set_foreground_factor(bg.model, bg.foreground_factor)
-  bg.blobber = ffi.gc(C.vg_blobber_new(w, h, MAX_BLOBS), C.vg_blobber_free)
-  bg.w, bg.h = w, h
+  local hd = handles[bg]
+  if hd.model and hd.w == w and hd.h == h then return hd end
+  hd.model = ffi.gc(C.vg_background_new(w, h, hd.options), C.vg_background_free)
+  hd.blobber = ffi.gc(C.vg_blobber_new(w, h, MAX_BLOBS), C.vg_blobber_free)
+  hd.w, hd.h = w, h
+  return hd
 end
 
 -- Feeds one frame: computes its motion mask against the model, then learns it. Call once per frame.
 function Background:update(frame)
   local f = frames.current(frame)
-  ensure_model(self, f.width, f.height)
-  C.vg_background_update(self.model, f.luma, f.width, f.height, f.stride, self.learning_rate, self.threshold)
-  self.frame = frame
+  local hd = ensure_model(self, f.width, f.height)
+  C.vg_background_update(hd.model, f.luma, f.width, f.height, f.stride, f.ts)
+  hd.frame = frame
+  return self
+end
+
+-- Boxes {x, y, w, h} in frame fractions (tracked objects that stopped) whose pixels are not absorbed into
+-- the background from the next update on, until hold is called again; hold() or hold({}) releases them.
+function Background:hold(boxes)
+  local hd = handles[self]
+  if not hd.model then return self end
+  local n = 0
+  for _, b in ipairs(boxes or {}) do
+    if n >= MAX_BLOBS then break end
+    local r = hd.holds[n]
+    r.x, r.y = math.floor(b.x * hd.w), math.floor(b.y * hd.h)
+    r.w, r.h = math.ceil(b.w * hd.w) + 1, math.ceil(b.h * hd.h) + 1
+    n = n + 1
+  end
+  C.vg_background_hold(hd.model, hd.holds, n)
   return self
 end
 
 function Background:reset()
-  if self.model then C.vg_background_reset(self.model) end
+  local hd = handles[self]
+  if hd.model then C.vg_background_reset(hd.model) end
 end
 
 local function require_update(bg)
-  if not bg.frame then error("background: call :update(frame) first", 3) end
-  return frames.current(bg.frame, 3)
+  local hd = handles[bg]
+  if not hd.frame then error("background: call :update(frame) first", 3) end
+  return frames.current(hd.frame, 3), hd
+end
+
+-- What the last update saw: {gain (light change compared away, 1 = none), raw_changed (fraction over
+-- threshold before despeckle), noise (mean luma noise of the background), lightswitches, ghosts}.
+function Background:stats()
+  local _, hd = require_update(self)
+  C.vg_background_get_stats(hd.model, hd.bstats)
+  local s = hd.bstats[0]
+  return { gain = s.gain, raw_changed = s.raw_changed, noise = s.noise, lightswitches = tonumber(s.lightswitches),
+           ghosts = tonumber(s.ghosts) }
 end
 
 -- Motion and luma statistics inside a zone (whole frame when nil):
 -- {changed = fraction of zone pixels moving, motion_pixels, pixels, mean, variance, box = {x,y,w,h}|nil}.
 function Background:measure(zone)
-  local f = require_update(self)
-  local s = self.stats
-  C.vg_zone_measure(mask_of(zone, self.w, self.h), C.vg_background_motion(self.model), f.luma, f.stride, s)
+  local f, hd = require_update(self)
+  local s = hd.stats
+  C.vg_zone_measure(mask_of(zone, hd.w, hd.h), C.vg_background_motion(hd.model), f.luma, f.stride, s)
   local out = { changed = s[0].changed, motion_pixels = s[0].motion_pixels, pixels = s[0].pixels,
                 mean = s[0].mean, variance = s[0].variance }
-  if s[0].motion_pixels > 0 then out.box = fraction_rect(s[0].motion_bbox, self.w, self.h) end
+  if s[0].motion_pixels > 0 then out.box = fraction_rect(s[0].motion_bbox, hd.w, hd.h) end
   return out
 end
 
@@ -191,16 +256,15 @@ end
 -- max (default 16). Each: {x, y, w, h, cx, cy (fractions), area (fraction of the frame), pixels}.
 function Background:blobs(opts)
   opts = opts or {}
-  require_update(self)
-  local w, h = self.w, self.h
+  local _, hd = require_update(self)
+  local w, h = hd.w, hd.h
   local min_pixels = math.max(1, math.floor(opt_number(opts, "min_area", 0.001, 0, 1) * w * h))
   local max = math.min(MAX_BLOBS, opt_number(opts, "max", 16, 1, MAX_BLOBS))
   local zone = opts.zone and mask_of(opts.zone, w, h) or nil
-  local n = C.vg_blobs_find(self.blobber, C.vg_background_motion(self.model), zone, min_pixels,
-                            self.blobs_out, max)
+  local n = C.vg_blobs_find(hd.blobber, C.vg_background_motion(hd.model), zone, min_pixels, hd.blobs_out, max)
   local list = {}
   for i = 0, n - 1 do
-    local b = self.blobs_out[i]
+    local b = hd.blobs_out[i]
     local t = fraction_rect(b.box, w, h)
     t.cx, t.cy = (b.cx + 0.5) / w, (b.cy + 0.5) / h
     t.area, t.pixels = b.area / (w * h), b.area
@@ -215,39 +279,48 @@ end
 local Tracker = {}
 Tracker.__index = Tracker
 
--- opts: max_distance (fraction of the frame width a centroid may move between frames, default 0.1),
--- max_missed (frames a track survives unseen, default 5), max_tracks (default 32).
+-- opts: max_distance (fraction of the frame width a centroid may stray from where its track predicted it,
+-- per frame; default 0.1), max_missed (frames a track survives unseen, default 12), max_tracks (default 32).
 function vision.tracker(opts)
   opts = opts or {}
   local max_tracks = opt_number(opts, "max_tracks", 32, 1, 1024)
-  return setmetatable({
+  local tracker = setmetatable({
     max_distance = opt_number(opts, "max_distance", 0.1, 0, 2),
-    max_missed = opt_number(opts, "max_missed", 5, 0, 100000),
-    c = ffi.gc(C.vg_tracker_new(max_tracks), C.vg_tracker_free),
-    input = ffi.new("vg_blob[?]", MAX_BLOBS),
+    max_missed = opt_number(opts, "max_missed", 12, 0, 100000),
     w = 1, h = 1,
   }, Tracker)
+  handles[tracker] = { c = ffi.gc(C.vg_tracker_new(max_tracks), C.vg_tracker_free),
+                       input = ffi.new("vg_blob[?]", MAX_BLOBS), options = ffi.new("vg_tracker_options") }
+  return tracker
 end
 
 -- Feeds this frame's blobs (from Background:blobs); returns the live tracks:
--- {id, x, y, w, h, cx, cy, prev_cx, prev_cy, age, seen, missed}, ids stable across frames.
+-- {id, x, y, w, h, cx, cy, prev_cx, prev_cy, vx, vy (per frame), origin_cx, origin_cy, travelled (fraction
+-- of the frame width), age, seen, missed}, ids stable across frames.
 function Tracker:update(blobs)
+  local hd = handles[self]
   local n = math.min(#blobs, MAX_BLOBS)
   for i = 1, n do
-    local p, b = blobs[i]._px, self.input[i - 1]
+    local p, b = blobs[i]._px, hd.input[i - 1]
     if not p then error("tracker: blobs must come from background:blobs()", 2) end
     b.box.x, b.box.y, b.box.w, b.box.h, b.cx, b.cy = p[1], p[2], p[3], p[4], p[5], p[6]
     b.area = blobs[i].pixels
     self.w, self.h = p[7], p[8]
   end
-  C.vg_tracker_update(self.c, self.input, n, self.max_distance * self.w, self.max_missed)
+  local w, h = self.w, self.h
+  hd.options.max_distance = self.max_distance * w
+  hd.options.max_missed = self.max_missed
+  C.vg_tracker_update(hd.c, hd.input, n, hd.options)
   local tracks = {}
-  for i = 0, C.vg_tracker_count(self.c) - 1 do
-    local t = C.vg_tracker_get(self.c, i)
-    local out = fraction_rect(t.blob.box, self.w, self.h)
+  for i = 0, C.vg_tracker_count(hd.c) - 1 do
+    local t = C.vg_tracker_get(hd.c, i)
+    local out = fraction_rect(t.blob.box, w, h)
     out.id = tonumber(t.id)
-    out.cx, out.cy = (t.blob.cx + 0.5) / self.w, (t.blob.cy + 0.5) / self.h
-    out.prev_cx, out.prev_cy = (t.prev_cx + 0.5) / self.w, (t.prev_cy + 0.5) / self.h
+    out.cx, out.cy = (t.blob.cx + 0.5) / w, (t.blob.cy + 0.5) / h
+    out.prev_cx, out.prev_cy = (t.prev_cx + 0.5) / w, (t.prev_cy + 0.5) / h
+    out.origin_cx, out.origin_cy = (t.origin_cx + 0.5) / w, (t.origin_cy + 0.5) / h
+    out.vx, out.vy = t.vx / w, t.vy / h
+    out.travelled = t.travelled / w
     out.age, out.seen, out.missed = t.age, t.seen, t.missed
     tracks[#tracks + 1] = out
   end
