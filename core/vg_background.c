@@ -32,6 +32,7 @@ struct vg_background {
     uint8_t *motion;     /* w*h: raw, despeckled */
     uint8_t *held;       /* w*h: not absorbed */
     uint8_t *visited;    /* w*h: ghost regions */
+    uint8_t *column;     /* w: the despeckle's column sums */
     int *stack;          /* w*h */
     int held_any, static_pixels;
     long frames;         /* updates since the model was seeded */
@@ -63,7 +64,8 @@ vg_background *vg_background_new(int w, int h, const vg_background_options *o) {
     bg->motion = calloc(n, 1);
     bg->held = calloc(n, 1);
     bg->visited = calloc(n, 1);
-    if (!bg->mean || !bg->noise || !bg->fg_since || !bg->stack || !bg->covered || !bg->flags || !bg->raw ||
+    bg->column = calloc((size_t)w, 1);
+    if (!bg->column || !bg->mean || !bg->noise || !bg->fg_since || !bg->stack || !bg->covered || !bg->flags || !bg->raw ||
         !bg->motion || !bg->held || !bg->visited) {
         vg_background_free(bg);
         return NULL;
@@ -84,6 +86,7 @@ void vg_background_free(vg_background *bg) {
     free(bg->motion);
     free(bg->held);
     free(bg->visited);
+    free(bg->column);
     free(bg);
 }
 
@@ -136,6 +139,7 @@ static void seed(vg_background *bg, const uint8_t *luma, int stride) {
 typedef struct light {
     float band[LIGHT_BANDS];  /* frame / model for model luma in [16 k, 16 k + 16) */
     double overall;           /* the median over all bands (the gain reported in the stats) */
+    double noise;             /* the mean noise of the sampled background pixels (for the stats) */
 } light;
 
 static double median_ratio(const uint32_t *hist, long n) {
@@ -150,6 +154,7 @@ static void measure_light(const vg_background *bg, const uint8_t *luma, int stri
     static const int STEP = 3;
     uint32_t hist[LIGHT_BANDS][RATIO_BINS], all[RATIO_BINS];
     long count[LIGHT_BANDS] = {0}, n = 0, grid = 0;
+    double noise = 0;
     memset(hist, 0, sizeof hist);
     memset(all, 0, sizeof all);
     for (int y = 1; y < bg->h; y += STEP) {
@@ -163,9 +168,11 @@ static void measure_light(const vg_background *bg, const uint8_t *luma, int stri
             hist[band > LIGHT_BANDS - 1 ? LIGHT_BANDS - 1 : band][bin]++;
             count[band > LIGHT_BANDS - 1 ? LIGHT_BANDS - 1 : band]++;
             all[bin]++;
+            noise += bg->noise[i];
             n++;
         }
     }
+    out->noise = n ? noise / (double)n : 0;
     out->overall = n >= grid / 4 ? median_ratio(all, n) : 1.0;
     for (int b = 0; b < LIGHT_BANDS; b++)
         out->band[b] = (float)(n >= grid / 4 && count[b] >= BAND_MIN_SAMPLES ? median_ratio(hist[b], count[b])
@@ -177,73 +184,75 @@ typedef struct pass {
     float rate, noise_rate, threshold, noise_factor;
     uint32_t now, absorb_ms, ghost_ms;
     int absorb, ghosts;
-    long changed, absorbed, restored, noise_n;
-    double noise_sum;
 } pass;
 
-/* One pixel: over its threshold (against the model times the gain) or not; learn if not; absorb what has
- * stood still long enough; find the covered background again. Returns 1 when it is foreground. */
-static int classify(vg_background *bg, pass *p, size_t i, float x) {
+enum { PIXEL_BACKGROUND, PIXEL_MOVING, PIXEL_STILL, PIXEL_ABSORBED, PIXEL_RESTORED };
+
+/* One pixel: over its threshold (against the model times the light change) or not; learn if not; absorb
+ * what has stood still long enough; find the covered background again. PIXEL_STILL is foreground that has
+ * stood still long enough for the ghost test. */
+static inline int classify(vg_background *bg, const pass *p, size_t i, float x) {
     float m = bg->mean[i], limit = bg->noise[i] * p->noise_factor;
     float thr = limit > p->threshold ? limit : p->threshold;
     float diff = fabsf(x - p->light.band[m < 255 ? (int)m >> 4 : LIGHT_BANDS - 1] * m);
     uint8_t flags = bg->flags[i];
-    if (diff > thr && (flags & COVERED) &&
-        fabsf(x - p->light.band[bg->covered[i] >> 4] * bg->covered[i]) <= thr) {
-        bg->mean[i] = x; /* what stood here left: the background it covered is back */
-        bg->flags[i] = 0;
-        p->restored++;
-        return 0;
-    }
     if (diff <= thr) {
         bg->mean[i] = m + p->rate * (x - m);
-        bg->noise[i] += p->noise_rate * (fminf(diff, NOISE_MAX) - bg->noise[i]);
+        bg->noise[i] += p->noise_rate * ((diff < NOISE_MAX ? diff : NOISE_MAX) - bg->noise[i]);
         bg->flags[i] = flags & ~FG;
-        p->noise_sum += bg->noise[i];
-        p->noise_n++;
-        return 0;
+        return PIXEL_BACKGROUND;
+    }
+    if ((flags & COVERED) && fabsf(x - p->light.band[bg->covered[i] >> 4] * bg->covered[i]) <= thr) {
+        bg->mean[i] = x; /* what stood here left: the background it covered is back */
+        bg->flags[i] = 0;
+        return PIXEL_RESTORED;
     }
     if (!(flags & FG)) {
         bg->flags[i] = flags | FG;
         bg->fg_since[i] = p->now;
-        return 1;
+        return PIXEL_MOVING;
     }
     uint32_t still = p->now - bg->fg_since[i];
     if (p->absorb && still >= p->absorb_ms && !bg->held[i]) {
         if (!(flags & COVERED)) bg->covered[i] = (uint8_t)lrintf(m < 0 ? 0 : m > 255 ? 255 : m);
         bg->mean[i] = x;
         bg->flags[i] = COVERED;
-        p->absorbed++;
-        return 0;
+        return PIXEL_ABSORBED;
     }
-    if (p->ghosts && still >= p->ghost_ms) bg->static_pixels++;
-    return 1;
+    return p->ghosts && still >= p->ghost_ms ? PIXEL_STILL : PIXEL_MOVING;
 }
 
-static void classify_all(vg_background *bg, pass *p, const uint8_t *luma, int stride) {
-    bg->static_pixels = 0;
+typedef struct tally { long changed, still, absorbed, restored; } tally;
+
+static void classify_all(vg_background *bg, const pass *p, const uint8_t *luma, int stride, tally *t) {
+    long counts[5] = {0};
     for (int y = 0; y < bg->h; y++) {
         const uint8_t *src = luma + (size_t)y * stride;
         uint8_t *raw = bg->raw + (size_t)y * bg->w;
         for (int x = 0; x < bg->w; x++) {
-            raw[x] = (uint8_t)classify(bg, p, (size_t)y * bg->w + x, src[x]);
-            p->changed += raw[x];
+            int code = classify(bg, p, (size_t)y * bg->w + x, src[x]);
+            counts[code]++;
+            raw[x] = (uint8_t)(code == PIXEL_MOVING || code == PIXEL_STILL);
         }
     }
+    t->changed = counts[PIXEL_MOVING] + counts[PIXEL_STILL];
+    t->still = counts[PIXEL_STILL];
+    t->absorbed = counts[PIXEL_ABSORBED];
+    t->restored = counts[PIXEL_RESTORED];
+    bg->static_pixels = (int)t->still;
 }
 
 /* 3x3 majority: a pixel moves when at least 5 of its 9 neighbours (itself included, the frame's outside
- * counting as still) do. Removes speckle and fills pinholes. */
-static void majority(const uint8_t *src, uint8_t *dst, int w, int h) {
+ * counting as still) do. Removes speckle and fills pinholes. Column sums first, so both loops vectorize. */
+static void majority(const uint8_t *src, uint8_t *dst, uint8_t *column, int w, int h) {
     for (int y = 0; y < h; y++) {
-        const uint8_t *up = y > 0 ? src + (size_t)(y - 1) * w : NULL, *row = src + (size_t)y * w;
-        const uint8_t *down = y + 1 < h ? src + (size_t)(y + 1) * w : NULL;
+        const uint8_t *row = src + (size_t)y * w;
+        const uint8_t *up = y > 0 ? row - w : NULL, *down = y + 1 < h ? row + w : NULL;
+        for (int x = 0; x < w; x++) column[x] = (uint8_t)(row[x] + (up ? up[x] : 0) + (down ? down[x] : 0));
         uint8_t *out = dst + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
-            int x0 = x > 0 ? x - 1 : x, x1 = x + 1 < w ? x + 1 : x, sum = 0;
-            for (int k = x0; k <= x1; k++) sum += row[k] + (up ? up[k] : 0) + (down ? down[k] : 0);
-            out[x] = (uint8_t)(sum >= 5);
-        }
+        out[0] = (uint8_t)(column[0] + (w > 1 ? column[1] : 0) >= 5);
+        for (int x = 1; x + 1 < w; x++) out[x] = (uint8_t)(column[x - 1] + column[x] + column[x + 1] >= 5);
+        if (w > 1) out[w - 1] = (uint8_t)(column[w - 2] + column[w - 1] >= 5);
     }
 }
 
@@ -360,22 +369,25 @@ int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int 
               .threshold = (float)o->threshold, .noise_factor = (float)o->noise_factor,
               .now = (uint32_t)ts_ms, .absorb = o->absorb_ms > 0, .absorb_ms = (uint32_t)o->absorb_ms,
               .ghosts = o->ghost_ms > 0, .ghost_ms = (uint32_t)o->ghost_ms};
-    if (o->compensate_light) measure_light(bg, luma, stride, &p.light);
-    else for (int b = 0; b < LIGHT_BANDS; b++) p.light.band[b] = 1.0f;
-    p.light.overall = o->compensate_light ? p.light.overall : 1.0;
-    classify_all(bg, &p, luma, stride);
+    measure_light(bg, luma, stride, &p.light);
+    if (!o->compensate_light) {
+        for (int b = 0; b < LIGHT_BANDS; b++) p.light.band[b] = 1.0f;
+        p.light.overall = 1.0;
+    }
+    tally t;
+    classify_all(bg, &p, luma, stride, &t);
     bg->stats.gain = p.light.overall;
-    bg->stats.raw_changed = (double)p.changed / (double)n;
-    bg->stats.absorbed += p.absorbed;
-    bg->stats.restored += p.restored;
-    if (p.noise_n) bg->stats.noise = p.noise_sum / (double)p.noise_n;
+    bg->stats.noise = p.light.noise;
+    bg->stats.raw_changed = (double)t.changed / (double)n;
+    bg->stats.absorbed += t.absorbed;
+    bg->stats.restored += t.restored;
     if (o->lightswitch > 0 && bg->stats.raw_changed >= o->lightswitch) {
         seed(bg, luma, stride); /* the whole view changed at once: learn it anew (noise is kept) */
         bg->stats.lightswitches++;
         return 0;
     }
     clear_ghosts(bg, &p, luma, stride);
-    if (o->despeckle) majority(bg->raw, bg->motion, bg->w, bg->h);
+    if (o->despeckle) majority(bg->raw, bg->motion, bg->column, bg->w, bg->h);
     else memcpy(bg->motion, bg->raw, n);
     return 0;
 }
