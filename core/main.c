@@ -18,7 +18,8 @@
 
 static const char *USAGE =
     "usage: vigil replay FILE --script PATH [--media NAME] [--start UNIX_MS] [--params JSON]\n"
-    "                          [--out PATH] [--machine-id N] [--analysis-width N] [--budget-ms N]\n"
+    "                          [--out PATH] [--overlay OUT.mp4|DIR] [--machine-id N] [--analysis-width N]\n"
+    "                          [--budget-ms N]\n"
     "                          [--decode all|nonref|keyframes] [--log-level error|warn|info|debug]\n"
     "                          [--realtime] [--watch] [--jit] [--unsafe]\n"
     "                          [--central URL (--api-key KEY | --api-key-file central.conf) [--spool DIR]\n"
@@ -36,7 +37,7 @@ typedef struct central_args {
 
 typedef struct replay_args {
     central_args central;
-    const char *file, *script, *media, *params, *out, *decode;
+    const char *file, *script, *media, *params, *out, *decode, *overlay;
     int64_t start_ms;
     int realtime, watch, jit, unsafe;
     long machine_id, analysis_width;
@@ -157,6 +158,7 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
         else if (strcmp(opt, "--media") == 0) a->media = val;
         else if (strcmp(opt, "--params") == 0) a->params = val;
         else if (strcmp(opt, "--out") == 0) a->out = val;
+        else if (strcmp(opt, "--overlay") == 0) a->overlay = val;
         else if (strcmp(opt, "--decode") == 0) a->decode = val;
         else if (strcmp(opt, "--start") == 0) {
             if (parse_long(val, 0, LONG_MAX, &n) < 0) return usage_error("--start: '%s' is not unix ms", val);
@@ -215,7 +217,7 @@ static int cmd_replay(int argc, char **argv) {
     vg_camera_config config = {
         .url = a.file, .script = a.script, .params_json = a.params, .analysis_width = (int)a.analysis_width,
         .budget_ms = a.budget_ms, .start_ms = a.start_ms, .realtime = a.realtime, .watch = a.watch,
-        .jit = a.jit, .unsafe = a.unsafe,
+        .jit = a.jit, .unsafe = a.unsafe, .overlay = a.overlay,
     };
     if (vg_decode_mode_parse(a.decode, &config.decode.mode) < 0)
         return usage_error("--decode: unknown mode '%s'", a.decode);

@@ -20,6 +20,7 @@
 #include "vg_frame.h"
 #include "vg_ingest.h"
 #include "vg_log.h"
+#include "vg_overlay.h"
 #include "vg_script.h"
 
 #define VG_DAMAGE_LOG_INTERVAL_MS 60000 /* damaged pictures are said at most this often */
@@ -31,6 +32,8 @@ struct vg_camera {
     vg_episode_book *book;
     vg_script *script;
     vg_frame_scaler *scaler;
+    vg_overlay *overlay;            /* NULL unless config.overlay */
+    int64_t overlay_first_ts;
     vg_clock clock;
     vg_camera_stats stats;          /* the camera's thread's own; others read the published copy */
     int64_t last_ts;
@@ -94,7 +97,7 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
         .jit = config->jit, .watch = config->watch,
     };
     cam->script = vg_script_load(&sc, cam->book, err, errlen);
-    if (!cam->script) {
+    if (!cam->script || (config->overlay && !(cam->overlay = vg_overlay_open(config->overlay, err, errlen)))) {
         vg_camera_free(cam);
         return NULL;
     }
@@ -109,6 +112,7 @@ void vg_camera_free(vg_camera *cam) {
     }
     pthread_cond_destroy(&cam->wake);
     pthread_mutex_destroy(&cam->lock);
+    vg_camera_close_overlay(cam);
     vg_script_free(cam->script);
     vg_book_free(cam->book);
     vg_frame_scaler_free(cam->scaler);
@@ -202,6 +206,48 @@ static void untimed(vg_camera *cam) {
             "none): decoded, not given to the rule (vigil_camera_frames_untimed_total)");
 }
 
+/* ---------- the overlay ---------- */
+
+void vg_camera_close_overlay(vg_camera *cam) {
+    if (!cam->overlay) return;
+    char err[512];
+    long frames = vg_overlay_frames(cam->overlay);
+    if (vg_overlay_close(cam->overlay, err, sizeof err) < 0) vg_error(cam->media, "%s", err);
+    else vg_info(cam->media, "overlay: %ld frames written to %s", frames, cam->config.overlay);
+    cam->overlay = NULL;
+}
+
+/* The analysis picture goes on the canvas; the rule's primitives draw on it through frame->overlay. */
+static void begin_overlay(vg_camera *cam, vg_frame *frame) {
+    const uint8_t *luma = vg_frame_luma(frame);
+    if (!cam->overlay || !luma) return;
+    vg_overlay_begin(cam->overlay, luma, frame->width, frame->height, frame->stride);
+    frame->overlay = cam->overlay;
+}
+
+/* The open episodes (a red border, their types and ages) and the frame's time; then the picture is written.
+ * A write that fails ends the overlay, said once. */
+static void end_overlay(vg_camera *cam, const vg_frame *frame) {
+    if (!frame->overlay) return;
+    if (!vg_overlay_frames(cam->overlay)) cam->overlay_first_ts = frame->ts;
+    char text[96];
+    int open = vg_book_open_count(cam->book);
+    if (open) vg_overlay_box(cam->overlay, 0, 0, 1, 1, VG_INK_EPISODE);
+    for (int i = 0; i < open && i < 8; i++) {
+        vg_episode *ep = vg_book_open_at(cam->book, i);
+        snprintf(text, sizeof text, "%s %.1fS", vg_episode_type(ep) ? vg_episode_type(ep) : "EPISODE",
+                 (double)(frame->ts - vg_episode_opened_at(ep)) / 1000.0);
+        vg_overlay_text(cam->overlay, 0.02, 0.03 + 0.06 * i, text, VG_INK_EPISODE);
+    }
+    snprintf(text, sizeof text, "%.2f", (double)(frame->ts - cam->overlay_first_ts) / 1000.0);
+    vg_overlay_text(cam->overlay, 0.02, 0.93, text, VG_INK_TEXT);
+    char err[512];
+    if (vg_overlay_end(cam->overlay, frame->ts, err, sizeof err) < 0) {
+        vg_error(cam->media, "%s; no more overlay frames", err);
+        vg_camera_close_overlay(cam);
+    }
+}
+
 /* One decoded picture: stamp it, scale its luma, hand it to the script. */
 static int analyse(vg_camera *cam, AVFrame *picture) {
     cam->stats.frames_decoded++;
@@ -233,7 +279,9 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
     cam->stats.frames_analysed++;
     if (cam->config.realtime) pace(cam, frame.ts);
     vg_script_poll_reload(cam->script); /* between two frames, never inside one */
+    begin_overlay(cam, &frame);
     vg_script_on_frame(cam->script, &frame);
+    end_overlay(cam, &frame);
     return 0;
 }
 
@@ -326,6 +374,7 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
     }
     vg_script_on_stop(cam->script);
     vg_book_close_all(cam->book, cam->last_ts, "end_of_stream");
+    vg_camera_close_overlay(cam);
     vg_decoder_free(dec);
     vg_ingest_close(in);
     cam->stats.seconds = (double)(vg_monotonic_ms() - t0) / 1000.0;

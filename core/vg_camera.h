@@ -31,6 +31,8 @@ typedef struct vg_camera_config {
     const char *transport;    /* live RTSP: "tcp" (NULL = tcp) or "udp" */
     int stall_timeout_ms;     /* live: no packet for this long is a failure (0 = 10000) */
     int rtcp_wait_ms;         /* live: hold packets this long for the first sender report (0 = none) */
+    const char *overlay;      /* draw what the rule saw on every analysed frame into this video or directory
+                                 (vg_overlay.h); NULL = none */
 } vg_camera_config;
 
 typedef struct vg_camera_stats {
@@ -72,5 +74,7 @@ int vg_camera_start(vg_camera *cam, char *err, size_t errlen);
 void vg_camera_stop(vg_camera *cam, const char *close_reason);
 /* Waits for a stopped camera's thread to finish. */
 void vg_camera_join(vg_camera *cam);
+/* Finishes the overlay file, if any (said in the log with its frame count); also done by vg_camera_free. */
+void vg_camera_close_overlay(vg_camera *cam);
 
 #endif

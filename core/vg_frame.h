@@ -22,6 +22,7 @@ typedef struct vg_frame {
     int32_t keyframe;
     const AVFrame *full;     /* full-resolution decoded picture */
     struct vg_frame_scaler *scaler; /* makes luma on first use (vg_frame_luma) */
+    struct vg_overlay *overlay;     /* what lua/ draws on while the camera writes an overlay, else NULL */
 } vg_frame;
 
 /* Scales the luma of decoded frames to the analysis size (aspect kept, even height), reusing buffers. */

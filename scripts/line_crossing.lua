@@ -105,6 +105,7 @@ local function crossing(frame, t, st, direction)
 end
 
 function on_frame(frame)
+  vigil.draw_line(frame, line, ("%s %d/%d"):format(line_name, keep.counts.a_to_b, keep.counts.b_to_a))
   local live = movers:update(frame)
   local alive = {}
   for _, t in ipairs(live) do

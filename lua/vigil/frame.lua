@@ -16,6 +16,7 @@ typedef struct vg_frame {
     int32_t keyframe;
     const void *full;
     void *scaler;
+    void *overlay;
 } vg_frame;
 ]]
 
@@ -32,6 +33,12 @@ function M.current(frame, level)
     error("not the current frame: use a frame only inside the on_frame call that got it", (level or 2) + 1)
   end
   return ffi.cast(frame_ptr_t, core.current_frame())
+end
+
+-- The vg_frame of the on_frame call in progress, or nil outside one (for lua/'s own drawing).
+function M.in_progress()
+  local p = core.current_frame()
+  return p and ffi.cast(frame_ptr_t, p) or nil
 end
 
 -- Luma (0..255) at analysis pixel (x, y), 0-based.

@@ -54,6 +54,11 @@ int vg_tracker_count(const vg_tracker *t);
 const vg_track *vg_tracker_get(const vg_tracker *t, int i);
 void vg_tracker_free(vg_tracker *t);
 
+void vg_overlay_mask(void *o, const uint8_t *mask, int width, int height);
+void vg_overlay_box(void *o, double x, double y, double w, double h, int ink);
+void vg_overlay_line(void *o, double x0, double y0, double x1, double y1, int ink);
+void vg_overlay_text(void *o, double x, double y, const char *text, int ink);
+
 double vg_sharpness(const uint8_t *luma, int w, int h, int stride, const vg_mask *mask);
 long vg_histogram(const uint8_t *luma, int w, int h, int stride, const vg_mask *mask, uint32_t hist[256]);
 double vg_histogram_correlation(const uint32_t a[256], const uint32_t b[256]);
@@ -74,6 +79,33 @@ local function opt_number(opts, name, default, lo, hi)
     error(("%s = %s: a number %s..%s expected"):format(name, tostring(v), lo, hi), 3)
   end
   return v
+end
+
+-- The overlay (vigil replay --overlay): what the primitives see is drawn on the frame when the camera
+-- writes one (frame.overlay is NULL otherwise, and every draw is skipped).
+local INK = { motion = 0, blob = 1, track = 2, zone = 3, line = 4, episode = 5, text = 6 }
+local function overlay_of(f)
+  local o = f.overlay
+  if o ~= nil then return o end
+  return nil
+end
+
+local drawn_zones = setmetatable({}, { __mode = "k" }) -- zone -> frame index it was drawn on
+
+local function draw_polygon(o, pts, ink)
+  local n = #pts / 2
+  for i = 1, n do
+    local j = i % n + 1
+    C.vg_overlay_line(o, pts[2 * i - 1], pts[2 * i], pts[2 * j - 1], pts[2 * j], ink)
+  end
+end
+
+local function draw_zone(f, zone)
+  local o = overlay_of(f)
+  if not o or not zone or drawn_zones[zone] == f.index then return end
+  drawn_zones[zone] = f.index
+  draw_polygon(o, zone.points, INK.zone)
+  if zone.name then C.vg_overlay_text(o, zone.points[1], zone.points[2], zone.name, INK.zone) end
 end
 
 local function fraction_rect(r, w, h)
@@ -119,6 +151,8 @@ end
 
 -- Whether a point in frame fractions lies inside the polygon (even-odd rule).
 function Zone:contains(x, y)
+  local f = frames.in_progress()
+  if f then draw_zone(f, self) end
   local pts, inside = self.points, false
   local n = #pts / 2
   local j = n
@@ -199,6 +233,8 @@ function Background:update(frame)
   local hd = ensure_model(self, f.width, f.height)
   C.vg_background_update(hd.model, f.luma, f.width, f.height, f.stride, f.ts)
   hd.frame = frame
+  local o = overlay_of(f)
+  if o then C.vg_overlay_mask(o, C.vg_background_motion(hd.model), hd.w, hd.h) end
   return self
 end
 
@@ -245,6 +281,7 @@ end
 function Background:measure(zone)
   local f, hd = require_update(self)
   local s = hd.stats
+  draw_zone(f, zone)
   C.vg_zone_measure(mask_of(zone, hd.w, hd.h), C.vg_background_motion(hd.model), f.luma, f.stride, s)
   local out = { changed = s[0].changed, motion_pixels = s[0].motion_pixels, pixels = s[0].pixels,
                 mean = s[0].mean, variance = s[0].variance }
@@ -256,8 +293,9 @@ end
 -- max (default 16). Each: {x, y, w, h, cx, cy (fractions), area (fraction of the frame), pixels}.
 function Background:blobs(opts)
   opts = opts or {}
-  local _, hd = require_update(self)
+  local f, hd = require_update(self)
   local w, h = hd.w, hd.h
+  draw_zone(f, opts.zone)
   local min_pixels = math.max(1, math.floor(opt_number(opts, "min_area", 0.001, 0, 1) * w * h))
   local max = math.min(MAX_BLOBS, opt_number(opts, "max", 16, 1, MAX_BLOBS))
   local zone = opts.zone and mask_of(opts.zone, w, h) or nil
@@ -271,6 +309,8 @@ function Background:blobs(opts)
     t._px = { b.box.x, b.box.y, b.box.w, b.box.h, b.cx, b.cy, w, h }
     list[#list + 1] = t
   end
+  local o = overlay_of(f)
+  if o then for _, t in ipairs(list) do C.vg_overlay_box(o, t.x, t.y, t.w, t.h, INK.blob) end end
   return list
 end
 
@@ -292,6 +332,30 @@ function vision.tracker(opts)
   handles[tracker] = { c = ffi.gc(C.vg_tracker_new(max_tracks), C.vg_tracker_free),
                        input = ffi.new("vg_blob[?]", MAX_BLOBS), options = ffi.new("vg_tracker_options") }
   return tracker
+end
+
+-- The overlay: each track's box, id and path (its last PATH_POINTS centres). Only while a frame of this
+-- on_frame call is current and the camera writes an overlay.
+local PATH_POINTS = 40
+local function draw_tracks(hd, tracks)
+  local f = frames.in_progress()
+  local o = f and overlay_of(f)
+  if not o then hd.paths = nil; return end
+  hd.paths = hd.paths or {}
+  local alive = {}
+  for _, t in ipairs(tracks) do
+    alive[t.id] = true
+    local path = hd.paths[t.id] or {}
+    hd.paths[t.id] = path
+    if t.missed == 0 then
+      path[#path + 1] = { t.cx, t.cy }
+      if #path > PATH_POINTS then table.remove(path, 1) end
+    end
+    for i = 2, #path do C.vg_overlay_line(o, path[i - 1][1], path[i - 1][2], path[i][1], path[i][2], INK.track) end
+    C.vg_overlay_box(o, t.x, t.y, t.w, t.h, INK.track)
+    C.vg_overlay_text(o, t.x, math.max(0, t.y - 0.05), "#" .. t.id, INK.track)
+  end
+  for id in pairs(hd.paths) do if not alive[id] then hd.paths[id] = nil end end
 end
 
 -- Feeds this frame's blobs (from Background:blobs); returns the live tracks:
@@ -324,7 +388,28 @@ function Tracker:update(blobs)
     out.age, out.seen, out.missed = t.age, t.seen, t.missed
     tracks[#tracks + 1] = out
   end
+  draw_tracks(hd, tracks)
   return tracks
+end
+
+-- Drawing on the overlay --------------------------------------------------------------------------
+
+-- A rule's own marks on the overlay (nothing happens without one): a line {{x1, y1}, {x2, y2}} and a box
+-- {x, y, w, h} in frame fractions, with an optional label.
+function vision.draw_line(frame, points, label)
+  local o = overlay_of(frames.current(frame))
+  if not o then return end
+  local a, b = points[1], points[2]
+  C.vg_overlay_line(o, a[1] or a.x, a[2] or a.y, b[1] or b.x, b[2] or b.y, INK.line)
+  if label then C.vg_overlay_text(o, a[1] or a.x, a[2] or a.y, tostring(label), INK.line) end
+end
+
+function vision.draw_box(frame, box, label)
+  local o = overlay_of(frames.current(frame))
+  if not o or not box then return end
+  local x, y, w, h = box.x or box[1], box.y or box[2], box.w or box[3], box.h or box[4]
+  C.vg_overlay_box(o, x, y, w, h, INK.line)
+  if label then C.vg_overlay_text(o, x, y + h + 0.01, tostring(label), INK.line) end
 end
 
 -- Sharpness and histograms -------------------------------------------------------------------------

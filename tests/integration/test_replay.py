@@ -50,6 +50,60 @@ def check_episode_truth(t, out, label):
     t.check(machine == 5, "%s: machine id 5 in the id, got %d" % (label, machine))
 
 
+def overlay_pixels(path, at_s):
+    """The overlay picture at at_s seconds as (width, height, rgb bytes)."""
+    r = subprocess.run(["ffmpeg", "-v", "error", "-ss", str(at_s), "-i", path, "-frames:v", "1", "-f", "rawvideo",
+                        "-pix_fmt", "rgb24", "-"], capture_output=True)
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "stream=width,height",
+                            "-of", "csv=p=0", path], capture_output=True, text=True).stdout.split(",")
+    return int(probe[0]), int(probe[1]), r.stdout
+
+
+def reddish(w, h, rgb, box):
+    """Fraction of the pixels in box (fractions) that the motion ink tints red."""
+    x0, y0, x1, y1 = int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h)
+    n = red = 0
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            r, g, b = rgb[3 * (y * w + x):3 * (y * w + x) + 3]
+            n += 1
+            red += r > g + 60 and r > b + 60
+    return red / max(n, 1)
+
+
+def check_overlay(t, clip, rule):
+    """--overlay: a video with one picture per analysed frame, the moving box tinted where it is, nothing tinted
+    before it appears; a directory gets one JPEG per frame named by its time."""
+    video = t.path("overlay.mp4")
+    motion = os.path.join(SRC, "scripts", "motion.lua")
+    r = run(["replay", clip, "--script", motion, "--start", str(START), "--overlay", video, "--out", t.path("ov.jsonl")])
+    t.check(r.returncode == 0 and "overlay: 150 frames written to " + video in r.stderr,
+            "overlay: 150 frames written (%s)" % r.stderr.strip()[-300:])
+    frames = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v", "-show_entries",
+                             "stream=nb_read_frames", "-of", "csv=p=0", video], capture_output=True, text=True).stdout.strip()
+    t.check(frames == "150", "overlay: the video has 150 pictures (%s)" % frames)
+    if frames != "150":
+        return
+    w, h, before = overlay_pixels(video, 1.0)
+    _, _, during = overlay_pixels(video, 3.0)
+    box = (200 / 640, 100 / 360, 240 / 640 * 0.98 + 200 / 640, 160 / 360 * 0.98 + 100 / 360)  # the clip's box
+    t.check(w == 640 and h == 360, "overlay: canvas 640x360 (%dx%d)" % (w, h))
+    t.check(reddish(w, h, before, (0, 0, 1, 1)) < 0.001, "overlay: nothing tinted before the box appears")
+    t.check(reddish(w, h, during, box) > 0.5, "overlay: the moving box is tinted (%.2f)" % reddish(w, h, during, box))
+    t.check(reddish(w, h, during, (0.02, 0.8, 0.98, 0.9)) < 0.01, "overlay: nothing tinted away from the box")
+    t.check(reddish(w, h, during, (0, 0.99, 1, 1)) > 0.5, "overlay: an open episode draws a red border")
+    folder = t.path("overlay-jpegs")
+    r = run(["replay", clip, "--script", rule, "--params", '{"level": 200}', "--start", str(START),
+             "--overlay", folder, "--out", t.path("ov2.jsonl")])
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    t.check(r.returncode == 0 and len(names) == 150 and names[0] == "%013d.jpg" % START
+            and names[-1] == "%013d.jpg" % (START + 149 * FRAME_MS),
+            "overlay: a directory gets 150 JPEGs named by frame time (%d, %s)" % (len(names), names[:1]))
+    r = run(["replay", clip, "--script", rule, "--overlay", "/proc/nope/x"])
+    t.check(r.returncode != 0 and "overlay /proc/nope/x" in r.stderr, "overlay: an unwritable path is one clear line: %s"
+            % r.stderr.strip())
+
+
 def main():
     t = Suite("replay")
     clip = make_clip(t.path("gate.mp4"), seconds=6, boxes=[(200, 100, 240, 160, "white", 2, 4)])
@@ -74,12 +128,15 @@ def main():
     if VIGIL_ASAN:
         small = make_clip(t.path("small.mp4"), seconds=2, size="320x180", boxes=[(100, 40, 60, 60, "white", 0.5, 1.5)])
         motion = os.path.join(SRC, "scripts", "motion.lua")
-        r = run(["replay", small, "--script", motion, "--out", t.path("asan-motion.jsonl")], binary=VIGIL_ASAN,
+        r = run(["replay", small, "--script", motion, "--out", t.path("asan-motion.jsonl"),
+                 "--overlay", t.path("asan-overlay.mp4")], binary=VIGIL_ASAN,
                 env={"ASAN_OPTIONS": "detect_leaks=1"})
         t.check(r.returncode == 0 and "Sanitizer" not in r.stderr and "runtime error" not in r.stderr,
                 "asan: motion replay clean, no leak (rc %d): %s" % (r.returncode, r.stderr[-1500:]))
         versions = read_versions(t.path("asan-motion.jsonl"))
         t.check(any("preview" in v for v, _ in versions), "asan: the motion replay made episodes with previews")
+
+    check_overlay(t, clip, rule)
 
     # decode modes: every key frame yields a picture in keyframes mode (B-frames delay output otherwise)
     gop = t.path("gop.mp4")
