@@ -32,7 +32,8 @@ static const char *const TUNABLE_KEYS[] = {"transport", "analysis_width", "fps",
                                            "skip_loop_filter", "budget_ms", "stall_timeout_ms", "rtcp_wait_ms",
                                            "watch", NULL};
 /* Per camera only: "jit" and "unsafe" lift the rule's budget or sandbox, a choice made for one rule at a time. */
-static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "zones", "jit", "unsafe", NULL};
+static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "zones", "jit", "unsafe", "overlay",
+                                          NULL};
 
 /* ---------- problems ---------- */
 
@@ -385,6 +386,7 @@ static void parse_camera(vg_config_errors *e, const cJSON *item, const char *pat
     cam->zones_json = parse_zones(e, item, path);
     get_bool(e, item, path, "jit", &cam->jit);
     get_bool(e, item, path, "unsafe", &cam->unsafe);
+    cam->overlay = resolve(c->dir, get_string(e, item, path, "overlay", 0));
     parse_tunables(e, item, path, cam);
 }
 
@@ -678,6 +680,7 @@ void vg_config_camera_copy(vg_config_camera *dst, const vg_config_camera *src) {
     dst->params_json = dup_or_null(src->params_json);
     dst->zones_json = dup_or_null(src->zones_json);
     dst->transport = dup_or_null(src->transport);
+    dst->overlay = dup_or_null(src->overlay);
 }
 
 void vg_config_camera_clear(vg_config_camera *cam) {
@@ -687,6 +690,7 @@ void vg_config_camera_clear(vg_config_camera *cam) {
     free(cam->params_json);
     free(cam->zones_json);
     free(cam->transport);
+    free(cam->overlay);
     *cam = (vg_config_camera){0};
 }
 
@@ -699,7 +703,7 @@ int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b) 
            a->decode == b->decode && a->decoder_threads == b->decoder_threads &&
            a->skip_loop_filter == b->skip_loop_filter && a->budget_ms == b->budget_ms &&
            a->stall_timeout_ms == b->stall_timeout_ms && a->rtcp_wait_ms == b->rtcp_wait_ms && a->jit == b->jit &&
-           a->unsafe == b->unsafe && a->watch == b->watch;
+           a->unsafe == b->unsafe && a->watch == b->watch && same_text(a->overlay, b->overlay);
 }
 
 static int same_stream_scripts(const vg_config *a, const vg_config *b) {

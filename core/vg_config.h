@@ -14,6 +14,8 @@ typedef struct vg_config_camera {
     char *zones_json;         /* vigil.zones: {"name": [[x, y], ...]} in frame fractions ("{}" when absent) */
     int jit;                  /* compile the rule's Lua: faster loops, but the time budget cannot cut them */
     int unsafe;               /* no sandbox: ffi, io, os and the real require */
+    char *overlay;            /* draw what the rule saw into this directory of JPEGs or video (vg_overlay.h),
+                                 resolved against the config file's directory; NULL = none */
     /* the rest: the camera's value, else defaults.*, else the built-in default */
     char *transport;          /* "tcp" or "udp" */
     int analysis_width;

@@ -132,7 +132,7 @@ static vg_camera *make_camera(run *r, const vg_config_camera *cc, char *err, siz
         .media = cc->media, .url = cc->url, .script = cc->script, .params_json = cc->params_json,
         .zones_json = cc->zones_json, .analysis_width = cc->analysis_width, .fps = cc->fps,
         .budget_ms = cc->budget_ms, .jit = cc->jit, .unsafe = cc->unsafe, .watch = cc->watch,
-        .start_ms = INT64_MIN, .transport = cc->transport,
+        .start_ms = INT64_MIN, .transport = cc->transport, .overlay = cc->overlay,
         .stall_timeout_ms = cc->stall_timeout_ms, .rtcp_wait_ms = cc->rtcp_wait_ms,
         .decode = {.mode = cc->decode, .threads = cc->decoder_threads, .skip_loop_filter = cc->skip_loop_filter},
     };

@@ -132,7 +132,34 @@ static void test_builtin_defaults(void) {
     CHECK_INT(m->stall_timeout_ms, 10000);
     CHECK_INT(m->rtcp_wait_ms, 5000);
     CHECK(m->watch && !m->jit && !m->unsafe);
+    CHECK(m->overlay == NULL);
     vg_config_free(c);
+}
+
+/* A camera's overlay path is resolved like every path, copied with the camera, and a change restarts it. */
+static void test_overlay(void) {
+    vg_config_errors e = {0};
+    vg_config *c = vg_config_parse("{\"node\": {\"machine_id\": 0}, \"cameras\": [{\"media\": \"m\", "
+                                   "\"url\": \"rtsp://h/s\", \"script\": \"rule.lua\", \"overlay\": \"why\"}]}",
+                                   dir, &e);
+    CHECK(c != NULL);
+    dump(&e);
+    if (!c) return;
+    char want[600];
+    snprintf(want, sizeof want, "%s/why", dir);
+    CHECK_STR(c->cameras[0].overlay, want);
+    vg_config_camera copy;
+    vg_config_camera_copy(&copy, &c->cameras[0]);
+    CHECK(copy.overlay != c->cameras[0].overlay && vg_config_camera_same(&copy, &c->cameras[0]));
+    free(copy.overlay);
+    copy.overlay = NULL;
+    CHECK(!vg_config_camera_same(&copy, &c->cameras[0]));
+    vg_config_camera_clear(&copy);
+    vg_config_free(c);
+    CHECK(vg_config_parse("{\"node\": {\"machine_id\": 0}, \"cameras\": [{\"media\": \"m\", "
+                          "\"url\": \"rtsp://h/s\", \"script\": \"rule.lua\", \"overlay\": 5}]}", dir, &e) == NULL);
+    CHECK(e.count >= 1 && strstr(e.lines[0], "cameras[0].overlay: must be a string") != NULL);
+    vg_config_errors_free(&e);
 }
 
 /* central.api_key inline instead of a file; it is never part of a problem line. */
@@ -420,6 +447,7 @@ int main(void) {
     write_file("rule.lua", "function on_frame(frame) end\n");
     test_valid();
     test_builtin_defaults();
+    test_overlay();
     test_inline_key();
     test_tunables_and_zones_problems();
     test_reload_comparisons();
