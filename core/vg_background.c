@@ -33,6 +33,8 @@ struct vg_background {
     uint8_t *held;       /* w*h: not absorbed */
     uint8_t *visited;    /* w*h: ghost regions */
     uint8_t *column;     /* w: the despeckle's column sums */
+    uint8_t *zeros;      /* w: the rows outside the frame */
+    int *row_loud;       /* h: pixels over their threshold per row at the last update (rows of none are skipped) */
     int *stack;          /* w*h */
     int held_any, static_pixels;
     long frames;         /* updates since the model was seeded */
@@ -65,7 +67,9 @@ vg_background *vg_background_new(int w, int h, const vg_background_options *o) {
     bg->held = calloc(n, 1);
     bg->visited = calloc(n, 1);
     bg->column = calloc((size_t)w, 1);
-    if (!bg->column || !bg->mean || !bg->noise || !bg->fg_since || !bg->stack || !bg->covered || !bg->flags || !bg->raw ||
+    bg->zeros = calloc((size_t)w, 1);
+    bg->row_loud = calloc((size_t)h, sizeof *bg->row_loud);
+    if (!bg->column || !bg->zeros || !bg->row_loud || !bg->mean || !bg->noise || !bg->fg_since || !bg->stack || !bg->covered || !bg->flags || !bg->raw ||
         !bg->motion || !bg->held || !bg->visited) {
         vg_background_free(bg);
         return NULL;
@@ -87,6 +91,8 @@ void vg_background_free(vg_background *bg) {
     free(bg->held);
     free(bg->visited);
     free(bg->column);
+    free(bg->zeros);
+    free(bg->row_loud);
     free(bg);
 }
 
@@ -123,6 +129,7 @@ static void seed(vg_background *bg, const uint8_t *luma, int stride) {
     memset(bg->flags, 0, n);
     memset(bg->raw, 0, n);
     memset(bg->motion, 0, n);
+    memset(bg->row_loud, 0, (size_t)bg->h * sizeof *bg->row_loud);
     bg->ready = 1;
     bg->frames = 0;
 }
@@ -135,6 +142,7 @@ static void seed(vg_background *bg, const uint8_t *luma, int stride) {
 #define LIGHT_BANDS 16
 #define RATIO_BINS 128            /* ratio x 64, 0..2 */
 #define BAND_MIN_SAMPLES 24
+#define LIGHT_DEADBAND_LUMA 3.0 /* luma */
 
 typedef struct light {
     float band[LIGHT_BANDS];  /* frame / model for model luma in [16 k, 16 k + 16) */
@@ -151,7 +159,7 @@ static double median_ratio(const uint32_t *hist, long n) {
 }
 
 static void measure_light(const vg_background *bg, const uint8_t *luma, int stride, light *out) {
-    static const int STEP = 3;
+    static const int STEP = 4;
     uint32_t hist[LIGHT_BANDS][RATIO_BINS], all[RATIO_BINS];
     long count[LIGHT_BANDS] = {0}, n = 0, grid = 0;
     double noise = 0;
@@ -174,13 +182,15 @@ static void measure_light(const vg_background *bg, const uint8_t *luma, int stri
     }
     out->noise = n ? noise / (double)n : 0;
     out->overall = n >= grid / 4 ? median_ratio(all, n) : 1.0;
-    for (int b = 0; b < LIGHT_BANDS; b++)
-        out->band[b] = (float)(n >= grid / 4 && count[b] >= BAND_MIN_SAMPLES ? median_ratio(hist[b], count[b])
-                                                                            : out->overall);
+    for (int b = 0; b < LIGHT_BANDS; b++) {
+        double ratio = n >= grid / 4 && count[b] >= BAND_MIN_SAMPLES ? median_ratio(hist[b], count[b]) : out->overall;
+        /* a change the band's pixels would not show (under LIGHT_DEADBAND_LUMA) is none */
+        out->band[b] = fabs(ratio - 1.0) * (16 * b + 8) < LIGHT_DEADBAND_LUMA ? 1.0f : (float)ratio;
+    }
 }
 
 typedef struct pass {
-    light light;
+    light light;              /* measured before the pixels are compared (and then the model relit) */
     float rate, noise_rate, threshold, noise_factor;
     uint32_t now, absorb_ms, ghost_ms;
     int absorb, ghosts;
@@ -188,22 +198,12 @@ typedef struct pass {
 
 enum { PIXEL_BACKGROUND, PIXEL_MOVING, PIXEL_STILL, PIXEL_ABSORBED, PIXEL_RESTORED };
 
-/* One pixel: over its threshold (against the model times the light change) or not; learn if not; absorb
- * what has stood still long enough; find the covered background again. PIXEL_STILL is foreground that has
- * stood still long enough for the ghost test. */
-static inline int classify(vg_background *bg, const pass *p, size_t i, float x) {
-    float m = bg->mean[i], limit = bg->noise[i] * p->noise_factor;
-    float thr = limit > p->threshold ? limit : p->threshold;
-    float diff = fabsf(x - p->light.band[m < 255 ? (int)m >> 4 : LIGHT_BANDS - 1] * m);
+/* A pixel over its threshold: what stood on it left (the background it covered is back), it just began to
+ * change, it has stood still long enough to be absorbed, or long enough for the ghost test. */
+static inline int classify_changed(vg_background *bg, const pass *p, size_t i, float x, float thr) {
     uint8_t flags = bg->flags[i];
-    if (diff <= thr) {
-        bg->mean[i] = m + p->rate * (x - m);
-        bg->noise[i] += p->noise_rate * ((diff < NOISE_MAX ? diff : NOISE_MAX) - bg->noise[i]);
-        bg->flags[i] = flags & ~FG;
-        return PIXEL_BACKGROUND;
-    }
-    if ((flags & COVERED) && fabsf(x - p->light.band[bg->covered[i] >> 4] * bg->covered[i]) <= thr) {
-        bg->mean[i] = x; /* what stood here left: the background it covered is back */
+    if ((flags & COVERED) && fabsf(x - bg->covered[i]) <= thr) {
+        bg->mean[i] = x;
         bg->flags[i] = 0;
         return PIXEL_RESTORED;
     }
@@ -214,6 +214,7 @@ static inline int classify(vg_background *bg, const pass *p, size_t i, float x) 
     }
     uint32_t still = p->now - bg->fg_since[i];
     if (p->absorb && still >= p->absorb_ms && !bg->held[i]) {
+        float m = bg->mean[i];
         if (!(flags & COVERED)) bg->covered[i] = (uint8_t)lrintf(m < 0 ? 0 : m > 255 ? 255 : m);
         bg->mean[i] = x;
         bg->flags[i] = COVERED;
@@ -222,18 +223,71 @@ static inline int classify(vg_background *bg, const pass *p, size_t i, float x) 
     return p->ghosts && still >= p->ghost_ms ? PIXEL_STILL : PIXEL_MOVING;
 }
 
+static inline float threshold_of(const vg_background *bg, const pass *p, size_t i) {
+    float limit = bg->noise[i] * p->noise_factor;
+    return limit > p->threshold ? limit : p->threshold;
+}
+
+/* The light changed: the model (and the backgrounds pixels remember) take the change of their band, so the
+ * frame is compared with what the scene looks like under the new light, and the light is learnt at once. */
+static void relight(vg_background *bg, const light *l) {
+    size_t n = (size_t)bg->w * bg->h;
+    for (size_t i = 0; i < n; i++) {
+        float m = bg->mean[i];
+        bg->mean[i] = m * l->band[m < 255 ? (int)m >> 4 : LIGHT_BANDS - 1];
+        if (bg->flags[i] & COVERED) {
+            float c = bg->covered[i] * l->band[bg->covered[i] >> 4];
+            bg->covered[i] = (uint8_t)(c > 255 ? 255 : c + 0.5f);
+        }
+    }
+}
+
+/* One branch-free pass over a row learns every quiet pixel and marks the others in raw (it vectorizes); only
+ * those few go through classify_changed. */
+static int learn_quiet_row(vg_background *bg, const pass *p, const uint8_t *src, size_t row) {
+    float *restrict mean = bg->mean + row, *restrict noise = bg->noise + row;
+    uint8_t *restrict flags = bg->flags + row, *restrict raw = bg->raw + row;
+    const float rate = p->rate, noise_rate = p->noise_rate, factor = p->noise_factor, floor = p->threshold;
+    const int w = bg->w;
+    for (int x = 0; x < w; x++) {
+        /* arithmetic on comparisons, no branch and no float select: the loop vectorizes */
+        float m = mean[x], d = (float)src[x] - m, ad = fabsf(d), limit = noise[x] * factor;
+        float thr = floor + (limit - floor) * (float)(limit > floor);
+        int loud = ad > thr;
+        float quiet = (float)(1 - loud), capped = NOISE_MAX + (ad - NOISE_MAX) * (float)(ad < NOISE_MAX);
+        mean[x] = m + quiet * rate * d;
+        noise[x] += quiet * noise_rate * (capped - noise[x]);
+        raw[x] = (uint8_t)loud;
+    }
+    unsigned loud = 0;
+    for (int x = 0; x < w; x++) flags[x] &= (uint8_t)(~FG | raw[x]); /* quiet pixels are no longer FG */
+    for (int x = 0; x < w; x++) loud += raw[x];
+    return (int)loud;
+}
+
+static int light_changed(const light *l) {
+    for (int b = 0; b < LIGHT_BANDS; b++)
+        if (l->band[b] != 1.0f) return 1;
+    return 0;
+}
+
 typedef struct tally { long changed, still, absorbed, restored; } tally;
 
 static void classify_all(vg_background *bg, const pass *p, const uint8_t *luma, int stride, tally *t) {
     long counts[5] = {0};
     for (int y = 0; y < bg->h; y++) {
         const uint8_t *src = luma + (size_t)y * stride;
-        uint8_t *raw = bg->raw + (size_t)y * bg->w;
-        for (int x = 0; x < bg->w; x++) {
-            int code = classify(bg, p, (size_t)y * bg->w + x, src[x]);
+        size_t row = (size_t)y * bg->w;
+        uint8_t *raw = bg->raw + row;
+        int loud = learn_quiet_row(bg, p, src, row);
+        for (int x = 0; x < bg->w && loud; x++) {
+            if (!raw[x]) continue; /* learnt already */
+            int code = classify_changed(bg, p, row + x, src[x], threshold_of(bg, p, row + x));
             counts[code]++;
             raw[x] = (uint8_t)(code == PIXEL_MOVING || code == PIXEL_STILL);
+            loud -= !raw[x];
         }
+        bg->row_loud[y] = loud;
     }
     t->changed = counts[PIXEL_MOVING] + counts[PIXEL_STILL];
     t->still = counts[PIXEL_STILL];
@@ -244,11 +298,16 @@ static void classify_all(vg_background *bg, const pass *p, const uint8_t *luma, 
 
 /* 3x3 majority: a pixel moves when at least 5 of its 9 neighbours (itself included, the frame's outside
  * counting as still) do. Removes speckle and fills pinholes. Column sums first, so both loops vectorize. */
-static void majority(const uint8_t *src, uint8_t *dst, uint8_t *column, int w, int h) {
+static void majority(const uint8_t *src, uint8_t *dst, uint8_t *column, const uint8_t *zeros, const int *row_loud,
+                     int w, int h) {
     for (int y = 0; y < h; y++) {
+        if (!row_loud[y] && (y == 0 || !row_loud[y - 1]) && (y + 1 == h || !row_loud[y + 1])) {
+            memset(dst + (size_t)y * w, 0, (size_t)w); /* nothing changed near this row */
+            continue;
+        }
         const uint8_t *row = src + (size_t)y * w;
-        const uint8_t *up = y > 0 ? row - w : NULL, *down = y + 1 < h ? row + w : NULL;
-        for (int x = 0; x < w; x++) column[x] = (uint8_t)(row[x] + (up ? up[x] : 0) + (down ? down[x] : 0));
+        const uint8_t *up = y > 0 ? row - w : zeros, *down = y + 1 < h ? row + w : zeros;
+        for (int x = 0; x < w; x++) column[x] = (uint8_t)(row[x] + up[x] + down[x]);
         uint8_t *out = dst + (size_t)y * w;
         out[0] = (uint8_t)(column[0] + (w > 1 ? column[1] : 0) >= 5);
         for (int x = 1; x + 1 < w; x++) out[x] = (uint8_t)(column[x - 1] + column[x] + column[x + 1] >= 5);
@@ -328,22 +387,28 @@ static void absorb_region(vg_background *bg, const uint8_t *luma, int stride, in
     }
 }
 
+/* Floods the still region at seed and absorbs it when it is a ghost: judged only when most of its border is
+ * outline (a still part of something moving is not one) and when it covers no background it remembers (then
+ * it is something that stood, not a ghost). */
+static void judge_region(vg_background *bg, const pass *p, const uint8_t *luma, int stride, size_t seed) {
+    outline o = {0, 0, 0, 0, 0};
+    int size = flood_static(bg, p, luma, stride, (int)seed, &o);
+    if (size < GHOST_MIN_AREA || o.covered || o.outline < GHOST_MIN_OUTLINE * o.border) return;
+    if (o.model_edge / o.outline >= GHOST_MIN_EDGE && o.frame_edge < GHOST_RATIO * o.model_edge) {
+        absorb_region(bg, luma, stride, size);
+        bg->stats.ghosts++;
+    }
+}
+
 /* A still region whose outline is in the model but not in the frame is what was there before, not what
  * is there now: a ghost. It becomes background at once. */
 static void clear_ghosts(vg_background *bg, const pass *p, const uint8_t *luma, int stride) {
     if (!bg->static_pixels) return;
     memset(bg->visited, 0, (size_t)bg->w * bg->h);
-    for (size_t i = 0; i < (size_t)bg->w * bg->h; i++) {
-        if (bg->visited[i] || !is_static(bg, p, i)) continue;
-        outline o = {0, 0, 0, 0, 0};
-        int size = flood_static(bg, p, luma, stride, (int)i, &o);
-        /* judged only when most of its border is outline (a still part of something moving is not one), and
-         * when it covers no background it remembers (then it is something that stood, not a ghost) */
-        if (size < GHOST_MIN_AREA || o.covered || o.outline < GHOST_MIN_OUTLINE * o.border) continue;
-        if (o.model_edge / o.outline >= GHOST_MIN_EDGE && o.frame_edge < GHOST_RATIO * o.model_edge) {
-            absorb_region(bg, luma, stride, size);
-            bg->stats.ghosts++;
-        }
+    for (int y = 0; y < bg->h; y++) {
+        if (!bg->row_loud[y]) continue; /* nothing over its threshold in this row */
+        for (size_t i = (size_t)y * bg->w; i < (size_t)(y + 1) * bg->w; i++)
+            if (bg->raw[i] && !bg->visited[i] && is_static(bg, p, i)) judge_region(bg, p, luma, stride, i);
     }
 }
 
@@ -370,10 +435,8 @@ int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int 
               .now = (uint32_t)ts_ms, .absorb = o->absorb_ms > 0, .absorb_ms = (uint32_t)o->absorb_ms,
               .ghosts = o->ghost_ms > 0, .ghost_ms = (uint32_t)o->ghost_ms};
     measure_light(bg, luma, stride, &p.light);
-    if (!o->compensate_light) {
-        for (int b = 0; b < LIGHT_BANDS; b++) p.light.band[b] = 1.0f;
-        p.light.overall = 1.0;
-    }
+    if (!o->compensate_light) p.light.overall = 1.0;
+    else if (light_changed(&p.light)) relight(bg, &p.light);
     tally t;
     classify_all(bg, &p, luma, stride, &t);
     bg->stats.gain = p.light.overall;
@@ -387,7 +450,7 @@ int vg_background_update(vg_background *bg, const uint8_t *luma, int width, int 
         return 0;
     }
     clear_ghosts(bg, &p, luma, stride);
-    if (o->despeckle) majority(bg->raw, bg->motion, bg->column, bg->w, bg->h);
+    if (o->despeckle) majority(bg->raw, bg->motion, bg->column, bg->zeros, bg->row_loud, bg->w, bg->h);
     else memcpy(bg->motion, bg->raw, n);
     return 0;
 }

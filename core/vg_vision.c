@@ -309,7 +309,7 @@ int vg_blobs_find(vg_blobber *b, const uint8_t *motion, const vg_mask *zone,
     b->total = 0;
     memset(b->visited, 0, (size_t)b->w * b->h);
     for (int p = 0; p < b->w * b->h; p++) {
-        if (b->visited[p] || !motion[p] || (zpx && !zpx[p])) continue;
+        if (!motion[p] || b->visited[p] || (zpx && !zpx[p])) continue; /* motion is sparse: tested first */
         vg_blob blob = flood(b, motion, zpx, p);
         if (blob.area < min_area) continue;
         b->total++;
