@@ -42,27 +42,31 @@ function M.in_progress()
 end
 
 -- Luma (0..255) at analysis pixel (x, y), 0-based.
+-- Bounds come from the host's frame, never from the table (a rule may write its fields).
 function methods.pixel(frame, x, y)
-  if type(x) ~= "number" or type(y) ~= "number" or x < 0 or y < 0 or x >= frame.width or y >= frame.height then
-    error(("pixel (%s, %s) outside the %dx%d frame"):format(tostring(x), tostring(y), frame.width, frame.height), 2)
-  end
   local f = M.current(frame)
+  local width, height = tonumber(f.width), tonumber(f.height)
+  if type(x) ~= "number" or type(y) ~= "number" or not (x >= 0 and y >= 0 and x < width and y < height) then
+    error(("pixel (%s, %s) outside the %dx%d frame"):format(tostring(x), tostring(y), width, height), 2)
+  end
   return f.luma[floor(y) * f.stride + floor(x)]
 end
 
 -- Pixel rectangle [x0, x1) x [y0, y1) of a box {x, y, w, h} in frame fractions, clamped to the frame.
 function M.box_pixels(frame, box, level)
-  if box == nil then return 0, 0, frame.width, frame.height end
+  local f = M.current(frame, (level or 2) + 1)
+  local width, height = tonumber(f.width), tonumber(f.height) -- the host's, not the table's
+  if box == nil then return 0, 0, width, height end
   local x, y, w, h = box[1] or box.x, box[2] or box.y, box[3] or box.w, box[4] or box.h
   for i, v in ipairs({ x, y, w, h }) do
     if type(v) ~= "number" or v ~= v then
       error(("box value %d is %s, a number 0..1 expected"):format(i, tostring(v)), (level or 2) + 1)
     end
   end
-  local x0 = math.max(0, floor(x * frame.width + 0.5))
-  local y0 = math.max(0, floor(y * frame.height + 0.5))
-  local x1 = math.min(frame.width, floor((x + w) * frame.width + 0.5))
-  local y1 = math.min(frame.height, floor((y + h) * frame.height + 0.5))
+  local x0 = math.max(0, floor(x * width + 0.5))
+  local y0 = math.max(0, floor(y * height + 0.5))
+  local x1 = math.min(width, floor((x + w) * width + 0.5))
+  local y1 = math.min(height, floor((y + h) * height + 0.5))
   return x0, y0, x1, y1
 end
 

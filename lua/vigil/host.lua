@@ -94,7 +94,13 @@ function host.load(path, opts)
   return env
 end
 
--- Strings share one metatable; keep rules from reaching the real string library through it.
-getmetatable("").__metatable = false
+-- Strings share one metatable; keep rules from reaching the real string library through it: methods come from
+-- a copy without dump (("").dump would otherwise hand a rule string.dump).
+do
+  local mt, methods = getmetatable(""), copy(string)
+  methods.dump = nil
+  mt.__index = methods
+  mt.__metatable = false
+end
 
 return host

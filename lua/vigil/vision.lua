@@ -116,6 +116,7 @@ end
 
 local Zone = {}
 Zone.__index = Zone
+local zone_mask -- defined below
 
 -- A polygon in frame fractions: {{x, y}, {x, y}, ...} or a flat {x1, y1, x2, y2, ...}.
 function vision.zone(points, name)
@@ -127,16 +128,18 @@ function vision.zone(points, name)
     if type(flat[#flat]) ~= "number" then error(("zone: point %d is not a pair of numbers"):format(i), 2) end
   end
   if #flat % 2 ~= 0 or #flat < 6 then error("zone: at least 3 points (x, y) expected", 2) end
-  local zone = setmetatable({ name = name, points = flat, _masks = {} }, Zone)
-  local ok, err = pcall(zone.mask, zone, 64, 64) -- validate now, not at the first frame
+  local zone = setmetatable({ name = name, points = flat }, Zone)
+  handles[zone] = { masks = {} }
+  local ok, err = pcall(zone_mask, zone, 64, 64) -- validate now, not at the first frame
   if not ok then error(err, 2) end
   return zone
 end
 
--- The zone rasterized at w x h (built once per size, then reused).
-function Zone:mask(w, h)
+-- The zone rasterized at w x h (built once per size, then reused); host-side only (a mask is cdata).
+zone_mask = function(self, w, h)
+  local masks = handles[self].masks
   local key = w * 65536 + h
-  local m = self._masks[key]
+  local m = masks[key]
   if m then return m end
   m = ffi.gc(ffi.new("vg_mask[1]"), function(p) C.vg_mask_free(p) end)
   local n = #self.points / 2
@@ -145,7 +148,7 @@ function Zone:mask(w, h)
   if C.vg_mask_from_polygon(m, w, h, xy, n, err, 160) ~= 0 then
     error("zone" .. (self.name and (" " .. self.name) or "") .. ": " .. ffi.string(err), 2)
   end
-  self._masks[key] = m
+  masks[key] = m
   return m
 end
 
@@ -166,7 +169,7 @@ end
 
 local full_masks = {}
 local function mask_of(zone, w, h)
-  if zone then return zone:mask(w, h) end
+  if zone then return zone_mask(zone, w, h) end
   local key = w * 65536 + h
   local m = full_masks[key]
   if not m then
@@ -417,7 +420,7 @@ end
 -- Variance of the Laplacian of the luma inside zone (whole frame when nil): low means blurred or covered.
 function vision.sharpness(frame, zone)
   local f = frames.current(frame)
-  local mask = zone and zone:mask(f.width, f.height) or nil
+  local mask = zone and zone_mask(zone, f.width, f.height) or nil
   return C.vg_sharpness(f.luma, f.width, f.height, f.stride, mask)
 end
 
@@ -426,7 +429,7 @@ local hist_a, hist_b = ffi.new("uint32_t[256]"), ffi.new("uint32_t[256]")
 -- 256-bin luma histogram inside zone as a Lua list (hist[1] counts luma 0).
 function vision.histogram(frame, zone)
   local f = frames.current(frame)
-  local mask = zone and zone:mask(f.width, f.height) or nil
+  local mask = zone and zone_mask(zone, f.width, f.height) or nil
   C.vg_histogram(f.luma, f.width, f.height, f.stride, mask, hist_a)
   local out = {}
   for i = 0, 255 do out[i + 1] = hist_a[i] end
