@@ -31,3 +31,9 @@ bench: deps build
 
 clean:
 	rm -rf $(BUILD)
+
+# The detection-quality harness (tests/quality): the stock rules against generated scenes with exact truth and
+# the real clips in ../shared/media (or VIGIL_MEDIA) when present; rewrites the scorecard docs/quality.md.
+.PHONY: quality
+quality: deps build
+	VIGIL=$(abspath $(BUILD))/vigil VIGIL_BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/quality/run.py --write docs/quality.md

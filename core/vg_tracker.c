@@ -171,18 +171,24 @@ static void predicted(const vg_track *tr, double *x, double *y) {
     *y = tr->blob.cy + tr->vy * (tr->missed + 1);
 }
 
-/* Tracks left without a blob whose path runs into a blob much bigger than themselves are inside it. */
+static int inside(const vg_pixel_rect *r, double x, double y) {
+    return x >= r->x && x < r->x + r->w && y >= r->y && y < r->y + r->h;
+}
+
+/* Tracks left without a blob whose path runs into a blob much bigger than themselves, or into another track's
+ * blob (two objects passing through each other head-on make one blob no bigger than one of them), are inside
+ * it: they coast. So does the track that took that blob: it is a merge, not its own observation. */
 static void coast_into_merges(vg_tracker *t, const vg_blob *blobs, int n) {
     for (int i = 0; i < t->count; i++) {
-        if (t->match[i] >= 0) continue;
+        if (t->match[i] >= 0 || t->tracks[i].seen < 3) continue;
         double x, y;
         predicted(&t->tracks[i], &x, &y);
         for (int j = 0; j < n; j++) {
-            const vg_pixel_rect *r = &blobs[j].box;
-            if (merged(&t->tracks[i], &blobs[j]) && x >= r->x && x < r->x + r->w && y >= r->y && y < r->y + r->h) {
-                t->match[i] = COASTING;
-                break;
-            }
+            if (!inside(&blobs[j].box, x, y) || !(merged(&t->tracks[i], &blobs[j]) || t->owner[j] >= 0)) continue;
+            t->match[i] = COASTING;
+            int owner = t->owner[j];
+            if (owner >= 0 && owner != i && t->match[owner] == j) t->match[owner] = COASTING;
+            break;
         }
     }
 }

@@ -9,10 +9,12 @@
 --              by more than moved_threshold (each cell taken relative to the frame's mean, so a change of
 --              light alone does not count) and the layout of the grid no longer matches the reference's
 --              (the correlation of the cells with the reference's cells is below moved_pattern: a change of
---              contrast keeps it), not covered nor defocused. A car or a person crossing the view
+--              contrast keeps it), or the layout is lost but found again shifted by a few cells (the camera
+--              was turned: a low-contrast view may change too little for moved_fraction), not covered nor
+--              defocused. A car or a person crossing the view
 --              changes a part of it (and the histogram a lot: a grey road has a narrow one), not most of it.
 --
--- A condition that has held for min_ms opens an episode with opened_at = the frame it began and
+-- A condition that has held for min_ms (moved: moved_ms) opens an episode with opened_at = the frame it began and
 -- payload.reason = "covered" | "defocused" | "moved"; it is extended while the condition holds and closed at
 -- the last frame it held once it has been gone for clear_ms (close_reason "ended"). One episode per condition.
 -- The preview is the whole frame when the episode opened. A "defocused" or "moved" view that lasts
@@ -21,6 +23,8 @@
 -- params (all optional):
 --   learn_seconds     how long the reference is learned at the start (default 3)
 --   min_ms            how long a condition must hold before its episode opens (default 1000)
+--   moved_ms          how long "moved" must hold (default 1500: a big car or a person close to the camera
+--                     changes the view's layout for a second or so; a turned camera stays turned)
 --   clear_ms          how long a condition must be gone before its episode closes (default 500)
 --   dark, bright      mean luma below / above which a flat frame is covered (defaults 40, 220)
 --   cover_stddev      standard deviation of luma below which a dark or bright frame is flat (default 15)
@@ -46,13 +50,14 @@ local GX, GY = 16, 9 -- the grid of cells compared with the reference
 -- Parameters ---------------------------------------------------------------------------------------------
 
 local p = vigil.params
-local params = vigil.check_params(RULE, { "learn_seconds", "min_ms", "clear_ms", "dark", "bright",
+local params = vigil.check_params(RULE, { "learn_seconds", "min_ms", "moved_ms", "clear_ms", "dark", "bright",
                                           "cover_stddev", "sharpness_ratio", "moved_fraction",
                                           "moved_threshold", "moved_correlation", "moved_pattern", "refresh_seconds",
                                           "relearn_seconds", "episode_type" })
 
 local learn_ms = params:number("learn_seconds", 3, 0.04, 3600) * 1000
 local min_ms = params:number("min_ms", 1000, 0, 3600000)
+local moved_ms = params:number("moved_ms", 1500, 0, 3600000)
 local clear_ms = params:number("clear_ms", 500, 0, 3600000)
 local dark = params:number("dark", 40, 0, 255)
 local bright = params:number("bright", 220, 0, 255)
@@ -68,6 +73,7 @@ local relearn_ms = params:number("relearn_seconds", 300, 0, 86400 * 365) * 1000
 local episode_type = params:string("episode_type", "tamper")
 
 local MIN_REFERENCE_SHARPNESS = 5 -- a flatter reference view cannot tell defocus
+local PANNED_PATTERN, PANNED_MATCH = 0.3, 0.9 -- the view's layout lost, and found again a few cells away
 
 -- Measures ----------------------------------------------------------------------------------------------------
 
@@ -153,6 +159,31 @@ local function cell_correlation(m, ref)
   return sab / math.sqrt(saa * sbb)
 end
 
+-- The view panned: the grid matches the reference shifted by a few cells (at least half of the grid still
+-- overlapping) far better than unshifted. Returns the best correlation at a shift other than none.
+local function shifted_match(m, ref)
+  local best = -1
+  for dy = -math.floor(GY / 2), math.floor(GY / 2) do
+    for dx = -math.floor(GX / 2), math.floor(GX / 2) do
+      if dx ~= 0 or dy ~= 0 then
+        local n, sa, sb, sab, saa, sbb = 0, 0, 0, 0, 0, 0
+        for j = math.max(0, -dy), math.min(GY, GY - dy) - 1 do
+          for i = math.max(0, -dx), math.min(GX, GX - dx) - 1 do
+            local a, b = m.cells[j * GX + i + 1], ref.cells[(j + dy) * GX + i + dx + 1]
+            n, sa, sb, sab, saa, sbb = n + 1, sa + a, sb + b, sab + a * b, saa + a * a, sbb + b * b
+          end
+        end
+        local va, vb = saa - sa * sa / n, sbb - sb * sb / n
+        if n * 2 >= #CELLS and va > 0 and vb > 0 then
+          local c = (sab - sa * sb / n) / math.sqrt(va * vb)
+          if c > best then best = c end
+        end
+      end
+    end
+  end
+  return best
+end
+
 local function covered(m)
   return (m.mean < dark or m.mean > bright) and m.stddev < cover_stddev
 end
@@ -172,7 +203,8 @@ local function condition(m, ref)
   changed = changed / #CELLS
   local correlation = vigil.histogram_correlation(ref.hist, m.hist)
   local pattern = cell_correlation(m, ref)
-  if (changed >= moved_fraction and pattern < moved_pattern) or correlation < moved_correlation then
+  local panned = pattern < PANNED_PATTERN and shifted_match(m, ref) >= PANNED_MATCH
+  if (changed >= moved_fraction and pattern < moved_pattern) or panned or correlation < moved_correlation then
     return "moved", { changed = round(changed), correlation = round(correlation, 3), pattern = round(pattern, 3) }
   end
 end
@@ -205,7 +237,7 @@ function on_frame(frame)
       if not c then c = { began = frame.ts }; keep.conditions[reason] = c end
       c.last = frame.ts
       local ep = episodes[reason]
-      if not ep and frame.ts - c.began >= min_ms then
+      if not ep and frame.ts - c.began >= (reason == "moved" and moved_ms or min_ms) then
         payload.reason = reason
         ep = vigil.episode.open(c.began, { episode_type = episode_type, payload = payload })
         ep:frame_preview(frame)

@@ -89,6 +89,32 @@ static void test_crossing(void) {
     vg_tracker_free(t);
 }
 
+/* Head-on through each other on one path: one blob no bigger than one of them while they overlap; each keeps
+ * its id and its direction. */
+static void test_head_on(void) {
+    vg_tracker *t = vg_tracker_new(4);
+    vg_blob blobs[2];
+    for (int f = 0; f <= 30; f++) {
+        double a = 10 + 3 * f, c = 100 - 3 * f; /* they meet at f = 15 (y = 55) */
+        int n;
+        if (fabs(a - c) < 10) {
+            blobs[0] = blob_at(40, (a + c) / 2, 8, (int)fabs(a - c) + 10);
+            n = 1;
+        } else {
+            blobs[0] = blob_at(40, a, 8, 10);
+            blobs[1] = blob_at(40, c, 8, 10);
+            n = 2;
+        }
+        vg_tracker_update(t, blobs, n, &OPT);
+    }
+    CHECK_INT(vg_tracker_count(t), 2);
+    const vg_track *one = vg_tracker_get(t, 0), *two = vg_tracker_get(t, 1);
+    CHECK_U64(one->id, 1);
+    CHECK_U64(two->id, 2);
+    CHECK(one->blob.cy > 90 && one->vy > 0 && two->blob.cy < 20 && two->vy < 0);
+    vg_tracker_free(t);
+}
+
 /* A person walks in whole, then the background cuts them in two (legs and torso, 1 px apart): one track;
  * they stop and stay tracked. */
 static void test_pieces_and_stop(void) {
@@ -117,6 +143,7 @@ int main(void) {
     test_lifecycle();
     test_occlusion();
     test_crossing();
+    test_head_on();
     test_pieces_and_stop();
     return check_done();
 }
