@@ -415,7 +415,7 @@ def test_tamper(t):
     covered, blurred, moved, brief = (100, 149), (200, 274), (325, 399), (450, 461)  # frames, inclusive
     clip = make_tamper_clip(t, frames, [covered, brief], [blurred], [moved])
     label = "tamper"
-    eps = run_rule(t, "tamper", clip, {"learn_seconds": 3, "min_ms": 1000}, label)
+    eps = run_rule(t, "tamper", clip, {"learn_seconds": 3, "min_ms": 1000, "moved_ms": 1500}, label)
     truth = [("covered", covered), ("defocused", blurred), ("moved", moved)]  # the brief cover makes none
     t.check(len(eps) == len(truth), "tamper: %d episodes, truth %d (none for the %d ms cover): %s"
             % (len(eps), len(truth), (brief[1] - brief[0] + 1) * FRAME_MS,
@@ -425,7 +425,8 @@ def test_tamper(t):
         p = vs[-1]["payload"]
         t.check(p.get("reason") == reason and vs[-1]["episode_type"] == "tamper", "%s: reason %s" % (l, p.get("reason")))
         check_time(t, "tamper", "opened_at", vs[0]["opened_at"], first, l)
-        check_time(t, "tamper", "first version (held min_ms)", vs[0]["updated_at"], first + min_frames, l)
+        held = 1500 // FRAME_MS if reason == "moved" else min_frames  # moved must hold moved_ms
+        check_time(t, "tamper", "first version (held min_ms, moved_ms)", vs[0]["updated_at"], first + held, l)
         check_time(t, "tamper", "closed_at", vs[-1].get("closed_at"), last, l)
         t.check(p.get("close_reason") == "ended", "%s: close reason %s" % (l, p.get("close_reason")))
         img = decode(t, vs[-1].get("frame_preview"), l + " frame preview")
