@@ -18,6 +18,10 @@
                             outline along its border */
 #define GHOST_MIN_EDGE 6.0 /* ... and the model shows an outline there at all (mean gradient, luma) */
 #define GHOST_MIN_AREA 6
+#define SPECK_AREA 24       /* a still region smaller than this (pixels at analysis size) is absorbed after ghost_ms */
+#define FLICKER_STEP 32     /* a pixel's flicker grows by this each time it starts to change ... */
+#define FLICKER_DECAY 5     /* ... and loses 1/32 of itself every update */
+#define FLICKER_MASKED 128  /* from this on it flickers (a wobbling edge, leaves, water): it counts as no change */
 #define GHOST_MIN_OUTLINE 0.8 /* ... and most of the region's border lies against background */
 
 struct vg_background {
@@ -31,6 +35,7 @@ struct vg_background {
     uint8_t *raw;        /* w*h: over threshold */
     uint8_t *motion;     /* w*h: raw, despeckled */
     uint8_t *held;       /* w*h: not absorbed */
+    uint8_t *flicker;    /* w*h: how often the pixel started to change lately (FLICKER_*) */
     uint8_t *visited;    /* w*h: ghost regions */
     uint8_t *column;     /* w: the despeckle's column sums */
     uint8_t *zeros;      /* w: the rows outside the frame */
@@ -65,12 +70,13 @@ vg_background *vg_background_new(int w, int h, const vg_background_options *o) {
     bg->raw = calloc(n, 1);
     bg->motion = calloc(n, 1);
     bg->held = calloc(n, 1);
+    bg->flicker = calloc(n, 1);
     bg->visited = calloc(n, 1);
     bg->column = calloc((size_t)w, 1);
     bg->zeros = calloc((size_t)w, 1);
     bg->row_loud = calloc((size_t)h, sizeof *bg->row_loud);
     if (!bg->column || !bg->zeros || !bg->row_loud || !bg->mean || !bg->noise || !bg->fg_since || !bg->stack || !bg->covered || !bg->flags || !bg->raw ||
-        !bg->motion || !bg->held || !bg->visited) {
+        !bg->motion || !bg->held || !bg->flicker || !bg->visited) {
         vg_background_free(bg);
         return NULL;
     }
@@ -89,6 +95,7 @@ void vg_background_free(vg_background *bg) {
     free(bg->raw);
     free(bg->motion);
     free(bg->held);
+    free(bg->flicker);
     free(bg->visited);
     free(bg->column);
     free(bg->zeros);
@@ -210,6 +217,7 @@ static inline int classify_changed(vg_background *bg, const pass *p, size_t i, f
     if (!(flags & FG)) {
         bg->flags[i] = flags | FG;
         bg->fg_since[i] = p->now;
+        bg->flicker[i] = (uint8_t)(bg->flicker[i] > 255 - FLICKER_STEP ? 255 : bg->flicker[i] + FLICKER_STEP);
         return PIXEL_MOVING;
     }
     uint32_t still = p->now - bg->fg_since[i];
@@ -260,7 +268,9 @@ static int learn_quiet_row(vg_background *bg, const pass *p, const uint8_t *src,
         raw[x] = (uint8_t)loud;
     }
     unsigned loud = 0;
+    uint8_t *restrict flicker = bg->flicker + row;
     for (int x = 0; x < w; x++) flags[x] &= (uint8_t)(~FG | raw[x]); /* quiet pixels are no longer FG */
+    for (int x = 0; x < w; x++) flicker[x] = (uint8_t)(flicker[x] - (flicker[x] >> FLICKER_DECAY));
     for (int x = 0; x < w; x++) loud += raw[x];
     return (int)loud;
 }
@@ -284,7 +294,7 @@ static void classify_all(vg_background *bg, const pass *p, const uint8_t *luma, 
             if (!raw[x]) continue; /* learnt already */
             int code = classify_changed(bg, p, row + x, src[x], threshold_of(bg, p, row + x));
             counts[code]++;
-            raw[x] = (uint8_t)(code == PIXEL_MOVING || code == PIXEL_STILL);
+            raw[x] = (uint8_t)((code == PIXEL_MOVING || code == PIXEL_STILL) && bg->flicker[row + x] < FLICKER_MASKED);
             loud -= !raw[x];
         }
         bg->row_loud[y] = loud;
@@ -390,9 +400,19 @@ static void absorb_region(vg_background *bg, const uint8_t *luma, int stride, in
 /* Floods the still region at seed and absorbs it when it is a ghost: judged only when most of its border is
  * outline (a still part of something moving is not one) and when it covers no background it remembers (then
  * it is something that stood, not a ghost). */
+static int region_held(const vg_background *bg, int size) {
+    for (int k = 0; k < size; k++)
+        if (bg->held[bg->stack[k]]) return 1;
+    return 0;
+}
+
 static void judge_region(vg_background *bg, const pass *p, const uint8_t *luma, int stride, size_t seed) {
     outline o = {0, 0, 0, 0, 0};
     int size = flood_static(bg, p, luma, stride, (int)seed, &o);
+    if (size < SPECK_AREA && !region_held(bg, size)) { /* a still speck is a remnant, not an object */
+        absorb_region(bg, luma, stride, size);
+        return;
+    }
     if (size < GHOST_MIN_AREA || o.covered || o.outline < GHOST_MIN_OUTLINE * o.border) return;
     if (o.model_edge / o.outline >= GHOST_MIN_EDGE && o.frame_edge < GHOST_RATIO * o.model_edge) {
         absorb_region(bg, luma, stride, size);

@@ -11,7 +11,10 @@
  *  - ghosts: when something absorbed leaves, each pixel finds the background it covered (kept at
  *    absorption) and is background again at once; a still region whose outline shows in the model but
  *    not in the frame (an object present at start, then taken away) is a ghost and is absorbed;
- *  - speckle: a 3x3 majority filter cleans the mask before it is counted or blobbed;
+ *  - speckle: a 3x3 majority filter cleans the mask before it is counted or blobbed, and a still speck (a
+ *    remnant smaller than an object at analysis size) is absorbed after ghost_ms;
+ *  - flicker: a pixel that keeps starting to change (a wobbling edge, leaves, water) counts as no change until
+ *    it calms down (Motion's "smart mask");
  *  - hold: the caller may name boxes (tracked objects that stopped) whose pixels are not absorbed.
  *
  * Luma planes at analysis size; memory is allocated by vg_background_new only. Times are the frames'

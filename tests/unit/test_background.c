@@ -203,6 +203,36 @@ static void test_ghost(void) {
     vg_background_free(bg);
 }
 
+/* A wobbling edge (a 2-px column that keeps flipping) is masked once it has flickered a while; a real object
+ * elsewhere still counts. A still speck (a 3x3 change that stays) is gone after ghost_ms. */
+static void test_flicker_and_specks(void) {
+    uint8_t frame[S * H];
+    vg_background *bg = model();
+    int64_t t = 0;
+    for (int k = 0; k < 10; k++, t += FRAME_MS) {
+        scene(frame, 1, 2);
+        vg_background_update(bg, frame, W, H, S, t);
+    }
+    int column_late = -1;
+    for (int k = 0; k < 40; k++, t += FRAME_MS) {
+        scene(frame, 1, 2);
+        if (k % 2) object(frame, 2, 0, 2, H, 1); /* flips every frame */
+        object(frame, 40, 30, 3, 3, 1);           /* the speck, from k = 0 on */
+        vg_background_update(bg, frame, W, H, S, t);
+        if (k == 1) CHECK(count_in(bg, 2, 0, 2, H) >= H); /* at first the column moves */
+        if (k == 1) CHECK(count_in(bg, 40, 30, 3, 3) >= 1);
+        if (k >= 30) column_late = count_in(bg, 2, 0, 2, H) > column_late ? count_in(bg, 2, 0, 2, H) : column_late;
+    }
+    CHECK_INT(column_late, 0);                 /* masked: flickering is no motion */
+    CHECK_INT(count_in(bg, 38, 28, 7, 7), 0);  /* the still speck was absorbed */
+    scene(frame, 1, 2);
+    object(frame, 20, 10, 12, 16, 1);
+    object(frame, 40, 30, 3, 3, 1);
+    vg_background_update(bg, frame, W, H, S, t);
+    CHECK(count_in(bg, 20, 10, 12, 16) >= 12 * 16 - 4); /* a real object still counts */
+    vg_background_free(bg);
+}
+
 static void test_bad_input(void) {
     uint8_t frame[S * H];
     vg_background *bg = model();
@@ -230,6 +260,7 @@ int main(void) {
     test_light_change();
     test_absorb_and_leave();
     test_ghost();
+    test_flicker_and_specks();
     test_bad_input();
     return check_done();
 }
