@@ -1,7 +1,8 @@
 """livetest.py — what the live integration tests share: the real RTSP server (tests/servers/rtsp_server.py with
---stamp, in its own process group), a TCP server that is not RTSP, `vigil run` started and finished, and the
-stamped-frame rule: it reads the capture time the server drew on each frame, so a test can check each frame's
-ts against the truth, and writes one episode per frame (episode_type "frame"), one per on_stream event
+--stamp, in its own process group), a TCP server that is not RTSP, `vigil run` started and stopped (Run: its
+log read as it comes, so a test waits for events instead of sleeping), its output file read as it grows, and
+the stamped-frame rule: it reads the capture time the server drew on each frame, so a test can check each
+frame's ts against the truth, and writes one episode per frame (episode_type "frame"), one per on_stream event
 ("stream") and a "session" episode open from the first frame until shutdown."""
 import json
 import os
@@ -14,11 +15,17 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from vigiltest import SRC, VIGIL, read_versions, write
+from vigiltest import HANG_S, SLACK_S, SRC, VIGIL, read_versions, wait_for, write
 
 SERVER = os.path.join(SRC, "tests", "servers", "rtsp_server.py")
 PY = "/usr/bin/python3"          # Debian's python has gi
 FRAME_MS = 40                    # the server's default 25 fps
+# rtcp_wait_ms of the live tests: frames wait at most this long for the server's first sender report, and a
+# test that wants every frame stamped "rtcp" needs it to come in time. It comes about 1.2 s after vigil starts
+# connecting, 3.3 s for a client joining a shared media over UDP (measured: "frame time from RTCP sender
+# reports, N s after connecting"); plus SLACK_S for a loaded machine.
+FIRST_SR_S = 3.3
+RTCP_WAIT_MS = int((FIRST_SR_S + SLACK_S) * 1000)
 SECRET = "s3cretPW"              # the password in every test URL: it must never reach a log line
 
 # Reads the capture time the server drew (32 bits over 32 blocks, their complement in the band below);
@@ -76,7 +83,7 @@ class Server:
         self.err = open(self.t.path(self.name + ".err"), "a")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env=env,
                                      start_new_session=True)
-        self.urls = self.read_ready(time.time() + 20)
+        self.urls = self.read_ready(time.time() + HANG_S)
         if len(self.urls) != len(self.mounts):
             raise SystemExit("%s did not start: see %s" % (self.name, self.t.path(self.name + ".err")))
         self.port = int(re.match(r"rtsp://[^:]+:(\d+)/", self.urls[0]).group(1))
@@ -191,16 +198,107 @@ def free_port():
 
 # ---------------------------------------------------------------- vigil
 
-def start_vigil(cfg, duration, binary=None, env=None):
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.Popen([binary or VIGIL, "run", cfg, "--duration", str(duration)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=full_env)
+SAFETY_NET_S = 300  # Run's --duration: a run the test forgot to stop still ends (ctest's own limit is 600 s)
 
 
-def finish(proc, timeout=60):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err
+class Run:
+    """`vigil run CONFIG` until stop() (SIGTERM); --duration only as a safety net. Its stderr is read as it comes,
+    each line with the time.time() it was read (at or after vigil wrote it): a test waits for a log line instead
+    of sleeping, and knows when the line came."""
+
+    def __init__(self, cfg, binary=None, env=None):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.started = time.time()
+        self.proc = subprocess.Popen([binary or VIGIL, "run", cfg, "--duration", str(SAFETY_NET_S)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=full_env)
+        self.lines, self.lock = [], threading.Lock()
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self):
+        for line in self.proc.stderr:
+            with self.lock:
+                self.lines.append((time.time(), line.rstrip("\n")))
+
+    def timed(self, pred=None, since=None):
+        """(time read, line) of the lines so far that pred accepts, read at or after since."""
+        with self.lock:
+            return [(at, l) for at, l in self.lines if (since is None or at >= since) and (pred is None or pred(l))]
+
+    def log(self):
+        return "\n".join(l for _, l in self.timed())
+
+    def until(self, cond, timeout=HANG_S, step=0.25):
+        """cond() once it is true; false when vigil exited first or after timeout (which only bounds a hang)."""
+        wait_for(lambda: cond() or self.proc.poll() is not None, timeout, step)
+        return cond()
+
+    def wait_line(self, pred, count=1, since=None, timeout=HANG_S):
+        """The first count matching lines (time read, line), once there are that many; else the ones there are."""
+        self.until(lambda: len(self.timed(pred, since)) >= count, timeout, step=0.05)
+        return self.timed(pred, since)[:count]
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=HANG_S):
+        """SIGTERM, then its exit status and whole log."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join()
+        self.proc.stderr.close()
+        return self.proc.returncode, self.log()
+
+
+class Output:
+    """The JSON-lines file a run writes, read incrementally (polling it must not load the machine: the RTSP
+    server makes frames late when it does not get the CPU in time). A line being written waits for the next
+    read."""
+
+    def __init__(self, path):
+        self.path, self.offset, self.recs = path, 0, []
+
+    def read(self):
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                f.seek(self.offset)
+                for line in f:
+                    if not line.endswith("\n"):
+                        break
+                    self.offset += len(line.encode())
+                    if line.strip():
+                        self.recs.append(json.loads(line))
+        return self.recs
+
+
+def per_media(recs, kind=None, since=None):
+    """Versions per media (of one episode type); since: media -> index in recs where its counting starts."""
+    counts = {}
+    for i, r in enumerate(recs):
+        if (kind is None or r.get("episode_type") == kind) and i >= (since or {}).get(r["media"], 0):
+            counts[r["media"]] = counts.get(r["media"], 0) + 1
+    return counts
+
+
+def frames_of(recs):
+    """media -> payloads of its "frame" episodes (the stamped-frame rule), in order."""
+    frames = {}
+    for r in recs:
+        if r.get("episode_type") == "frame":
+            frames.setdefault(r["media"], []).append(r["payload"])
+    return frames
+
+
+def announced_delay(line):
+    """The seconds a "retrying in X s" / "reconnecting in X s" line announced, or None."""
+    m = re.search(r"(?:retrying|reconnecting) in ([0-9.]+) s", line)
+    return float(m.group(1)) if m else None
 
 
 def frames_by_media(out):
@@ -227,7 +325,7 @@ def config(t, name, cameras, log_level="info"):
     otherwise, versions to NAME.jsonl. Returns (config path, output path)."""
     out = t.path(name + ".jsonl")
     doc = {"node": {"machine_id": 9, "log_level": log_level}, "output": {"file": out},
-           "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": 5000},
+           "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": RTCP_WAIT_MS},
            "cameras": [dict({"script": "rule.lua", "params": {"band": 20 / 360}}, **c) for c in cameras]}
     return write(t.path(name + ".json"), json.dumps(doc, indent=1)), out
 

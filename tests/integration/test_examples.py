@@ -7,19 +7,28 @@ temporary ones. Checked: the config is accepted, every camera comes up and analy
 at error level, the run exits 0, and with Central configured the stub holds every episode, closed, (a box
 crosses the picture, so the perimeter's intrusion rule has something to send). The offline
 example: the clip command from its README is run as written and the rule's episode matches the box's
-known passage through the zone."""
+known passage through the zone.
+
+A run lasts until its cameras have seen what is checked (an event, read from the metrics endpoint every run
+gets), not for a fixed time: each camera has analysed more than 25 frames and has received the frames up to a
+second after the box left the picture. The box is timed on the media's clock (--box-clock media: from the
+first camera connecting), so a slow start never makes a camera miss it."""
 import glob
 import json
 import os
 import re
 import shlex
 import subprocess
+import urllib.request
 
 from vigiltest import Suite, SRC, CentralStub, write, run, read_versions
-from livetest import ConfigExternal, Server, finish, free_port, start_vigil
+from livetest import ConfigExternal, Run, Server, free_port
 
 EXAMPLES = os.path.join(SRC, "examples")
 KEY = "example-key-1"
+FPS = 25           # the server's
+BOX = (4.0, 7.0)   # seconds of the media's running time: after the second key frame (2 s), which a camera
+                   # joining the shared media after the first one waits for at most
 
 
 def localize(t, name, example_dir, doc, camera_url, services):
@@ -31,6 +40,7 @@ def localize(t, name, example_dir, doc, camera_url, services):
     for key in ("metrics", "listen"):
         if key in node:
             node[key] = "127.0.0.1:%d" % free_port()
+    node.setdefault("metrics", "127.0.0.1:%d" % free_port())  # the test reads the run's progress there
     if "config_external" in node:
         node["config_external"] = services["streams"].url
     for entry in node.get("stream_scripts", []):
@@ -58,15 +68,22 @@ def check_config_example(t, path, server, services):
     services.pop("stubs", None)
     local = localize(t, name, example_dir, doc, server.url(), services)
     cfg = write(t.path(name + ".json"), json.dumps(local, indent=1))
-    rc, err = finish(start_vigil(cfg, 7), timeout=90)
-    for stub in services.get("stubs", []):
-        stub.stop()
+    medias = [c["media"] for c in doc.get("cameras", [])]
+    medias += ["handed-out"] if "config_external" in doc.get("node", {}) else []
+    t.check(medias, "%s: the example has cameras" % name)
+    v = Run(cfg)
+    try:
+        seen = v.until(lambda: seen_the_box(local["node"]["metrics"], medias), step=0.5)
+        t.check(seen, "%s: every camera analyses frames and receives the box's passage: %s"
+                % (name, progress(local["node"]["metrics"])))
+    finally:
+        rc, err = v.stop()
+        for stub in services.get("stubs", []):
+            stub.stop()
     lines = err.splitlines()
     t.check(rc == 0, "%s: runs and exits 0 (rc %s): %s" % (name, rc, err[-1500:]))
     t.check(not [l for l in lines if " error:" in l], "%s: nothing logged at error level: %s"
             % (name, [l for l in lines if " error:" in l][:3]))
-    medias = [c["media"] for c in doc.get("cameras", [])] + (["handed-out"] if "config_external" in doc.get("node", {}) else [])
-    t.check(medias, "%s: the example has cameras" % name)
     for media in medias:
         up = [l for l in lines if l.startswith(media + " info: stream up")]
         counted = [int(m.group(1)) for l in lines for m in [re.match(re.escape(media) + r" info: (\d+) frames", l)] if m]
@@ -81,6 +98,27 @@ def check_config_example(t, path, server, services):
                 "%s: every episode reached Central (key from the key file), closed, before exit: %d of %d"
                 % (name, len(closed), opened))
     return opened if services.get("stubs") else 0
+
+
+def progress(metrics):
+    """media -> (frames received, frames analysed), from the run's metrics endpoint."""
+    try:
+        with urllib.request.urlopen("http://%s/metrics" % metrics, timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    got = {}
+    for kind, i in (("received", 0), ("analysed", 1)):
+        for media, value in re.findall(r'^vigil_camera_frames_%s_total\{media="([^"]*)"\} (\S+)$' % kind, text, re.M):
+            got.setdefault(media, [0, 0])[i] = float(value)
+    return got
+
+
+def seen_the_box(metrics, medias):
+    """Every camera has analysed more than 25 frames and received those up to a second after the box left: it
+    joined the media by its second key frame (BOX[0]), so it received every frame of the passage."""
+    got = progress(metrics)
+    return all(m in got and got[m][1] > 25 and got[m][0] >= (BOX[1] + 1) * FPS for m in medias)
 
 
 def readme_command(readme, starts):
@@ -127,8 +165,10 @@ def main():
         t.check(os.path.exists(readme), "%s has a README.md" % os.path.dirname(path))
     emitted = 0
     for path in configs:
-        # A fresh server per example: a white box crosses the middle of the picture 2.5..5.5 s after it starts.
-        server = Server(t, os.path.basename(os.path.dirname(path)), ["/cam"], extra=["--box", "2.5,5.5"], stamp=False)
+        # A fresh server per example: a white box crosses the middle of the picture BOX seconds after the first
+        # camera connected.
+        server = Server(t, os.path.basename(os.path.dirname(path)), ["/cam"], stamp=False,
+                        extra=["--box", "%g,%g" % BOX, "--box-clock", "media"])
         streams = ConfigExternal(streams=[{"name": "handed-out", "inputs": [{"url": server.url()}]}])
         try:
             emitted += check_config_example(t, path, server, {"streams": streams})

@@ -7,30 +7,18 @@ syntax error, then with version 2. Checked: the broken version is refused with f
 running; version 2 takes over between two frames with the open episode and vigil.keep handed to it (one
 episode, its frame counter without a gap); the camera kept its one RTSP session (1 connection, 0 lost); the
 pinned camera never reloads and stays on version 1."""
-import time
-
 from vigiltest import (Suite, write, read_versions, by_episode, replace_atomically, RELOAD_V1 as V1,
                        RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
-from livetest import Server, finish, start_vigil, config
+from livetest import Output, Run, Server, config
 
-DURATION = 10
+# Each step waits for the event the step before caused (frames, a log line), never for a fixed time.
+PINNED_LEAST = 100  # frames of the pinned camera
+AFTER_V2 = 25       # frames version 2 handles before the run stops
 
 
 def payloads(out, media):
     versions = [(rec, raw) for rec, raw in read_versions(out) if rec["media"] == media]
     return by_episode(versions), [rec["payload"] for rec, _ in versions if "payload" in rec and "closed_at" not in rec]
-
-
-def wait_for_frames(out, media, count, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if len(payloads(out, media)[1]) >= count:
-                return True
-        except (OSError, ValueError):  # not written yet, or a line half-written
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def main():
@@ -42,12 +30,20 @@ def main():
             {"media": "watched", "url": server.url(), "script": "rule.lua"},
             {"media": "pinned", "url": server.url(), "script": "rule.lua", "watch": False},
         ])
-        proc = start_vigil(cfg, DURATION)
-        t.check(wait_for_frames(out, "watched", 25), "version 1 runs on the live stream")
+        v = Run(cfg)
+        output = Output(out)
+
+        def frames(media, version=None):
+            return [r for r in output.read() if r["media"] == media and "closed_at" not in r
+                    and (version is None or r["payload"].get("version") == version)]
+
+        t.check(v.until(lambda: len(frames("watched")) >= 25), "version 1 runs on the live stream")
         replace_atomically(rule, BROKEN)
-        time.sleep(1.5)
+        t.check(v.wait_line(lambda l: "reload failed" in l), "the broken edit is noticed")
         replace_atomically(rule, V2)
-        rc, err = finish(proc)
+        t.check(v.wait_line(lambda l: "v2 took over" in l), "version 2 is loaded")
+        v.until(lambda: len(frames("watched", 2)) >= AFTER_V2 and len(frames("pinned")) >= PINNED_LEAST)
+        rc, err = v.stop()
     finally:
         server.stop()
     t.check(rc == 0, "the run exits 0 (rc %s): %s" % (rc, err[-1000:]))
@@ -72,7 +68,8 @@ def main():
             "watched: the RTSP session was never dropped: %r" % report)
 
     _, pinned = payloads(out, "pinned")
-    t.check(len(pinned) > 100 and all(p["version"] == 1 for p in pinned), "pinned: stays on version 1 (%d frames)"
+    t.check(len(pinned) >= PINNED_LEAST and all(p["version"] == 1 for p in pinned),
+            "pinned: stays on version 1 (%d frames)"
             % len(pinned))
     t.check(not any(l.startswith("pinned ") and "reload" in l for l in lines), "pinned: never reloads")
     t.done()

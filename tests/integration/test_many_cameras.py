@@ -25,12 +25,14 @@ import subprocess
 import time
 import urllib.request
 
-from vigiltest import Suite, VIGIL, VIGIL_ASAN, CentralStub, write
-from livetest import FRAME_MS, STAMP_RULE, Server, free_port, marker_error
+from vigiltest import HANG_S, SLACK_S, Suite, VIGIL, VIGIL_ASAN, CentralStub, wait_for, write
+from livetest import (FRAME_MS, RTCP_WAIT_MS, SAFETY_NET_S, STAMP_RULE, Output, Server, frames_of, free_port,
+                      marker_error, per_media)
 
 KEY = "many-cameras-K3y"
 BAND = 20 / 360
 GOP_MS = 2000  # the server's key-int-max is 2 * fps
+FLUSH_TIMEOUT_MS = 2000  # central.flush_timeout_ms of the Central-down run
 
 # One session episode per camera, extended on every frame: the output file gets every version, Central the
 # newest one per rate-limit interval. The first version says which zones the rule sees.
@@ -63,7 +65,8 @@ class Vigil:
         full_env = dict(os.environ)
         full_env.update(env or {})
         with open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([binary or VIGIL, "run", cfg, "--duration", "150"], stdout=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([binary or VIGIL, "run", cfg, "--duration", str(SAFETY_NET_S)],
+                                         stdout=subprocess.DEVNULL,
                                          stderr=err, env=full_env)
 
     def log(self):
@@ -73,7 +76,7 @@ class Vigil:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, timeout=60):
+    def stop(self, timeout=HANG_S):
         """SIGTERM; returns (exit status, seconds it took)."""
         started = time.time()
         self.proc.send_signal(signal.SIGTERM)
@@ -94,54 +97,8 @@ class Vigil:
         return int(m.group(1)) if m else None
 
 
-def wait_for(cond, timeout, step=0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
-
-class Output:
-    """The JSON-lines file a run writes, read incrementally (polling it must not load the machine: the RTSP
-    server drops frames when it does not get the CPU in time). A line being written waits for the next read."""
-
-    def __init__(self, path):
-        self.path, self.offset, self.recs = path, 0, []
-
-    def read(self):
-        if os.path.exists(self.path):
-            with open(self.path) as f:
-                f.seek(self.offset)
-                for line in f:
-                    if not line.endswith("\n"):
-                        break
-                    self.offset += len(line.encode())
-                    if line.strip():
-                        self.recs.append(json.loads(line))
-        return self.recs
-
-
 def versions(path):
     return Output(path).read()
-
-
-def per_media(recs, kind=None, since=None):
-    """Versions per media (of one episode type); since: media -> index in recs where its counting starts."""
-    counts = {}
-    for i, r in enumerate(recs):
-        if (kind is None or r.get("episode_type") == kind) and i >= (since or {}).get(r["media"], 0):
-            counts[r["media"]] = counts.get(r["media"], 0) + 1
-    return counts
-
-
-def frames_of(recs):
-    frames = {}
-    for r in recs:
-        if r.get("episode_type") == "frame":
-            frames.setdefault(r["media"], []).append(r["payload"])
-    return frames
 
 
 def closed_sessions(recs):
@@ -157,7 +114,7 @@ SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
 
 
 def http_get(port, path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=HANG_S) as r:
         return r.status, r.read().decode()
 
 
@@ -184,7 +141,7 @@ def metric(samples, name, **labels):
 def run_config(t, name, cameras, **sections):
     """A config on NAME.json (rewritten in place for SIGHUP); cameras on rule.lua unless they say otherwise."""
     doc = {"node": {"machine_id": 9, "metrics": "127.0.0.1:0"}, "output": {"file": t.path(name + ".jsonl")},
-           "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": 5000},
+           "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": RTCP_WAIT_MS},
            "cameras": [dict({"script": "rule.lua", "params": {"band": BAND}}, **c) for c in cameras]}
     for key, value in sections.items():
         doc[key] = dict(doc.get(key, {}), **value)
@@ -269,40 +226,48 @@ def test_eight_cameras(t, server):
     out = Output(t.path("eight.jsonl"))
     v = Vigil(t, "eight", cfg)
     first = ["c%d" % i for i in range(1, 9)]
-    up = wait_for(lambda: all(per_media(out.read(), "frame").get(m, 0) >= 1 for m in first), 25, step=0.5)
-    t.check(up, "all eight cameras deliver frames within 25 s")
+    up = wait_for(lambda: all(per_media(out.read(), "frame").get(m, 0) >= 1 for m in first), step=0.5)
+    t.check(up, "all eight cameras deliver frames")
+    # a window for the CPU figure (INFO only: a speed belongs in tests/bench), not a wait for anything
     cpu0, t0 = v.cpu_seconds(), time.time()
     time.sleep(5)
     cpu = (v.cpu_seconds() - cpu0) / (time.time() - t0)
     print("INFO: 8 cameras 640x360 25 fps (+1 down): %.1f %% of a core in all, %.1f %% per camera"
           % (100 * cpu, 100 * cpu / 8))
+    # the ratios check_metrics reads (1 decoded in 50 for c7, most skipped for c8) need two GOPs of frames
+    wait_for(lambda: len(frames_of(out.read()).get("c7", [])) >= 2 and len(frames_of(out.recs).get("c8", [])) >= 20,
+             step=0.5)
     check_metrics(t, "before SIGHUP", v, out, first, "dead")
 
     run_config(t, "eight", after_reload(url, dead_url))
+    before_hup = len(out.read())  # versions in the file before the SIGHUP
     hup1 = time.time()
     v.signal(signal.SIGHUP)
     restarted = wait_for(lambda: frames_of(out.read()).get("c9", [])[24:] and
-                         [p for p in frames_of(out.recs).get("c5", []) if p["n"] == 25][1:], 25, step=0.5)
-    t.check(restarted, "after SIGHUP the added and the changed camera deliver frames within 25 s")
+                         [p for p in frames_of(out.recs).get("c5", []) if p["n"] == 25][1:], step=0.5)
+    t.check(restarted, "after SIGHUP the added and the changed camera deliver frames")
 
     bad = json.loads(open(cfg).read())
     del bad["cameras"][1]["url"]
     bad["cameras"][2]["colour"] = "red"
     write(cfg, json.dumps(bad))
     v.signal(signal.SIGHUP)
-    t.check(wait_for(lambda: "stay as they are" in v.log(), 10), "the bad config on SIGHUP is reported")
+    t.check(wait_for(lambda: "stay as they are" in v.log()), "the bad config on SIGHUP is reported")
     run_config(t, "eight", after_reload(url, dead_url), node={"machine_id": 10})
     v.signal(signal.SIGHUP)
-    t.check(wait_for(lambda: "node.machine_id: changed; it needs a restart" in v.log(), 10),
+    t.check(wait_for(lambda: "node.machine_id: changed; it needs a restart" in v.log()),
             "a changed node.machine_id is logged as needing a restart")
-    time.sleep(2)
     live = ["c1", "c2", "c3", "c4", "c5", "c7", "c8", "c9"]
     restart = [i for i, r in enumerate(out.read()) if r["media"] == "c5" and r.get("episode_type") == "session"
                and r.get("payload", {}).get("close_reason") == "restart"]
     check_metrics(t, "after SIGHUP", v, out, live, "dead", since={"c5": restart[0] + 1 if restart else 0})
+    # the run lasts until check_eight has its frames (an event): 200 on the untouched cameras, 6 GOPs, 50 at 5 fps
+    least = {"c1": 200, "c2": 200, "c3": 200, "c4": 200, "c7": 6, "c8": 50}
+    t.check(wait_for(lambda: all(len(frames_of(out.read()).get(m, [])) >= n for m, n in least.items()), step=0.5),
+            "the cameras deliver the frames checked below")
     rc, took = v.stop()
     t.check(rc == 0, "SIGTERM: exit 0 (rc %s, %.1f s)" % (rc, took))
-    check_eight(t, out.read(), v.log(), hup1)
+    check_eight(t, out.read(), v.log(), hup1, before_hup)
 
 
 def frames_between(frames, lo, hi):
@@ -323,7 +288,8 @@ def check_same_frames(t, label, ref, other, subset=False):
             % (label, len(got), len(want), sum(1 for k, v in got.items() if want.get(k) != v)))
 
 
-def check_eight(t, recs, log, hup1):
+def check_eight(t, recs, log, hup1, before_hup):
+    """hup1: when the SIGHUP that changed cameras was sent; before_hup: how many versions the file had then."""
     frames, sessions = frames_of(recs), closed_sessions(recs)
     c1 = frames.get("c1", [])
     print("INFO: the server dropped %d frames under load (a 80+ ms step on every camera alike)"
@@ -331,7 +297,7 @@ def check_eight(t, recs, log, hup1):
     for m in ("c1", "c2", "c3", "c4"):
         fr = frames.get(m, [])
         check_exact_ts(t, "untouched %s" % m, fr)
-        t.check(len(fr) >= 200, "untouched %s: at least 200 frames (%d)" % (m, len(fr)))  # it ran > 10 s
+        t.check(len(fr) >= 200, "untouched %s: at least 200 frames (%d)" % (m, len(fr)))
         t.check([p["n"] for p in fr] == list(range(1, len(fr) + 1)),
                 "untouched %s: its counter never reset (n = 1..%d)" % (m, len(fr)))
         t.check([s["payload"].get("close_reason") for s in sessions.get(m, [])] == ["shutdown"],
@@ -340,7 +306,11 @@ def check_eight(t, recs, log, hup1):
         check_same_frames(t, m, c1, frames.get(m, []))
 
     c6 = frames.get("c6", [])
-    t.check(c6 and max(p["ts"] for p in c6) / 1000.0 < hup1 + 1.5, "removed c6: no frame after the SIGHUP")
+    # operations.md: signals are taken by the main thread at once, and SIGHUP stops a removed camera: promise 0,
+    # plus SLACK_S for a loaded machine
+    t.check(c6 and max(p["ts"] for p in c6) / 1000.0 < hup1 + SLACK_S,
+            "removed c6: no frame captured after the SIGHUP was taken (last %.2f s after it)"
+            % (max(p["ts"] for p in c6) / 1000.0 - hup1 if c6 else 0))
     t.check([s["payload"].get("close_reason") for s in sessions.get("c6", [])] == ["timeout"],
             "removed c6: its open episode closed with close_reason timeout")
     c5 = frames.get("c5", [])
@@ -354,7 +324,9 @@ def check_eight(t, recs, log, hup1):
             "changed c5: the old session closed with restart, the new one at shutdown")
     c9 = frames.get("c9", [])
     check_exact_ts(t, "added c9", c9)
-    t.check(c9 and min(p["ts"] for p in c9) / 1000.0 > hup1 - 0.5, "added c9: frames only after the SIGHUP")
+    first_c9 = next((i for i, r in enumerate(recs) if r["media"] == "c9"), -1)
+    t.check(c9 and first_c9 >= before_hup, "added c9: its versions come only after the SIGHUP (the first is #%d, the "
+            "file had %d before)" % (first_c9, before_hup))
 
     check_decode_modes(t, frames, c1)
     check_reload_log(t, log)
@@ -374,6 +346,8 @@ def check_decode_modes(t, frames, c1):
     f5 = frames.get("c8", [])
     check_exact_ts(t, "fps 5 c8", f5)
     check_same_frames(t, "fps 5 c8", c1, f5, subset=True)
+    # the rate is judged on stream time (frame ts), as config.md promises for "fps": exact whatever the load, so
+    # the limits stay strict
     span = (f5[-1]["ts"] - f5[0]["ts"]) / 1000.0 if len(f5) > 1 else 0
     rate = (len(f5) - 1) / span if span else 0
     steps = sorted(set(b["ts"] - a["ts"] for a, b in zip(f5, f5[1:])))
@@ -422,16 +396,16 @@ def test_central_flush(t, server):
     v = Vigil(t, "up", cfg, binary=binary, env=env)
     output = Output(out)
     try:
-        t.check(wait_for(lambda: all(per_media(output.read()).get(m, 0) >= 25 for m in ("s1", "s2", "z")), 30, step=0.5),
+        t.check(wait_for(lambda: all(per_media(output.read()).get(m, 0) >= 25 for m in ("s1", "s2", "z")), step=0.5),
                 "central run: every camera delivers (%s)" % ("asan" if VIGIL_ASAN else "plain"))
         changed = [dict(c, script="session.lua") for c in base if c["media"] != "s2"]
         changed[0]["params"] = {"gen": 2}
         changed.append({"media": "s3", "url": server.url(), "script": "session.lua"})
         run_config(t, "up", changed, **sections)
         v.signal(signal.SIGHUP)
-        t.check(wait_for(lambda: per_media(output.read()).get("s3", 0) >= 25, 30, step=0.5),
+        t.check(wait_for(lambda: per_media(output.read()).get("s3", 0) >= 25, step=0.5),
                 "central run: s3 added by SIGHUP delivers")
-        rc, took = v.stop(timeout=90)
+        rc, took = v.stop()
     finally:
         if v.proc.poll() is None:
             v.proc.kill()
@@ -481,15 +455,19 @@ def test_central_down(t, server):
     spool = t.path("spool-down")
     cams = [{"media": "d%d" % i, "url": server.url(), "script": "session.lua"} for i in (1, 2)]
     cfg = run_config(t, "down", cams, node={"spool_dir": spool},
-                     central={"url": url, "api_key": KEY, "flush_timeout_ms": 2000})
+                     central={"url": url, "api_key": KEY, "flush_timeout_ms": FLUSH_TIMEOUT_MS})
     out = t.path("down.jsonl")
     v = Vigil(t, "down", cfg)
     output = Output(out)
-    t.check(wait_for(lambda: all(per_media(output.read()).get(m, 0) >= 25 for m in ("d1", "d2")), 30, step=0.5),
+    t.check(wait_for(lambda: all(per_media(output.read()).get(m, 0) >= 25 for m in ("d1", "d2")), step=0.5),
             "central down: the cameras deliver")
     rc, took = v.stop()
     log = v.log()
-    t.check(rc == 0 and took < 10, "central down: SIGTERM exits 0 within the flush timeout (rc %s, %.1f s)" % (rc, took))
+    print("INFO: central down: SIGTERM to exit %.1f s (flush_timeout_ms %d)" % (took, FLUSH_TIMEOUT_MS))
+    # operations.md: at SIGTERM the cameras stop, then Central gets flush_timeout_ms; promise flush_timeout_ms,
+    # plus SLACK_S for the cameras' own shutdown on a loaded machine
+    t.check(rc == 0 and took < FLUSH_TIMEOUT_MS / 1000.0 + SLACK_S,
+            "central down: SIGTERM exits 0 within the flush timeout (rc %s, %.1f s)" % (rc, took))
     t.check(re.search(r"central warn: \d+ episode versions not delivered to %s yet; they stay in the spool" % re.escape(url),
                       log) is not None, "central down: the undelivered versions are logged as left in the spool")
     ids = set(r["episode_id"] for r in versions(out))
@@ -500,7 +478,7 @@ def test_central_down(t, server):
 
     stub = CentralStub(t, "back", KEY, port=port)
     r = subprocess.run([VIGIL, "flush", "--central", url, "--spool", spool, "--api-key", KEY],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=HANG_S)
     state, accepted = stub.state(), stub.last_accepted()
     stub.stop()
     t.check(r.returncode == 0, "vigil flush exits 0: %s" % r.stderr[-500:])

@@ -9,8 +9,8 @@ changes while vigil runs; the cameras are on the real RTSP server (tests/servers
   changed URL restarts that camera only ("restart"), a new name starts one; a failing config_external keeps
   the set and is logged once when it starts failing and once when it recovers; a SIGHUP whose file takes a
   name of Central's and drops its own camera hands each name over (the file still wins);
-- the node API over real HTTP: long polls wait when nothing is newer (empty after ~poll_timeout), answer soon
-  after a new version (the latency from the version being written to the answer arriving is printed), never
+- the node API over real HTTP: long polls wait when nothing is newer (empty after poll_timeout), answer as soon
+  as a new version is stored (the latency from the version being written to the answer arriving is printed), never
   return a version at or below updated_at_gt, oldest first, estimated_count consistent; 401 with no key and
   with a wrong key; 400 naming a bad parameter; /streams and /monitoring/liveness have the documented shape;
 - after a restart on the same spool the episodes of the first run are still served, complete (each equal to
@@ -26,8 +26,15 @@ import time
 import urllib.error
 import urllib.request
 
-from vigiltest import Suite, VIGIL, VIGIL_ASAN, read_versions, write
-from livetest import SECRET, ConfigExternal, Server, free_port
+from vigiltest import HANG_S, SLACK_S, Suite, VIGIL, VIGIL_ASAN, read_versions, wait_for, write
+from livetest import RTCP_WAIT_MS, SECRET, ConfigExternal, Output, Server, free_port
+
+# Long polls (architecture.md): one with nothing newer waits poll_timeout, then answers an empty list; one that
+# waits is woken by the producer's put, so it answers "as soon as" a camera stores a newer version: promise 0,
+# plus SLACK_S. A woken poll waits POLL_WOKEN_S at most, far over a version's interval plus the slack, so a poll
+# answered by its timeout can never pass for a woken one.
+POLL_EMPTY_S = 1.5
+POLL_WOKEN_S = 30
 
 NODE_KEY = "n0de-Key-42"
 CENTRAL_KEY = "c3ntral-Key-7"
@@ -124,16 +131,6 @@ class Tail:
         self.thread.join()
 
 
-def wait_for(cond, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(step)
-    return cond()
-
-
 # ---------------------------------------------------------------- setup
 
 def node_config(t, url, external, node_port, file_camera="filecam"):
@@ -151,7 +148,7 @@ def node_config(t, url, external, node_port, file_camera="filecam"):
             ],
         },
         "output": {"file": out},
-        "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": 2000},
+        "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": RTCP_WAIT_MS},
         "cameras": [{"media": file_camera, "url": url(0), "script": "rule.lua",
                      "params": {"tag": "file", "every_ms": 3000}}],
     }
@@ -167,7 +164,7 @@ def start(cfg, log, binary=None):
 
 def stop(proc, log):
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    proc.wait(timeout=HANG_S)
     with open(log) as f:
         return proc.returncode, f.read()
 
@@ -181,7 +178,7 @@ def running(node, expect):
             return None
         ok = all(got[n]["state"] == "up" and got[n]["url"] == expect[n] and got[n]["frames"] > 0 for n in expect)
         return got if ok else None
-    return wait_for(ready, 20)
+    return wait_for(ready)
 
 
 def masked(url):
@@ -190,12 +187,17 @@ def masked(url):
 
 # ---------------------------------------------------------------- scenarios
 
-def check_api_shapes(t, node):
+def check_api_shapes(t, node, launched):
+    """launched: time.time() just before vigil was started."""
+    asked = time.time()
     status, headers, body, _ = node.get("/monitoring/liveness")
-    now = time.time()
-    t.check(status == 200 and body and isinstance(body.get("server_version"), str)
-            and abs(body.get("now", 0) / 1000.0 - now) < 5 and 0 < now - body.get("started_at", 0) < 120,
-            "liveness: server_version, now (ms), started_at (s): %s" % body)
+    answered = time.time()
+    body = body or {}
+    # ordering, not speed: vigil's clock read between our asking and the answer; its start after its launch
+    t.check(status == 200 and isinstance(body.get("server_version"), str)
+            and int(asked * 1000) <= body.get("now", 0) <= answered * 1000
+            and int(launched) <= body.get("started_at", 0) <= answered,
+            "liveness: server_version, now (ms) while we asked, started_at (s) after the launch: %s" % body)
     for key, label in ((None, "no key"), ("wrong", "a wrong key"), (NODE_KEY + "x", "the key plus a letter")):
         status, headers, body, _ = node.get("/episodes", key=key)
         t.check(status == 401 and headers.get("WWW-Authenticate", "").startswith("Bearer")
@@ -240,17 +242,19 @@ def check_long_polls(t, node, tail):
                 % (len(one["episodes"]), one["estimated_count"]))
 
     future = int(time.time() * 1000) + 3600 * 1000
-    status, _, body, took = node.episodes(after=future, poll=1.5)
+    status, _, body, took = node.episodes(after=future, poll=POLL_EMPTY_S)
     print("INFO: long poll with nothing newer answered after %.2f s" % took)
-    t.check(status == 200 and body == {"episodes": [], "estimated_count": 0} and 1.4 <= took < 4,
-            "nothing newer: waits poll_timeout (1.5 s, took %.2f) and answers an empty list" % took)
+    # never before poll_timeout (0.1 s: vigil's clock is not ours); after it, by SLACK_S at most
+    t.check(status == 200 and body == {"episodes": [], "estimated_count": 0}
+            and POLL_EMPTY_S - 0.1 <= took < POLL_EMPTY_S + SLACK_S,
+            "nothing newer: waits poll_timeout (%.1f s, took %.2f) and answers an empty list" % (POLL_EMPTY_S, took))
 
     latencies, captured = [], []
     for _ in range(12):
         _, _, now_body, _ = node.episodes(after=0)
         newest = max(e["updated_at"] for e in now_body["episodes"]) if now_body else 0
         began = time.monotonic()
-        status, _, body, took = node.episodes(after=newest, poll=10)
+        status, _, body, took = node.episodes(after=newest, poll=POLL_WOKEN_S, timeout=POLL_WOKEN_S + HANG_S)
         answered, wall = time.monotonic(), time.time()
         got = body["episodes"] if body else []
         t.check(status == 200 and got, "a long poll is answered with the new version(s)")
@@ -258,7 +262,7 @@ def check_long_polls(t, node, tail):
         if not got:
             continue
         first = got[0]
-        written = wait_for(lambda: tail.seen.get((first["episode_id"], first["updated_at"])), 2, step=0.005)
+        written = wait_for(lambda: tail.seen.get((first["episode_id"], first["updated_at"])), step=0.005)
         if written and written > began:  # the version came while the poll waited
             latencies.append((answered - written) * 1000)
             captured.append((wall - first["updated_at"] / 1000.0) * 1000)
@@ -270,9 +274,9 @@ def check_long_polls(t, node, tail):
           " that resolution)" % ", ".join("%.1f" % x for x in latencies))
     print("INFO: frame capture -> answer received, ms: %s" % ", ".join("%.1f" % x for x in sorted(captured)))
     t.check(len(latencies) >= 3, "at least 3 long polls were woken by a new version (%d)" % len(latencies))
-    t.check(latencies and latencies[len(latencies) // 2] < 1000 and max(latencies) < 1500,
-            "a waiting long poll answers soon after a new version (median %.0f ms; target 100 ms, generous margin)"
-            % (latencies[len(latencies) // 2] if latencies else -1))
+    t.check(latencies and max(latencies) < SLACK_S * 1000,
+            "a waiting long poll answers as soon as a new version is stored (slowest %.0f ms; limit: %.0f s of a "
+            "loaded machine, far below the %d s poll_timeout)" % (max(latencies or [-1]), SLACK_S, POLL_WOKEN_S))
 
 
 def check_streams(t, got, url):
@@ -347,14 +351,23 @@ def first_run(t, url, external, cfg, out, node_port):
         {"name": "lobby-1", "inputs": [{"url": url(0)}]},
     ]
     log = t.path("run-1.log")
+    launched = time.time()
     proc = start(cfg, log)
     node = Node(node_port)
     tail = Tail(out)
+    output = Output(out)
+
+    def every_one_ticked(medias):
+        """Waits until each of medias has written a tick after now (a restarted camera ticks at its first frame)."""
+        since = len(output.read())
+        return wait_for(lambda: set(medias) <= {r["media"] for r in output.read()[since:]
+                                                if r.get("episode_type") == "tick"})
+
     try:
         got = running(node, {"filecam": masked(url(0)), "cam2": masked(url(1)),
                              "lobby-1": masked(url(0))})
         check_streams(t, got, url)
-        check_api_shapes(t, node)
+        check_api_shapes(t, node, launched)
         check_long_polls(t, node, tail)
 
         external.streams = [
@@ -365,8 +378,8 @@ def first_run(t, url, external, cfg, out, node_port):
         got = running(node, {"filecam": masked(url(0)), "lobby-1": masked(url(1)),
                              "cam3": masked(url(2))})
         t.check(got is not None, "after the change: cam2 gone, lobby-1 on its new URL, cam3 up: %s" % node.streams())
-        # let every camera write a tick after the change, so the restarted one has run on its new URL
-        time.sleep(3.5)
+        t.check(every_one_ticked(["filecam", "lobby-1", "cam3"]),
+                "after the change every camera writes a tick, the restarted one on its new URL")
 
         # SIGHUP with a file that names Central's cam3 and no longer filecam: cam3 becomes the file's,
         # filecam (which Central lists too) becomes Central's
@@ -375,14 +388,15 @@ def first_run(t, url, external, cfg, out, node_port):
         got = running(node, {"filecam": masked(url(2)), "lobby-1": masked(url(1)), "cam3": masked(url(0))})
         t.check(got and got["cam3"]["source"] == "config" and got["filecam"]["source"] == "central",
                 "after SIGHUP: cam3 runs from the file, filecam from Central: %s" % got)
-        time.sleep(3.5)
+        t.check(every_one_ticked(["filecam", "lobby-1", "cam3"]), "after SIGHUP every camera writes a tick")
 
         external.failing = True
+        t.check(wait_for(lambda: "HTTP 500" in open(log).read()), "a failing config_external is noticed")
         before = external.requests
-        wait_for(lambda: external.requests >= before + 4, 10)
+        t.check(wait_for(lambda: external.requests >= before + 3), "vigil goes on asking while it fails")
         t.check(set(node.streams()) == {"filecam", "lobby-1", "cam3"}, "while config_external fails the set stays")
         external.failing = False
-        wait_for(lambda: "recovered" in open(log).read(), 10)
+        t.check(wait_for(lambda: "recovered" in open(log).read()), "its recovery is noticed")
     finally:
         rc, err = stop(proc, log)
         tail.stop()
@@ -406,11 +420,11 @@ def second_run(t, url, external, cfg, out, node_port, versions):
     proc = start(cfg, log, binary=VIGIL_ASAN)
     node = Node(node_port)
     try:
-        up = wait_for(lambda: proc.poll() is not None or node.get("/monitoring/liveness", timeout=2)[0] == 200, 30)
+        up = wait_for(lambda: proc.poll() is not None or node.get("/monitoring/liveness", timeout=2)[0] == 200)
         status, _, body, _ = node.episodes(after=0, limit=10000)
         both = running(node, {"cam3": masked(url(0)), "cam2": masked(url(1))})
         external.streams = []
-        gone = wait_for(lambda: set(node.streams()) == {"cam3"}, 20)
+        gone = wait_for(lambda: set(node.streams()) == {"cam3"})
     finally:
         rc, err = stop(proc, log)
     t.check(up and status == 200 and body, "the restarted node answers (%s)" % status)
@@ -434,7 +448,7 @@ def test_config_refused(t):
                  "config_external": "http://urlSecret@h/api", "config_external_key": "inlineSecret",
                  "stream_scripts": [{"match": "*", "script": "rule.lua"}, {"match": "x*", "script": "rule.lua"}]},
     }))
-    r = subprocess.run([VIGIL, "run", bad], capture_output=True, text=True, timeout=30)
+    r = subprocess.run([VIGIL, "run", bad], capture_output=True, text=True, timeout=HANG_S)
     lines = r.stderr.splitlines()
     t.check(r.returncode == 2, "a bad node config is refused (exit 2, got %d)" % r.returncode)
     for needle in ("node.listen: ", "node.keep_episodes_for: ", "node.config_external_key: ",

@@ -4,10 +4,12 @@ sandbox holds; rules require helpers from their own directory; hot reload keeps 
 edit and hands open episodes and vigil.keep to a good one."""
 import os
 import subprocess
-import time
+import threading
 
-from vigiltest import (Suite, make_clip, write, run, read_versions, by_episode, replace_atomically, VIGIL,
-                       RELOAD_V1 as V1, RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
+from vigiltest import (SLACK_S, Suite, make_clip, write, run, read_versions, by_episode, replace_atomically,
+                       wait_for, VIGIL, RELOAD_V1 as V1, RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
+
+ERROR_LOG_INTERVAL_S = 10  # operations.md: "a rule's errors at most once per 10 s per camera"
 
 RUNAWAY = """
 local vigil = require "vigil"
@@ -53,6 +55,13 @@ function on_frame(frame)
 end
 """
 
+NOTHING = """
+function on_frame(frame) end
+"""
+
+# Interpreted, spin(1e7) takes about 0.4 s here (20 times the 20 ms budget of test_jit), and a loaded machine
+# only makes it longer: it is always cut. Compiled, the count hook never fires inside the trace (it runs to its
+# end even with a 1 ms budget), so no load can cut it either.
 SPIN = """
 local vigil = require "vigil"
 local function spin(n) local x = 0 for i = 1, n do x = (x + i) % 1000003 end return x end
@@ -69,13 +78,16 @@ return M
 """
 
 def test_budget(t, clip):
+    """Two callbacks that never end are cut at the budget: the replay goes on, and it costs the two budgets over
+    the same replay with a rule that does nothing (plus SLACK_S: the two runs on a loaded machine differ)."""
     out = t.path("runaway.jsonl")
-    start = time.time()
+    idle = run(["replay", clip, "--script", write(t.path("nothing.lua"), NOTHING), "--out", t.path("nothing.jsonl")])
     r = run(["replay", clip, "--script", write(t.path("runaway.lua"), RUNAWAY), "--budget-ms", "100",
              "--start", "0", "--out", out])
-    elapsed = time.time() - start
     t.check(r.returncode == 0, "runaway: replay goes on to the end (%s)" % r.stderr[-500:])
-    t.check(elapsed < 10, "runaway: two cuts at 100 ms do not hold the replay (%.1f s)" % elapsed)
+    t.check(r.seconds - idle.seconds < 2 * 0.100 + SLACK_S,
+            "runaway: two cuts at 100 ms cost their budgets, they do not hold the replay (%.1f s, %.1f s without them)"
+            % (r.seconds, idle.seconds))
     types = [v["episode_type"] for v, _ in read_versions(out)]
     t.check("half-made" not in types and "after" not in types, "runaway: cut callbacks leave no episode: %s" % types)
     t.check("next" in types, "runaway: the frame after a cut is processed")
@@ -88,7 +100,9 @@ def test_failures_rate_limited(t, clip):
     r = run(["replay", clip, "--script", write(t.path("failing.lua"), FAILING), "--out", t.path("f.jsonl")])
     lines = [l for l in r.stderr.splitlines() if "error" in l and "on_frame" in l]
     t.check(r.returncode == 0, "failing rule: the replay still completes")
-    t.check(len(lines) == 1, "failing rule: 150 failures give one log line within 10 s, got %d" % len(lines))
+    most = 1 + int(r.seconds // ERROR_LOG_INTERVAL_S)  # the first failure, then one line per interval at most
+    t.check(1 <= len(lines) <= most, "failing rule: 150 failures give one log line per 10 s: %d lines in %.1f s"
+            % (len(lines), r.seconds))
     t.check(lines and "failing.lua:4:" in lines[0] and "attempt to index" in lines[0],
             "failing rule: the line names file:line and the error: %r" % lines[:1])
     t.check(lines and "stack traceback" in lines[0] and "\n" not in lines[0], "failing rule: traceback on the same line")
@@ -138,16 +152,27 @@ def test_jit(t, clip):
 
 
 def test_hot_reload(t):
-    clip = make_clip(t.path("long.mp4"), seconds=6, fps=25)
+    """A real-time replay: each edit waits for the event the one before caused (a frame, a log line); the clip
+    only has to outlast three such steps."""
+    seconds, fps = 10, 25
+    clip = make_clip(t.path("long.mp4"), seconds=seconds, fps=fps)
     rule = write(t.path("reload.lua"), V1)
     out = t.path("reload.jsonl")
     p = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
                           "--out", out], stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+    reader.start()
+    t.check(wait_for(lambda: os.path.exists(out) and os.path.getsize(out) or p.poll() is not None, step=0.05)
+            and p.poll() is None,
+            "reload: version 1 runs")
     replace_atomically(rule, BROKEN)
-    time.sleep(1.5)
+    t.check(wait_for(lambda: any("reload failed" in l for l in lines) or p.poll() is not None, step=0.05)
+            and p.poll() is None, "reload: the broken edit is noticed while the replay runs")
     replace_atomically(rule, V2)
-    _, err = p.communicate(timeout=60)
+    p.wait(timeout=60)
+    reader.join()
+    err = "".join(lines)
     t.check(p.returncode == 0, "reload: replay ok (%s)" % err[-400:])
     failed = [l for l in err.splitlines() if "reload failed" in l]
     t.check(len(failed) == 1 and "reload.lua:2:" in failed[0], "reload: the broken version is refused with file:line: %r" % failed)
@@ -160,7 +185,7 @@ def test_hot_reload(t):
     t.check(seq and seq[0] == 1 and seq[-1] == 2 and seq == sorted(seq), "reload: versions 1 then 2")
     ns = [v["payload"]["n"] for v in versions if "payload" in v and "closed_at" not in v]
     t.check(ns == list(range(1, len(ns) + 1)), "reload: vigil.keep carried the counter (%s..%s, %d values)" % (ns[:1], ns[-1:], len(ns)))
-    t.check(len(ns) == 150, "reload: no frame was lost in the swap (%d)" % len(ns))
+    t.check(len(ns) == seconds * fps, "reload: no frame was lost in the swap (%d)" % len(ns))
 
 
 def test_check(t):

@@ -30,10 +30,13 @@ What it guarantees (tests rely on these):
     visible only while A <= t < L, t = capture wall-clock time minus this
     process' start time (printed as "EPOCH <unix seconds>" on the line after
     the READY lines; both faked by libfaketime alike), moving left->right at constant
-    speed across the frame, vertically centred.  The background is black
-    unless --pattern says otherwise, so the box is the only motion (beware:
-    "smpte" has an animated noise patch; smpte75/smpte100/bar/gradient/colors
-    are static).  Without --box the default pattern is the moving "ball";
+    speed across the frame, vertically centred.  With --box-clock media, t is the
+    media's running time instead: seconds since the mount's media started, i.e.
+    since its first client connected, so a client connected by then sees the
+    whole passage however long the server or the machine took to get there.
+    The background is black unless --pattern says otherwise, so the box is
+    the only motion (beware: "smpte" has an animated noise patch;
+    smpte75/smpte100/bar/gradient/colors are static).  Without --box the default pattern is the moving "ball";
   * --file clip serves a media file in an endless loop (decoded once by a
     producer pipeline, re-encoded live per mount, so it behaves like a camera).
   * --stamp draws on every frame its capture wall-clock time: unix ms
@@ -129,6 +132,7 @@ class Settings:
             if leave <= appear:
                 raise SystemExit("rtsp_server: --box needs appear_s < leave_s")
             self.box = (appear, leave)
+        self.box_clock = a.box_clock
         self.pattern = a.pattern or ("black" if self.box else "ball")
         self.file = a.file
         self.stamp = a.stamp
@@ -232,7 +236,10 @@ def attach_box(media, settings):
             return Gst.PadProbeReturn.OK
         # pts is running time (the src is live, no offset); + base_time =
         # REALTIME clock time at capture.
-        t = (base + buf.pts) / Gst.SECOND - settings.epoch
+        if settings.box_clock == "media":
+            t = buf.pts / Gst.SECOND
+        else:
+            t = (base + buf.pts) / Gst.SECOND - settings.epoch
         if appear <= t < leave:
             p.set_property("alpha", 1.0)
             p.set_property("xpos", int(span_x * (t - appear) / (leave - appear)))
@@ -366,6 +373,9 @@ def main():
     ap.add_argument("--pattern", help="videotestsrc pattern (default ball, black with --box)")
     ap.add_argument("--file", help="serve this media file in a loop instead of a test pattern")
     ap.add_argument("--box", help="appear_s,leave_s: moving white box, wall seconds since start")
+    ap.add_argument("--box-clock", choices=("epoch", "media"), default="epoch",
+                    help="--box times count from EPOCH (the process start) or from the media's start "
+                         "(its first client)")
     ap.add_argument("--stamp", action="store_true",
                     help="draw each frame's capture time (unix ms) as bits on top of a black frame")
     ap.add_argument("--gap-after-first", type=int, default=0, metavar="N",

@@ -2,12 +2,16 @@
 # Self-test of the test servers: tests/servers/rtsp_server.py and central_stub.py.
 # Owns: tests/servers/selftest.sh -- nothing else.
 #
-# Usage: tests/servers/selftest.sh            (about 45 s; loopback only)
+# Usage: tests/servers/selftest.sh            (about 75 s; loopback only)
 # Needs: /usr/bin/python3 with gi + GstRtspServer, ffmpeg, curl, faketime;
 #        gcc + libavformat headers for the PRFT checks (skipped otherwise).
 # Prints PASS/FAIL lines, measurements as INFO lines, and "N passed, M failed";
 # exits non-zero on any failure. All servers run in their own process group and
 # are killed by the EXIT trap.
+#
+# Timing (tests/README.md): a limit is what the server promises (README.md) plus
+# SLACK seconds for a loaded machine, or none: the script waits for the event,
+# and HANG (in tenths of a second) only ends a wait for something that never comes.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +20,8 @@ TMP=$(mktemp -d /tmp/servers-selftest.XXXXXX)
 PGIDS=()
 PASSED=0
 FAILED=0
+SLACK=5                           # s: what a loaded 2-core machine may add (as tests/integration/vigiltest.py)
+HANG=600                          # tenths of a second: bounds a hang only
 
 cleanup() {
     local g
@@ -33,13 +39,13 @@ info() { echo "INFO: $*"; }
 check() { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
 
 # start NAME CMD... : runs CMD in its own session (so faketime's child dies too),
-# stdout to $TMP/NAME.out; waits up to 15 s for a READY line. Sets LAST_PGID.
+# stdout to $TMP/NAME.out; waits for a READY line (HANG bounds it). Sets LAST_PGID.
 start() {
     local name=$1; shift
     setsid "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
     LAST_PGID=$!
     PGIDS+=("$LAST_PGID")
-    for _ in $(seq 150); do
+    for _ in $(seq $HANG); do
         grep -q '^READY ' "$TMP/$name.out" 2>/dev/null && return 0
         kill -0 "$LAST_PGID" 2>/dev/null || break
         sleep 0.1
@@ -49,13 +55,13 @@ start() {
 }
 ready_url() { grep -m1 '^READY ' "$TMP/$1.out" | cut -d' ' -f2; }
 # stop PGID: SIGTERM the server (the leader's children if the leader is a wrapper
-# such as faketime, which forks and passes the child's exit status on), wait up
-# to 5 s, and return the leader's exit status (1 if it had to be SIGKILLed).
+# such as faketime, which forks and passes the child's exit status on), wait for
+# it (HANG bounds it), and return the leader's exit status (1 if it had to be SIGKILLed).
 stop() {
     local g=$1 kids
     kids=$(pgrep -g "$g" | grep -vx "$g")
     if [ -n "$kids" ]; then kill -TERM $kids 2>/dev/null; else kill -TERM "$g" 2>/dev/null; fi
-    for _ in $(seq 50); do kill -0 "$g" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq $HANG); do kill -0 "$g" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$g" 2>/dev/null; then kill -KILL -- "-$g"; wait "$g"; return 1; fi
     wait "$g"
 }
@@ -132,12 +138,18 @@ while time.time() - t_play < dur:
         if pt == 200:
             sec, frac, ts = struct.unpack(">III", pkt[off + 8:off + 20])
             ntp = sec - 2208988800 + frac / 2**32
-            srs.append({"t": now - t_play, "off": ntp - now})
+            srs.append({"t": now - t_play, "off": ntp - now, "ntp": ntp, "rtp": ts})
         off += ln
 iv = [round(b["t"] - a["t"], 3) for a, b in zip(srs, srs[1:])]
+# the sender's own times (NTP in each SR), not when they arrived: a loaded machine cannot move them
+ntp_iv = [round(b["ntp"] - a["ntp"], 3) for a, b in zip(srs, srs[1:])]
+# RTP seconds per NTP second between the first and the last SR: the media clock's rate at the sender
+rate = ((srs[-1]["rtp"] - srs[0]["rtp"]) % 2**32 / 90000.0 / (srs[-1]["ntp"] - srs[0]["ntp"])
+        if len(srs) > 1 and srs[-1]["ntp"] > srs[0]["ntp"] else None)
 print(json.dumps({"rtp_packets": rtp, "ssrc": ssrc, "rtp_jumps": jumps, "sr_count": len(srs),
                   "first_sr_s": round(srs[0]["t"], 3) if srs else None,
-                  "intervals_s": iv, "ntp_minus_local_s": [round(s["off"], 4) for s in srs]}))
+                  "intervals_s": iv, "ntp_intervals_s": ntp_iv, "media_rate": rate and round(rate, 4),
+                  "ntp_minus_local_s": [round(s["off"], 4) for s in srs]}))
 EOF
 
 # prft.c: prints, per packet, local time and the AV_PKT_DATA_PRFT wall clock that
@@ -231,19 +243,24 @@ if start rtsp "$PY" "$HERE/rtsp_server.py" --port 0 --mount /cam1 --mount /cam2;
         "$PY" -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); sys.exit(a["ssrc"]!=b["ssrc"] or not a["ssrc"])' "$TMP/sr1.json" "$TMP/sr2.json"
     check "a 2nd client's PLAY does not disturb the 1st (no seq/timestamp jump)" \
         jcheck "$TMP/sr1.json" 'd["rtp_jumps"] == 0 and d["rtp_packets"] > 100'
-    check "first RTCP SR within 2 s of PLAY" jcheck "$TMP/sr1.json" 'd["first_sr_s"] is not None and d["first_sr_s"] < 2'
-    check "RTCP SRs at least every 2 s" jcheck "$TMP/sr1.json" 'd["sr_count"] >= 4 and max(d["intervals_s"]) < 2'
-    check "SR NTP = local wall clock (+-1 s)" jcheck "$TMP/sr1.json" 'all(abs(x) < 1 for x in d["ntp_minus_local_s"])'
+    # README: first SR 0.26-0.6 s after PLAY (+ SLACK), then every 0.41-1.23 s (RFC 3550: 0.5-1.5 x 1 s over
+    # 1.218), judged on the SRs' own NTP times; + 1.5 s margin, still under GStreamer's default (3-5.5 s)
+    check "first RTCP SR soon after PLAY (0.6 s + ${SLACK} s)" \
+        jcheck "$TMP/sr1.json" "d['first_sr_s'] is not None and d['first_sr_s'] < 0.6 + $SLACK"
+    check "RTCP SRs every 1.23 s at most (+ 1.5 s), sender time" \
+        jcheck "$TMP/sr1.json" 'd["sr_count"] >= 3 and max(d["ntp_intervals_s"]) < 1.23 + 1.5'
+    check "SR NTP = local wall clock (+-${SLACK} s)" \
+        jcheck "$TMP/sr1.json" "all(abs(x) < $SLACK for x in d['ntp_minus_local_s'])"
 
     if [ $HAVE_PRFT = 1 ]; then
         "$TMP/prft" "$URL" 4 >"$TMP/prft.json"
         info "FFmpeg PRFT (4 s, TCP): $(cat "$TMP/prft.json")"
-        check "PRFT side data present and = local wall clock (+-1 s)" jcheck "$TMP/prft.json" \
-            'd["with_prft"] > 50 and abs(d["prft_minus_local_min_s"]) < 1 and abs(d["prft_minus_local_max_s"]) < 1'
+        check "PRFT side data present and = local wall clock (+-${SLACK} s)" jcheck "$TMP/prft.json" \
+            "d['with_prft'] > 50 and max(abs(d['prft_minus_local_min_s']), abs(d['prft_minus_local_max_s'])) < $SLACK"
         "$TMP/prft" "$URL2" 3 udp >"$TMP/prft_udp.json"
         info "FFmpeg PRFT (3 s, UDP): $(cat "$TMP/prft_udp.json")"
-        check "PRFT over UDP = local wall clock (+-1 s)" jcheck "$TMP/prft_udp.json" \
-            'd["with_prft"] > 30 and abs(d["prft_minus_local_min_s"]) < 1 and abs(d["prft_minus_local_max_s"]) < 1'
+        check "PRFT over UDP = local wall clock (+-${SLACK} s)" jcheck "$TMP/prft_udp.json" \
+            "d['with_prft'] > 30 and max(abs(d['prft_minus_local_min_s']), abs(d['prft_minus_local_max_s'])) < $SLACK"
     fi
 
     stop "$LAST_PGID"
@@ -257,16 +274,20 @@ if start rtspfake env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '-1h' "$PY" "$H
     URL=$(ready_url rtspfake)
     "$PY" "$TMP/srprobe.py" "$URL" 4 >"$TMP/srf.json"
     info "SR probe under faketime: $(cat "$TMP/srf.json")"
-    check "faketime: SR NTP is 3600 s behind (+-2 s)" jcheck "$TMP/srf.json" \
-        'd["sr_count"] >= 2 and all(abs(x + 3600) < 2 for x in d["ntp_minus_local_s"])'
-    check "faketime: live rate kept (>= 70 RTP packets in 4 s)" jcheck "$TMP/srf.json" 'd["rtp_packets"] >= 70'
+    check "faketime: SR NTP is 3600 s behind (+-${SLACK} s)" jcheck "$TMP/srf.json" \
+        "d['sr_count'] >= 2 and all(abs(x + 3600) < $SLACK for x in d['ntp_minus_local_s'])"
+    # media time per (faked) wall second at the sender, from its SRs: exact whatever the load
+    check "faketime: live rate kept (RTP clock = NTP clock +-1 %)" jcheck "$TMP/srf.json" \
+        'd["rtp_packets"] > 0 and d["media_rate"] is not None and abs(d["media_rate"] - 1) < 0.01'
     if [ $HAVE_PRFT = 1 ]; then
         "$TMP/prft" "$URL" 4 >"$TMP/prftf.json"
         info "FFmpeg PRFT under faketime: $(cat "$TMP/prftf.json")"
-        check "faketime: PRFT is 3600 s behind (+-2 s)" jcheck "$TMP/prftf.json" \
-            'd["with_prft"] > 50 and abs(d["prft_minus_local_min_s"] + 3600) < 2 and abs(d["prft_minus_local_max_s"] + 3600) < 2'
-        check "faketime: media time advances at wall rate (+-10 %)" jcheck "$TMP/prftf.json" \
-            'd["wall_s"] > 2 and abs(d["media_s"] / d["wall_s"] - 1) < 0.1'
+        check "faketime: PRFT is 3600 s behind (+-${SLACK} s)" jcheck "$TMP/prftf.json" \
+            "d['with_prft'] > 50 and max(abs(d['prft_minus_local_min_s'] + 3600),
+                                        abs(d['prft_minus_local_max_s'] + 3600)) < $SLACK"
+        # media time against arrival time: late arrivals on a loaded machine shift it by SLACK at most
+        check "faketime: media time advances at wall rate (+-${SLACK} s)" jcheck "$TMP/prftf.json" \
+            "d['wall_s'] > 2 and abs(d['media_s'] - d['wall_s']) < $SLACK"
     fi
     stop "$LAST_PGID"
     check "faketime'd rtsp_server exits 0 on SIGTERM" test $? -eq 0
@@ -276,12 +297,13 @@ fi
 # faketime forks and does not forward signals; the server must not outlive it.
 if start rtspfake2 env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '-1h' "$PY" "$HERE/rtsp_server.py" --port 0; then
     kill -TERM "$LAST_PGID"
-    for _ in $(seq 30); do pgrep -g "$LAST_PGID" >/dev/null || break; sleep 0.1; done
+    for _ in $(seq $HANG); do pgrep -g "$LAST_PGID" >/dev/null || break; sleep 0.1; done
     check "SIGTERM to the faketime PID also ends the server (no orphan)" bash -c "! pgrep -g $LAST_PGID >/dev/null"
 fi
 
 echo "== rtsp_server.py --box"
-if start rtspbox "$PY" "$HERE/rtsp_server.py" --port 0 --mount /box --box 1.5,3.5; then
+# on the media's clock: the passage starts 1.5 s after ffmpeg connects, however slow the start was
+if start rtspbox "$PY" "$HERE/rtsp_server.py" --port 0 --mount /box --box 1.5,3.5 --box-clock media; then
     ffmpeg -nostdin -v error -rtsp_transport tcp -i "$(ready_url rtspbox)" -t 5 \
         -vf scale=64:36 -pix_fmt gray -f rawvideo "$TMP/box.gray" 2>"$TMP/ff_box.log"
     read -r nframes nbox < <("$PY" -c '
@@ -313,8 +335,10 @@ fi
 echo "== central_stub.py"
 KEY=s3cret
 ID=1722279170848854016        # > 2**53: must survive as exact decimal digits
+# Central fails for its first FAIL_S seconds: long enough that the first PUT below surely falls in them
+FAIL_S=$((SLACK + 2))
 if start central "$PY" "$HERE/central_stub.py" --port 0 --key "$KEY" --log "$TMP/episodes.jsonl" \
-    --fail-first-seconds 1.5 --status-file "$TMP/status.json"; then
+    --fail-first-seconds $FAIL_S --status-file "$TMP/status.json"; then
     C=$(ready_url central)
     pass "central_stub prints READY ($C)"
     # put KEY ID BODY [extra curl args] -> prints the HTTP status, body in $TMP/resp
@@ -329,7 +353,7 @@ if start central "$PY" "$HERE/central_stub.py" --port 0 --key "$KEY" --log "$TMP
 
     V1=$(ep $ID cam1 1000 1000 '')
     check "503 during --fail-first-seconds" test "$(put $KEY $ID "$V1")" = 503
-    sleep 1.6
+    sleep "$FAIL_S.1"   # the window began before READY: it is over now
     check "valid episode PUT -> 200" test "$(put $KEY $ID "$V1")" = 200
     check "200 echoes the exact id digits" grep -q "\"episode_id\":$ID" "$TMP/resp"
     check "second version -> 200" test "$(put $KEY $ID "$(ep $ID cam1 1000 2000 ',"type":"x"')")" = 200
@@ -359,11 +383,11 @@ if start central "$PY" "$HERE/central_stub.py" --port 0 --key "$KEY" --log "$TMP
     check "mode 400 body" grep -q '"title": "bad episode"' "$TMP/resp"
     ctl '{"mode":"timeout","hold_s":2}' >/dev/null
     t0=$(date +%s.%N)
-    put $KEY 12 "$(ep 12 cam1 1 1 '')" --max-time 6 >/dev/null
+    put $KEY 12 "$(ep 12 cam1 1 1 '')" --max-time $((HANG / 10)) >/dev/null
     rc=$?
     held=$("$PY" -c "import sys; print(round($(date +%s.%N) - $t0, 1))")
     check "mode timeout: held ${held}s then closed without answer (curl rc $rc)" \
-        "$PY" -c "import sys; sys.exit(not ($rc == 52 and 1.8 < $held < 5))"
+        "$PY" -c "import sys; sys.exit(not ($rc == 52 and 2 - 0.2 < $held < 2 + $SLACK))"   # hold_s 2
     ctl '{"mode":"ok"}' >/dev/null
     check "mode ok again -> 200" test "$(put $KEY 12 "$(ep 12 cam1 1 1 '')")" = 200
 

@@ -10,6 +10,12 @@
 
 static int check_passed, check_failed;
 
+/* Timing (tests/README.md): a time limit is a promise plus CHECK_SLACK_MS, what a loaded 2-core machine may add
+ * to something done at once; waiting for an event is bounded by CHECK_HANG_MS, which only ends a hang (and stays
+ * under ctest's 60 s per unit test). */
+#define CHECK_SLACK_MS 5000
+#define CHECK_HANG_MS 30000
+
 #define CHECK(cond) do { \
     if (cond) check_passed++; \
     else { check_failed++; fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } \

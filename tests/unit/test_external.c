@@ -231,7 +231,7 @@ static void test_source(void) {
     vg_log_set_level(VG_LOG_ERROR);
     CHECK_INT(vg_external_fetch(x), -1);
     vg_log_set_level(VG_LOG_INFO);
-    CHECK(vg_monotonic_ms() - t0 <= VG_EXTERNAL_TIMEOUT_MS + 500);
+    CHECK(vg_monotonic_ms() - t0 <= VG_EXTERNAL_TIMEOUT_MS + CHECK_SLACK_MS);
     vg_external_free(x);
 }
 
