@@ -56,6 +56,16 @@ static int count_in(const vg_background *bg, int x0, int y0, int w, int h) {
     return c;
 }
 
+/* Still scene for a second: the model's first frames (its noise is learnt). Returns the next frame's time. */
+static int64_t warm_up(vg_background *bg, uint8_t *frame, int frames) {
+    int64_t t = 0;
+    for (int k = 0; k < frames; k++, t += FRAME_MS) {
+        scene(frame, 1, 2);
+        vg_background_update(bg, frame, W, H, S, t);
+    }
+    return t;
+}
+
 static vg_background *model(void) {
     vg_background_options o = vg_background_defaults();
     o.absorb_ms = 3000;
@@ -89,11 +99,7 @@ static void test_noise_and_object(void) {
 static void test_light_change(void) {
     uint8_t frame[S * H];
     vg_background *bg = model();
-    int64_t t = 0;
-    for (int k = 0; k < 20; k++, t += FRAME_MS) {
-        scene(frame, 1, 2);
-        vg_background_update(bg, frame, W, H, S, t);
-    }
+    int64_t t = warm_up(bg, frame, 20);
     scene(frame, 0.6, 2);
     vg_background_update(bg, frame, W, H, S, t += FRAME_MS);
     CHECK(count(bg) <= 2);
@@ -133,11 +139,7 @@ static void test_light_change(void) {
 static void test_absorb_and_leave(void) {
     uint8_t frame[S * H];
     vg_background *bg = model();
-    int64_t t = 0;
-    for (int k = 0; k < 10; k++, t += FRAME_MS) {
-        scene(frame, 1, 2);
-        vg_background_update(bg, frame, W, H, S, t);
-    }
+    int64_t t = warm_up(bg, frame, 10);
     int64_t stood = t;
     int absorbed_at = -1;
     for (int k = 0; k < 50; k++, t += FRAME_MS) {
@@ -208,11 +210,7 @@ static void test_ghost(void) {
 static void test_flicker_and_specks(void) {
     uint8_t frame[S * H];
     vg_background *bg = model();
-    int64_t t = 0;
-    for (int k = 0; k < 10; k++, t += FRAME_MS) {
-        scene(frame, 1, 2);
-        vg_background_update(bg, frame, W, H, S, t);
-    }
+    int64_t t = warm_up(bg, frame, 10);
     int column_late = -1;
     for (int k = 0; k < 40; k++, t += FRAME_MS) {
         scene(frame, 1, 2);
