@@ -12,7 +12,8 @@ if [ ! -s "$CLIP" ]; then
         -c:v libx264 -preset veryfast -pix_fmt yuv420p -metadata creation_time=2026-01-01T12:00:00Z "$CLIP"
 fi
 echo "demo: replaying $CLIP (1280x720, 8 s; a square crosses the frame from 2.0 s to 5.0 s) through scripts/motion.lua"
-"$BUILD/vigil" replay "$CLIP" --script scripts/motion.lua --media demo --out "$OUT/episodes.jsonl"
+"$BUILD/vigil" replay "$CLIP" --script scripts/motion.lua --media demo --out "$OUT/episodes.jsonl" \
+    --overlay "$OUT/overlay.mp4"
 python3 - "$OUT/episodes.jsonl" <<'PY'
 import json, sys
 versions = [json.loads(line) for line in open(sys.argv[1])]
@@ -28,3 +29,4 @@ for eid, vs in episodes.items():
           % (eid, first.get("episode_type"), (t0 % 60000) / 1000.0 - 0, (last.get("closed_at", t0) % 60000) / 1000.0,
              len(vs), "yes" if "preview" in last else "no"))
 PY
+echo "demo: what the rule saw, frame by frame (motion in red, the open episode's border): $OUT/overlay.mp4"
