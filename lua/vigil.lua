@@ -61,6 +61,61 @@ function episode_methods.offer_preview(ep, frame, box, score, opts)
   return true
 end
 
+-- ep:set_detections(list): Central's detected objects. Each item: object_class (required: Watcher reads
+-- "human", "vehicle", "face", "license_plate"), box {x, y, w, h} in frame fractions (or x, y, w, h on the item),
+-- detected_at (a frame or unix ms; default the frame being processed), confidence (0..1, optional); other keys
+-- (a track id) go alongside. Sent as {object_class, detected_at, confidence, appearance = {box = {top, left,
+-- bottom, right}}}. A box with no class is no detection Watcher can read: put it in the payload instead.
+local frames = require "vigil.frame"
+local core_set_detections = episode_methods.set_detections
+local DETECTION_KEYS = { object_class = true, box = true, detected_at = true, confidence = true, x = true, y = true,
+                         w = true, h = true, label = true }
+
+local function detection_time(at, i)
+  if type(at) == "table" and type(at.ts) == "number" then return at.ts end
+  if type(at) == "number" and at == at and at >= 0 then return math.floor(at) end
+  if at ~= nil then error(("detections[%d].detected_at: a frame or unix ms expected"):format(i), 4) end
+  local f = frames.in_progress()
+  if not f then error(("detections[%d].detected_at: required outside on_frame"):format(i), 4) end
+  return tonumber(f.ts)
+end
+
+local function detection_box(d, i)
+  local b = d.box or d
+  local x, y, w, h = b.x or b[1], b.y or b[2], b.w or b[3], b.h or b[4]
+  for k, v in pairs({ x = x, y = y, w = w, h = h }) do
+    if type(v) ~= "number" or v ~= v or v < 0 or v > 1 then
+      error(("detections[%d].box.%s = %s: a fraction 0..1 expected"):format(i, k, tostring(v)), 4)
+    end
+  end
+  return { top = y, left = x, bottom = math.min(1, y + h), right = math.min(1, x + w) }
+end
+
+local function detection(d, i)
+  if type(d) ~= "table" then error(("detections[%d]: a table expected"):format(i), 3) end
+  local class = d.object_class
+  if type(class) ~= "string" or class == "" then
+    error(("detections[%d].object_class: missing (Watcher reads human, vehicle, face, license_plate); a box "
+           .. "without a class belongs in the payload"):format(i), 3)
+  end
+  local c = d.confidence
+  if c ~= nil and (type(c) ~= "number" or c ~= c or c < 0 or c > 1) then
+    error(("detections[%d].confidence = %s: 0..1 expected"):format(i, tostring(c)), 3)
+  end
+  local out = { object_class = class, detected_at = detection_time(d.detected_at, i), confidence = c,
+                appearance = { box = detection_box(d, i) } }
+  for k, v in pairs(d) do if not DETECTION_KEYS[k] then out[k] = v end end
+  return out
+end
+
+function episode_methods.set_detections(ep, list)
+  if list == nil then return core_set_detections(ep, nil) end
+  if type(list) ~= "table" then error("set_detections: a list of detections expected", 2) end
+  local out = {}
+  for i, d in ipairs(list) do out[i] = detection(d, i) end
+  return core_set_detections(ep, out)
+end
+
 -- A box {x, y, w, h} grown by `by` (a fraction of its own size) on every side, clamped to the frame.
 function vigil.pad(box, by)
   if not box then return nil end

@@ -30,7 +30,8 @@
 --
 -- payload: { line = name, direction = "a_to_b" | "b_to_a", counts = { a_to_b = N, b_to_a = M }, track = id }
 -- (counts are running totals since the rule started, kept across a hot reload; with direction set, the
--- other way stays 0). detections: the crossing object's box. Preview: the object, at the frame the
+-- other way stays 0). detections: the crossing object's box, when params.object_class says what it is ("human",
+-- "vehicle", ...: Central's schema, with its track id); without a class the box goes in payload.box. Preview: the object, at the frame the
 -- crossing was confirmed.
 local vigil = require "vigil"
 
@@ -42,7 +43,7 @@ local p = vigil.params
 local params = vigil.check_params(RULE, { "line", "name", "direction", "cooldown_ms", "margin", "min_area",
                                           "threshold", "noise_factor", "learning_rate", "absorb_seconds",
                                           "max_distance", "max_missed",
-                                          "episode_type" })
+                                          "episode_type", "object_class" })
 
 local line = params:points("line", 2, 2, "a line")
 local ax, ay, bx, by = line[1][1], line[1][2], line[2][1], line[2][2]
@@ -53,6 +54,7 @@ local only = params:string("direction", "both", { "both", "a_to_b", "b_to_a" })
 local cooldown_ms = params:number("cooldown_ms", 1000, 0, 3600000)
 local margin = params:number("margin", 0.01, 0, 0.5)
 local episode_type = params:string("episode_type", "line_crossing")
+local object_class = params:string("object_class", nil)
 local movers = params:moving_objects()
 
 -- Geometry -------------------------------------------------------------------------------------------------
@@ -97,9 +99,9 @@ local function crossing(frame, t, st, direction)
   if id > keep.last_id then keep.last_id = id end
   local box = { x = t.x, y = t.y, w = t.w, h = t.h }
   local ep = vigil.episode.open(st.over_ts, { episode_type = episode_type, payload = {
-    line = line_name, direction = direction, track = id,
+    line = line_name, direction = direction, track = id, box = not object_class and box or nil,
     counts = { a_to_b = keep.counts.a_to_b, b_to_a = keep.counts.b_to_a } } })
-  ep:set_detections({ { x = t.x, y = t.y, w = t.w, h = t.h, label = "object", track = id } })
+  if object_class then ep:set_detections({ { box = box, object_class = object_class, track = id, detected_at = frame } }) end
   ep:offer_preview(frame, vigil.pad(box, 0.5), t.w * t.h)
   ep:close(st.over_ts)
 end

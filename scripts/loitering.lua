@@ -23,7 +23,8 @@
 --   episode_type  (default "loitering")
 --
 -- payload: { zone = name, track = id, dwell_ms = time from entering to the last frame seen inside }
--- detections: the object's box, label "object".
+--   object_class  what the objects are, for Watcher ("human", "vehicle", ...): with it the object's box is the
+--                 episode's detection (Central's schema, with its track id); without it, payload.box
 --
 -- Hot reload: open episodes are kept (vigil.keep); the new tracker starts over, so each is handed to the first
 -- new track seen inside the zone near where its object was last seen, or closed as "lost" if none comes within
@@ -38,13 +39,14 @@ local RELINK_MS = 2000
 local params = vigil.check_params(RULE, { "zone", "seconds", "name", "point", "min_frames", "min_area",
                                           "threshold", "noise_factor", "learning_rate", "absorb_seconds",
                                           "max_distance", "max_missed",
-                                          "episode_type" })
+                                          "episode_type", "object_class" })
 
 local zone = params:zone("zone", "name")
 local limit_ms = params:number("seconds", 10, 0, 86400) * 1000
 local point = params:string("point", "bottom", { "bottom", "center" })
 local min_frames = params:number("min_frames", 3, 1, 1000, true)
 local episode_type = params:string("episode_type", "loitering")
+local object_class = params:string("object_class", nil)
 local movers = params:moving_objects { learning_rate = 0.01 } -- slower: a loiterer stands still
 local max_distance = movers.max_distance
 
@@ -68,7 +70,8 @@ local function reference_point(t)
 end
 
 local function payload(o)
-  return { zone = zone.name, track = o.id, dwell_ms = o.last_inside - o.entered }
+  return { zone = zone.name, track = o.id, dwell_ms = o.last_inside - o.entered,
+           box = not object_class and o.box or nil }
 end
 
 local function close(o, reason)
@@ -113,6 +116,7 @@ function on_frame(frame)
           if #orphans > 0 then adopt(o, t) end
         end
         o.last_inside, o.outside, o.x, o.y = frame.ts, 0, t.cx, t.cy
+        o.box = { x = t.x, y = t.y, w = t.w, h = t.h }
         if not o.episode and o.last_inside - o.entered >= limit_ms then
           o.episode = vigil.episode.open(o.entered, { episode_type = episode_type, payload = payload(o) })
         elseif o.episode then
@@ -120,7 +124,9 @@ function on_frame(frame)
         end
         if o.episode then
           o.episode:extend(frame)
-          o.episode:set_detections({ { x = t.x, y = t.y, w = t.w, h = t.h, label = "object", track = o.id } })
+          if object_class then
+            o.episode:set_detections({ { box = o.box, object_class = object_class, track = o.id } })
+          end
           o.episode:offer_preview(frame, vigil.pad(t, 0.3), t.w * t.h)
           remember(o)
         end

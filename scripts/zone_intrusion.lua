@@ -23,7 +23,9 @@
 --
 -- payload: { zone = name, objects = objects inside now, max_objects = most inside at once,
 --            tracks = ids of the objects that were inside (first 32), track_count = how many }
--- detections: the boxes of the objects inside, label "object", with their track id.
+--   object_class  what the objects are, for Watcher: "human", "vehicle", "face" or "license_plate". With it
+--                 the boxes of the objects inside are the episode's detections (Central's schema, with their
+--                 track id); without it they go in payload.boxes (a detection Watcher cannot read is none)
 --
 -- Limits: an object that stops moving stays tracked until it moves away; two objects that meet are one
 -- blob while they touch (the tracker keeps both ids through it). On a hot reload the open episode
@@ -37,13 +39,14 @@ local RULE = "zone_intrusion"
 local params = vigil.check_params(RULE, { "zone", "name", "point", "min_frames", "quiet_ms", "min_area",
                                           "threshold", "noise_factor", "learning_rate", "absorb_seconds",
                                           "max_distance", "max_missed",
-                                          "episode_type" })
+                                          "episode_type", "object_class" })
 
 local zone = params:zone("zone", "name")
 local point = params:string("point", "bottom", { "bottom", "center" })
 local min_frames = params:number("min_frames", 3, 1, 1000, true)
 local quiet_ms = params:number("quiet_ms", 1000, 0, 3600000)
 local episode_type = params:string("episode_type", "zone_intrusion")
+local object_class = params:string("object_class", nil)
 local movers = params:moving_objects()
 
 -- State ----------------------------------------------------------------------------------------------------
@@ -74,9 +77,9 @@ local function union(a, b)
   return { x = x0, y = y0, w = x1 - x0, h = y1 - y0 }
 end
 
-local function payload(inside)
+local function payload(inside, boxes)
   return { zone = zone.name, objects = inside, max_objects = keep.max_objects, tracks = keep.tracks,
-           track_count = keep.track_count }
+           track_count = keep.track_count, boxes = not object_class and boxes or nil }
 end
 
 local function note_track(id)
@@ -123,7 +126,7 @@ function on_frame(frame)
         seen_inside = true
         box = union(box, t)
         area = math.max(area, t.w * t.h)
-        detections[#detections + 1] = { x = t.x, y = t.y, w = t.w, h = t.h, label = "object", track = id }
+        detections[#detections + 1] = { x = t.x, y = t.y, w = t.w, h = t.h, track = id, object_class = object_class }
       end
       if not first_since or o.since < first_since then first_since = o.since end
     end
@@ -136,16 +139,16 @@ function on_frame(frame)
     for _, id in ipairs(ids) do changed = note_track(id) or changed end
     if inside > keep.max_objects then keep.max_objects, changed = inside, true end
     if not episode then
-      episode = vigil.episode.open(first_since, { episode_type = episode_type, payload = payload(inside) })
+      episode = vigil.episode.open(first_since, { episode_type = episode_type, payload = payload(inside, detections) })
       keep.episode = episode.id
       changed = false
-    elseif changed or inside ~= keep.objects then
-      episode:set_payload(payload(inside))
+    elseif changed or inside ~= keep.objects or (not object_class and seen_inside) then
+      episode:set_payload(payload(inside, detections))
     end
     keep.objects = inside
     if seen_inside then
       episode:extend(frame)
-      episode:set_detections(detections)
+      if object_class then episode:set_detections(detections) end
       -- the best preview shows the most objects at once, then the biggest
       episode:offer_preview(frame, vigil.pad(box, 0.25), inside + math.min(area, 0.99))
     end

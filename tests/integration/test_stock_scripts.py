@@ -168,6 +168,16 @@ def check_time(t, rule, what, got, truth_frame, label):
             % (label, what, got, truth_frame, truth_frame * FRAME_MS, err))
 
 
+def central_detection(d, version):
+    """One item of Central's detections: a known class, seen at a frame of the episode, a box in fractions."""
+    box = d.get("appearance", {}).get("box", {})
+    return (d.get("object_class") in ("human", "vehicle", "face", "license_plate")
+            and isinstance(d.get("detected_at"), int) and version["opened_at"] <= d["detected_at"] <= version["updated_at"]
+            and set(box) == {"top", "left", "bottom", "right"}
+            and 0 <= box["left"] < box["right"] <= 1 and 0 <= box["top"] < box["bottom"] <= 1
+            and ("confidence" not in d or 0 <= d["confidence"] <= 1))
+
+
 def check_bad_params(t, rule, clip, params, needle):
     script = os.path.join(SCRIPTS, rule + ".lua")
     r = run(["replay", clip, "--script", script, "--params", json.dumps(params), "--out", t.path("bad.jsonl")])
@@ -226,6 +236,8 @@ def test_zone_intrusion(t):
     for point in ("bottom", "center"):
         label = "zone_intrusion/" + point
         params = {"zone": ZONE, "name": "yard", "point": point, "min_frames": 3, "quiet_ms": 1000}
+        if point == "bottom":
+            params["object_class"] = "human"  # detections in Central's schema; "center": no class, boxes in payload
         eps = run_rule(t, "zone_intrusion", clip, params, label)
         truth = zone_truth(t, objects, frames, point, 3, 1000 // FRAME_MS, label)
         t.check(len(truth) == (2 if point == "bottom" else 3), "%s: scene: %d episodes in truth" % (label, len(truth)))
@@ -244,10 +256,16 @@ def test_zone_intrusion(t):
             img = decode(t, vs[-1].get("preview"), l)
             if img:
                 t.check(0.05 < white_fraction(img) < 0.9, "%s: the preview shows the object (%.2f white)" % (l, white_fraction(img)))
-        # versions while objects are inside carry their boxes
-        dets = [d for vs in eps for v in vs for d in v.get("detections", [])]
-        t.check(dets and all(0 <= d["x"] <= 1 and 0 <= d["y"] <= 1 and d["label"] == "object" for d in dets),
-                "%s: detections are boxes in frame fractions" % label)
+        # versions while objects are inside carry their boxes: Central's detections with a class, else payload.boxes
+        versions = [v for vs in eps for v in vs]
+        dets = [d for v in versions for d in v.get("detections", [])]
+        if point == "bottom":
+            t.check(dets and all(central_detection(d, v) for v in versions for d in v.get("detections", [])),
+                    "%s: detections in Central's schema (object_class, detected_at, appearance.box)" % label)
+        else:
+            boxes = [b for v in versions for b in v["payload"].get("boxes", [])]
+            t.check(not dets and boxes and all(0 <= b["x"] <= 1 and 0 <= b["y"] <= 1 for b in boxes),
+                    "%s: no class: no detections, the boxes in payload.boxes" % label)
 
     check_bad_params(t, "zone_intrusion", clip, {"zone": [[0.1, 0.1], [0.9, 0.9]]}, "params.zone = {{0.1, 0.1}, {0.9, 0.9}}")
     check_bad_params(t, "zone_intrusion", clip, {}, "params.zone = nil")
