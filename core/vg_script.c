@@ -27,6 +27,7 @@
 #include "vg_log.h"
 
 #define VG_HOOK_INSTRUCTIONS 10000
+#define VG_LOAD_BUDGET_MS 1000 /* CPU time the rule's top level may take (loading, on every start and reload) */
 #define VG_JSON_MAX_DEPTH 32
 #define VG_ERROR_LOG_INTERVAL_MS 10000
 #define VG_RELOAD_SETTLE_MS 150 /* editors write in bursts: reload once the directory is quiet */
@@ -48,6 +49,8 @@ struct vg_script {
     int watch_fd;        /* inotify on the rule's directory, -1 without --watch */
     int64_t change_seen_ms; /* a .lua file changed at this time and no reload tried since */
     double budget_ms;
+    double running_budget_ms;  /* the budget of what runs now: budget_ms, or VG_LOAD_BUDGET_MS at load */
+    struct timespec started;   /* when it began (VG_BUDGET_CLOCK) */
     struct timespec deadline;
     int over_budget;
     vg_frame *frame;       /* the frame of the running on_frame, NULL outside it */
@@ -587,12 +590,41 @@ static int64_t timespec_ms_until(const struct timespec *t) {
 
 static __thread vg_script *running_script; /* the script whose callback runs on this thread */
 
+/* Over the budget, the hook fires on every instruction and raises every time: a rule that catches the error
+ * (pcall, xpcall, a coroutine) runs into it again at its next instruction, so the callback always ends. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     vg_script *s = running_script;
-    if (!s || s->over_budget || timespec_ms_until(&s->deadline) >= 0) return;
-    s->over_budget = 1;
-    luaL_error(L, "over the time budget of %.0f ms", s->budget_ms);
+    if (!s) return;
+    if (!s->over_budget) {
+        if (timespec_ms_until(&s->deadline) >= 0) return;
+        s->over_budget = 1;
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    }
+    lua_Debug where; /* the rule's line that was running (the hook itself is no Lua function) */
+    if (lua_getstack(L, 0, &where) && lua_getinfo(L, "Sl", &where) && where.currentline > 0)
+        luaL_error(L, "%s:%d: over the time budget of %.0f ms", where.short_src, where.currentline,
+                   s->running_budget_ms);
+    luaL_error(L, "over the time budget of %.0f ms", s->running_budget_ms);
+}
+
+/* Runs the budget hook over what follows until end_budget, with budget_ms of this thread's CPU time. */
+static void start_budget(vg_script *s, lua_State *L, double budget_ms) {
+    struct timespec start;
+    clock_gettime(VG_BUDGET_CLOCK, &start);
+    int64_t ns = (int64_t)start.tv_nsec + (int64_t)(budget_ms * 1e6);
+    s->deadline.tv_sec = start.tv_sec + (time_t)(ns / 1000000000);
+    s->deadline.tv_nsec = (long)(ns % 1000000000);
+    s->started = start;
+    s->running_budget_ms = budget_ms;
+    s->over_budget = 0;
+    running_script = s;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, VG_HOOK_INSTRUCTIONS);
+}
+
+static void end_budget(lua_State *L) {
+    lua_sethook(L, NULL, 0, 0);
+    running_script = NULL;
 }
 
 static int traceback(lua_State *L) {
@@ -641,22 +673,10 @@ static int call_callback_in(vg_script *s, lua_State *L, const char *name, int na
     }
     lua_insert(L, base + 1);     /* function below the args */
     lua_insert(L, base + 1);     /* traceback below the function */
-    struct timespec start;
-    clock_gettime(VG_BUDGET_CLOCK, &start);
-    s->deadline = start;
-    int64_t budget_ns = (int64_t)(s->budget_ms * 1e6);
-    s->deadline.tv_sec += (time_t)(budget_ns / 1000000000);
-    s->deadline.tv_nsec += (long)(budget_ns % 1000000000);
-    if (s->deadline.tv_nsec >= 1000000000) {
-        s->deadline.tv_sec++;
-        s->deadline.tv_nsec -= 1000000000;
-    }
-    s->over_budget = 0;
-    running_script = s;
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, VG_HOOK_INSTRUCTIONS);
+    start_budget(s, L, s->budget_ms);
     int rc = lua_pcall(L, nargs, 0, base + 1);
-    lua_sethook(L, NULL, 0, 0);
-    running_script = NULL;
+    end_budget(L);
+    struct timespec start = s->started;
     s->stats.calls++;
     s->stats.total_ms += -timespec_ms_until(&start) + 0.0;
     if (rc == 0) {
@@ -797,7 +817,10 @@ static int run_main_chunk(vg_script *s, lua_State *L, lua_State *keep_from, char
     lua_getfield(L, -1, "load");
     lua_pushstring(L, s->path);
     push_load_options(L, s, keep_from);
-    if (lua_pcall(L, 2, 1, -5) != 0) return load_failed(L, "", err, errlen);
+    start_budget(s, L, VG_LOAD_BUDGET_MS); /* the rule's top level: a loop there must not hang a start or reload */
+    int rc = lua_pcall(L, 2, 1, -5);
+    end_budget(L);
+    if (rc != 0) return load_failed(L, "", err, errlen);
     if (!lua_istable(L, -1)) {
         snprintf(err, errlen, "%s: vigil.host.load returned no environment", s->path);
         return -1;

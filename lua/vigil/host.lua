@@ -61,6 +61,15 @@ local function rule_require(env, dir, opts, fallback)
   end
 end
 
+-- xpcall's message handler runs where the error was raised; when the budget raised it, that is inside the
+-- budget hook, where no hook fires: a handler that loops there could never be cut. A rule's xpcall runs its
+-- handler after the error has unwound, where the budget still applies.
+local function budgeted_xpcall(f, handler, ...)
+  local result = { pcall(f, ...) }
+  if result[1] then return unpack(result, 1, table.maxn(result)) end
+  return false, handler(result[2])
+end
+
 local function make_env(dir, opts)
   if opts.unsafe then
     local env = setmetatable({ vigil = vigil }, { __index = _G })
@@ -72,6 +81,7 @@ local function make_env(dir, opts)
   for _, name in ipairs(SAFE_GLOBALS) do env[name] = _G[name] end
   for _, name in ipairs(SAFE_LIBS) do env[name] = copy(_G[name]) end
   env.string.dump = nil
+  env.xpcall = budgeted_xpcall
   env.os = {}
   for _, name in ipairs(SAFE_OS) do env.os[name] = os[name] end
   env._G = env
