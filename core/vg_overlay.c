@@ -167,7 +167,9 @@ static int make_canvas(vg_overlay *o, int width, int height) {
     o->canvas->width = o->w;
     o->canvas->height = o->h;
     o->canvas->color_range = AVCOL_RANGE_MPEG;
-    return av_frame_get_buffer(o->canvas, 0);
+    if (av_frame_get_buffer(o->canvas, 0) == 0) return 0;
+    av_frame_free(&o->canvas); /* no picture this time; the next frame tries again */
+    return -1;
 }
 
 void vg_overlay_begin(vg_overlay *o, const uint8_t *luma, int width, int height, int stride) {
