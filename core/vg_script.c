@@ -31,6 +31,9 @@
 #define VG_JSON_MAX_DEPTH 32
 #define VG_ERROR_LOG_INTERVAL_MS 10000
 #define VG_RELOAD_SETTLE_MS 150 /* editors write in bursts: reload once the directory is quiet */
+#define VG_RELOAD_TAKEOVER_MS 5000 /* stream time a new version has to take over an episode the old one left
+                                      open (extend, change or close it); after it the host closes it */
+#define VG_MAX_ORPHANS 64
 
 static const char *EPISODE_MT = "vigil.episode";
 
@@ -40,8 +43,18 @@ static const char *EPISODE_MT = "vigil.episode";
 #define REG_FRAME_MT "vigil.frame_mt"   /* metatable of frame tables, set by lua/vigil/frame.lua */
 #define REG_HANDLES "vigil.handles"     /* weak table: episode pointer -> its userdata */
 
+/* An episode open at a reload, and its updated_at then: if that has not moved by the takeover time, the new
+ * version did not take it over. */
+typedef struct orphan {
+    uint64_t id;
+    int64_t updated_at;
+} orphan;
+
 struct vg_script {
     lua_State *L;        /* the running state */
+    orphan orphans[VG_MAX_ORPHANS];
+    int norphans;
+    int64_t takeover_until; /* stream ms: episodes in orphans not taken over by then are closed */
     char camera[128];
     vg_episode_book *book;
     char *path, *params_json, *zones_json;
@@ -719,6 +732,8 @@ static void push_frame(vg_script *s, const vg_frame *f) {
     else lua_pop(L, 1);
 }
 
+static void close_orphans(vg_script *s, int64_t now);
+
 int vg_script_on_frame(vg_script *s, vg_frame *frame) {
     s->frame = frame;
     s->frame_generation++;
@@ -726,6 +741,7 @@ int vg_script_on_frame(vg_script *s, vg_frame *frame) {
     push_frame(s, frame);
     int rc = call_callback(s, "on_frame", 1);
     s->frame = NULL;
+    close_orphans(s, frame->ts);
     return rc;
 }
 
@@ -937,6 +953,37 @@ static void read_changes(vg_script *s) {
     }
 }
 
+/* The episodes open as a reload begins (what the new version's on_reload touches is taken over already). */
+static void note_orphans(vg_script *s) {
+    s->norphans = 0;
+    for (int i = 0; i < vg_book_open_count(s->book) && s->norphans < VG_MAX_ORPHANS; i++) {
+        vg_episode *ep = vg_book_open_at(s->book, i);
+        s->orphans[s->norphans++] = (orphan){vg_episode_id(ep), vg_episode_updated_at(ep)};
+    }
+    s->takeover_until = s->last_ts + VG_RELOAD_TAKEOVER_MS;
+}
+
+/* After the takeover time, the host closes what the new version left alone, at its last updated_at, with
+ * payload.close_reason "reload": no episode is ever left open by a reload. */
+static void close_orphans(vg_script *s, int64_t now) {
+    if (!s->norphans || now < s->takeover_until) return;
+    int closed = 0;
+    for (int k = 0; k < s->norphans; k++) {
+        for (int i = 0; i < vg_book_open_count(s->book); i++) {
+            vg_episode *ep = vg_book_open_at(s->book, i);
+            if (vg_episode_id(ep) != s->orphans[k].id || vg_episode_updated_at(ep) != s->orphans[k].updated_at) continue;
+            vg_episode_close(ep, s->orphans[k].updated_at, "reload", NULL, 0);
+            closed++;
+            break;
+        }
+    }
+    s->norphans = 0;
+    if (!closed) return;
+    vg_book_commit(s->book);
+    vg_warn(s->camera, "%d episode(s) the reloaded rule did not take over within %.0f s closed (close_reason reload)",
+            closed, VG_RELOAD_TAKEOVER_MS / 1000.0);
+}
+
 /* Builds the new version beside the running one and swaps them; the book (open episodes) stays. */
 static int reload(vg_script *s) {
     char err[512] = "";
@@ -947,6 +994,7 @@ static int reload(vg_script *s) {
         int has_on_reload = lua_isfunction(fresh, -1);
         lua_pop(fresh, 2);
         int rc;
+        note_orphans(s);
         if (has_on_reload) {
             lua_getglobal(fresh, "package");
             lua_getfield(fresh, -1, "loaded");
@@ -966,6 +1014,7 @@ static int reload(vg_script *s) {
             return 1;
         }
         lua_close(fresh);
+        s->norphans = 0; /* the running version stays, with its episodes */
         snprintf(err, sizeof err, "%s: %s failed (see above)", s->path, has_on_reload ? "on_reload" : "on_start");
     }
     s->reload_failures++;

@@ -32,6 +32,7 @@ local streak = 0      -- consecutive frames with motion
 local streak_start    -- ts of the first frame of the streak
 local last_motion = 0 -- ts of the last frame with motion
 local episode, peak
+local keep = vigil.keep -- across a hot reload: the open episode's id, its peak, the last motion
 
 -- The moving objects: the union of the blobs at least a quarter the size of the largest (stray changed
 -- pixels elsewhere do not stretch it); nil when there is none.
@@ -63,24 +64,39 @@ function on_frame(frame)
   streak = moving and streak + 1 or 0
   if streak == 1 then streak_start = frame.ts end
   if moving then last_motion = frame.ts end
+  keep.last_motion, keep.last_ts = last_motion, frame.ts
 
   if not episode then
     if streak >= min_frames then
       peak = m.changed
+      keep.peak = peak
       episode = vigil.episode.open(streak_start, { episode_type = episode_type, payload = { changed = peak } })
+      keep.episode = episode.id
       local box = offer(frame, m.changed)
       episode:set_payload { changed = peak, box = box }
     end
   elseif moving then
     if m.changed > peak then
       peak = m.changed
+      keep.peak = peak
       episode:set_payload { changed = peak, box = offer(frame, m.changed) }
     end
     episode:extend(frame)
   elseif frame.ts - last_motion >= quiet_ms then
     episode:close(last_motion)
-    episode = nil
+    episode, keep.episode = nil, nil
   end
+end
+
+-- A hot reload: take over the episode the previous version had open (the new background learns the scene
+-- again from its first frame, so motion that goes on extends it, and quiet closes it as before).
+function on_reload(kept)
+  keep = kept
+  last_motion, peak = kept.last_motion or 0, kept.peak or 0
+  for _, ep in ipairs(vigil.episodes()) do
+    if ep.id == kept.episode then episode = ep end
+  end
+  if episode then episode:extend(kept.last_ts) else keep.episode = nil end
 end
 
 function on_stop()

@@ -6,7 +6,7 @@ import os
 import subprocess
 import threading
 
-from vigiltest import (SLACK_S, Suite, make_clip, write, run, read_versions, by_episode, replace_atomically,
+from vigiltest import (SLACK_S, SRC, Suite, make_clip, write, run, read_versions, by_episode, replace_atomically,
                        wait_for, VIGIL, RELOAD_V1 as V1, RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
 
 ERROR_LOG_INTERVAL_S = 10  # operations.md: "a rule's errors at most once per 10 s per camera"
@@ -151,6 +151,96 @@ def test_jit(t, clip):
     t.check("spin.lua runs compiled: its 20 ms budget cannot cut loops" in fast.stderr, "jit on: a warning says so")
 
 
+ABANDONER_V1 = """
+local vigil = require "vigil"
+local ep
+function on_frame(frame)
+  if not ep then ep = vigil.episode.open(frame, {episode_type = "v1"}) end
+  ep:extend(frame)
+end
+"""
+
+ABANDONER_V2 = """
+local vigil = require "vigil"
+local ep
+function on_frame(frame) -- no on_reload: the episode version 1 left open is never touched
+  if not ep then ep = vigil.episode.open(frame, {episode_type = "v2"}) end
+  ep:extend(frame)
+end
+"""
+
+
+def test_reload_leaves_nothing_open(t):
+    """The host owns "no episode left open": a new version that does not take over an episode (no on_reload, it
+    never touches it) has it closed by the host once VG_RELOAD_TAKEOVER_MS (5 s of stream time) have passed,
+    at its last updated_at, close_reason "reload"; the new version's own episode starts after it (no overlap)."""
+    seconds, fps = 12, 25
+    clip = make_clip(t.path("abandon.mp4"), seconds=seconds, fps=fps)
+    rule = write(t.path("abandon.lua"), ABANDONER_V1)
+    out = t.path("abandon.jsonl")
+    p = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
+                          "--out", out], stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+    reader.start()
+    t.check(wait_for(lambda: os.path.exists(out) and os.path.getsize(out) or p.poll() is not None, step=0.05)
+            and p.poll() is None, "abandon: version 1 runs")
+    replace_atomically(rule, ABANDONER_V2)
+    p.wait(timeout=60)
+    reader.join()
+    err = "".join(lines)
+    eps = {vs[0]["episode_type"]: vs for vs in by_episode(read_versions(out)).values()}
+    t.check(p.returncode == 0 and set(eps) == {"v1", "v2"}, "abandon: one episode per version (%s): %s"
+            % (sorted(eps), err[-300:]))
+    if set(eps) != {"v1", "v2"}:
+        return
+    old, new = eps["v1"], eps["v2"]
+    last_touch = max(v["updated_at"] for v in old if "closed_at" not in v)
+    closed = old[-1]
+    # at its last update; the closing version is a change, and updated_at must grow: 1 ms later
+    t.check(closed.get("closed_at") == last_touch + 1 and closed["payload"].get("close_reason") == "reload",
+            "abandon: the host closed version 1's episode at its last update + 1 ms (%s, last %s), reason reload (%s)"
+            % (closed.get("closed_at"), last_touch, closed.get("payload")))
+    order = [v for v, _ in read_versions(out)]
+    at = next(i for i, v in enumerate(order) if v["episode_type"] == "v1" and "closed_at" in v)
+    seen = max((v["updated_at"] for v in order[:at] if v["episode_type"] == "v2"), default=0)
+    t.check(seen - new[0]["opened_at"] >= 5000 - 1000 // fps,
+            "abandon: closed once the new version had had 5 s of stream to take it over (%d ms)"
+            % (seen - new[0]["opened_at"]))
+    t.check(new[0]["opened_at"] > closed["closed_at"], "abandon: the new version's episode does not overlap it")
+    t.check(sum("did not take over" in l for l in err.splitlines()) == 1, "abandon: said once in the log")
+
+
+def test_motion_takes_over(t):
+    """scripts/motion.lua saved while its episode is open: the new version takes the episode over (on_reload),
+    so there is still one episode, closed by the rule itself, and the host has nothing to close."""
+    blinks = [(100, 40, 60, 60, "white", k * 0.5, k * 0.5 + 0.25) for k in range(2, 17)]  # 1 s .. 8.5 s
+    clip = make_clip(t.path("blink.mp4"), seconds=11, size="320x180", boxes=blinks)
+    rule = t.path("motion.lua")
+    with open(os.path.join(SRC, "scripts", "motion.lua")) as f:
+        source = f.read()
+    write(rule, source)
+    out = t.path("blink.jsonl")
+    p = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
+                          "--out", out], stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+    reader.start()
+    t.check(wait_for(lambda: os.path.exists(out) and os.path.getsize(out) or p.poll() is not None, step=0.05)
+            and p.poll() is None, "motion reload: the episode is open")
+    replace_atomically(rule, source + "\n-- saved again\n")
+    p.wait(timeout=60)
+    reader.join()
+    err = "".join(lines)
+    eps = by_episode(read_versions(out))
+    t.check(p.returncode == 0 and sum("reloaded" in l for l in err.splitlines()) == 1,
+            "motion reload: reloaded once (%s)" % err[-300:])
+    t.check(len(eps) == 1, "motion reload: still one episode (%d)" % len(eps))
+    last = list(eps.values())[0][-1] if eps else {}
+    t.check(last.get("payload", {}).get("close_reason") != "reload" and "did not take over" not in err,
+            "motion reload: the new version took it over; the host closed nothing: %s" % last.get("payload"))
+
+
 def test_hot_reload(t):
     """A real-time replay: each edit waits for the event the one before caused (a frame, a log line); the clip
     only has to outlast three such steps."""
@@ -208,6 +298,8 @@ def main():
     test_jit(t, clip)
     test_check(t)
     test_hot_reload(t)
+    test_reload_leaves_nothing_open(t)
+    test_motion_takes_over(t)
     t.done()
 
 
