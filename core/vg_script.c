@@ -147,6 +147,37 @@ static int table_is_array(lua_State *L, int idx) {
 
 static cJSON *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen);
 
+/* The byte at which text stops being UTF-8 that JSON can carry (a NUL, a bad or overlong sequence, a
+ * surrogate, past U+10FFFF), or -1 when all of it can. Lua strings are bytes: written raw they would make
+ * invalid JSON that a strict Central refuses, and a NUL would cut them short. */
+static long bad_text_at(const unsigned char *p, size_t len) {
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        if (!c || !n || i + n > len) return (long)i;
+        unsigned cp = n == 1 ? c : c & (0x7F >> n);
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) return (long)i;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        static const unsigned least[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return (long)i;
+        i += n;
+    }
+    return -1;
+}
+
+/* A string of the rule's that is to go into an episode; else the Lua error names where it went wrong. */
+static const char *check_text(lua_State *L, int idx, const char *what, char *err, size_t errlen) {
+    size_t len;
+    const char *text = lua_tolstring(L, idx, &len);
+    long at = bad_text_at((const unsigned char *)text, len);
+    if (at < 0) return text;
+    snprintf(err, errlen, "%s: %s at byte %ld of a string (episodes are JSON: UTF-8, no NUL)", what,
+             text[at] ? "not UTF-8" : "a NUL", at);
+    return NULL;
+}
+
 static cJSON *table_to_json(lua_State *L, int idx, int depth, char *err, size_t errlen) {
     int array = table_is_array(L, idx);
     cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
@@ -164,8 +195,15 @@ static cJSON *table_to_json(lua_State *L, int idx, int depth, char *err, size_t 
             cJSON_Delete(out);
             return NULL;
         }
+        const char *key = array ? NULL : check_text(L, -2, "a key", err, errlen);
+        if (!array && !key) {
+            cJSON_Delete(value);
+            lua_pop(L, 2);
+            cJSON_Delete(out);
+            return NULL;
+        }
         if (array) cJSON_AddItemToArray(out, value); /* lua_next walks 1..n in order for arrays */
-        else cJSON_AddItemToObject(out, lua_tostring(L, -2), value);
+        else cJSON_AddItemToObject(out, key, value);
         lua_pop(L, 1);
     }
     return out;
@@ -179,7 +217,10 @@ static cJSON *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen
     switch (lua_type(L, idx)) {
     case LUA_TNIL: return cJSON_CreateNull();
     case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
-    case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TSTRING: {
+        const char *text = check_text(L, idx, "a value", err, errlen);
+        return text ? cJSON_CreateString(text) : NULL;
+    }
     case LUA_TTABLE: return table_to_json(L, idx, depth, err, errlen);
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
@@ -259,9 +300,10 @@ static int raise_if_failed(lua_State *L, int rc, const char *err) {
 static int core_open(lua_State *L) {
     vg_script *s = script_of(L);
     int64_t ts = check_ts(L, 1);
-    const char *type = luaL_optstring(L, 2, NULL);
-    cJSON *payload = lua_isnoneornil(L, 3) ? NULL : check_json(L, 3, "payload");
     char err[256];
+    const char *type = luaL_optstring(L, 2, NULL);
+    if (type && !check_text(L, 2, "episode_type", err, sizeof err)) return luaL_error(L, "%s", err);
+    cJSON *payload = lua_isnoneornil(L, 3) ? NULL : check_json(L, 3, "payload");
     vg_episode *ep = vg_episode_open(s->book, ts, type, payload, err, sizeof err);
     if (!ep) return luaL_error(L, "%s", err);
     push_episode(L, s, ep);
@@ -280,7 +322,9 @@ static int episode_close(lua_State *L) {
     vg_episode *ep = check_episode(L, 1);
     char err[256];
     int64_t ts = check_ts(L, 2);
-    raise_if_failed(L, vg_episode_close(ep, ts, luaL_optstring(L, 3, NULL), err, sizeof err), err);
+    const char *reason = luaL_optstring(L, 3, NULL);
+    if (reason && !check_text(L, 3, "close reason", err, sizeof err)) return luaL_error(L, "%s", err);
+    raise_if_failed(L, vg_episode_close(ep, ts, reason, err, sizeof err), err);
     lua_settop(L, 1);
     return 1;
 }
@@ -297,6 +341,8 @@ static int episode_set_payload(lua_State *L) {
 static int episode_set_type(lua_State *L) {
     vg_episode *ep = check_episode(L, 1);
     char err[256];
+    if (!lua_isnoneornil(L, 2) && lua_type(L, 2) == LUA_TSTRING && !check_text(L, 2, "episode_type", err, sizeof err))
+        return luaL_error(L, "%s", err);
     raise_if_failed(L, vg_episode_set_type(ep, luaL_optstring(L, 2, NULL), err, sizeof err), err);
     lua_settop(L, 1);
     return 1;
