@@ -151,6 +151,31 @@ def test_jit(t, clip):
     t.check("spin.lua runs compiled: its 20 ms budget cannot cut loops" in fast.stderr, "jit on: a warning says so")
 
 
+class WatchedReplay:
+    """`vigil replay CLIP --realtime --watch` of a rule, its log read as it comes (lines), until finish()."""
+
+    def __init__(self, clip, rule, out):
+        self.out = out
+        self.proc = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
+                                      "--out", out], stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self.reader.start()
+
+    def running_after(self, cond):
+        """cond() came true while the replay still runs (waits for it; the wait only bounds a hang)."""
+        return wait_for(lambda: cond() or self.proc.poll() is not None, step=0.05) and self.proc.poll() is None
+
+    def wrote(self):
+        return self.running_after(lambda: os.path.exists(self.out) and os.path.getsize(self.out))
+
+    def finish(self):
+        """(exit status, whole log) once the replay ends."""
+        self.proc.wait(timeout=60)
+        self.reader.join()
+        return self.proc.returncode, "".join(self.lines)
+
+
 ABANDONER_V1 = """
 local vigil = require "vigil"
 local ep
@@ -178,19 +203,12 @@ def test_reload_leaves_nothing_open(t):
     clip = make_clip(t.path("abandon.mp4"), seconds=seconds, fps=fps)
     rule = write(t.path("abandon.lua"), ABANDONER_V1)
     out = t.path("abandon.jsonl")
-    p = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
-                          "--out", out], stderr=subprocess.PIPE, text=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
-    reader.start()
-    t.check(wait_for(lambda: os.path.exists(out) and os.path.getsize(out) or p.poll() is not None, step=0.05)
-            and p.poll() is None, "abandon: version 1 runs")
+    replay = WatchedReplay(clip, rule, out)
+    t.check(replay.wrote(), "abandon: version 1 runs")
     replace_atomically(rule, ABANDONER_V2)
-    p.wait(timeout=60)
-    reader.join()
-    err = "".join(lines)
+    rc, err = replay.finish()
     eps = {vs[0]["episode_type"]: vs for vs in by_episode(read_versions(out)).values()}
-    t.check(p.returncode == 0 and set(eps) == {"v1", "v2"}, "abandon: one episode per version (%s): %s"
+    t.check(rc == 0 and set(eps) == {"v1", "v2"}, "abandon: one episode per version (%s): %s"
             % (sorted(eps), err[-300:]))
     if set(eps) != {"v1", "v2"}:
         return
@@ -221,19 +239,12 @@ def test_motion_takes_over(t):
         source = f.read()
     write(rule, source)
     out = t.path("blink.jsonl")
-    p = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
-                          "--out", out], stderr=subprocess.PIPE, text=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
-    reader.start()
-    t.check(wait_for(lambda: os.path.exists(out) and os.path.getsize(out) or p.poll() is not None, step=0.05)
-            and p.poll() is None, "motion reload: the episode is open")
+    replay = WatchedReplay(clip, rule, out)
+    t.check(replay.wrote(), "motion reload: the episode is open")
     replace_atomically(rule, source + "\n-- saved again\n")
-    p.wait(timeout=60)
-    reader.join()
-    err = "".join(lines)
+    rc, err = replay.finish()
     eps = by_episode(read_versions(out))
-    t.check(p.returncode == 0 and sum("reloaded" in l for l in err.splitlines()) == 1,
+    t.check(rc == 0 and sum("reloaded" in l for l in err.splitlines()) == 1,
             "motion reload: reloaded once (%s)" % err[-300:])
     t.check(len(eps) == 1, "motion reload: still one episode (%d)" % len(eps))
     last = list(eps.values())[0][-1] if eps else {}
@@ -248,22 +259,14 @@ def test_hot_reload(t):
     clip = make_clip(t.path("long.mp4"), seconds=seconds, fps=fps)
     rule = write(t.path("reload.lua"), V1)
     out = t.path("reload.jsonl")
-    p = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
-                          "--out", out], stderr=subprocess.PIPE, text=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
-    reader.start()
-    t.check(wait_for(lambda: os.path.exists(out) and os.path.getsize(out) or p.poll() is not None, step=0.05)
-            and p.poll() is None,
-            "reload: version 1 runs")
+    replay = WatchedReplay(clip, rule, out)
+    t.check(replay.wrote(), "reload: version 1 runs")
     replace_atomically(rule, BROKEN)
-    t.check(wait_for(lambda: any("reload failed" in l for l in lines) or p.poll() is not None, step=0.05)
-            and p.poll() is None, "reload: the broken edit is noticed while the replay runs")
+    t.check(replay.running_after(lambda: any("reload failed" in l for l in replay.lines)),
+            "reload: the broken edit is noticed while the replay runs")
     replace_atomically(rule, V2)
-    p.wait(timeout=60)
-    reader.join()
-    err = "".join(lines)
-    t.check(p.returncode == 0, "reload: replay ok (%s)" % err[-400:])
+    rc, err = replay.finish()
+    t.check(rc == 0, "reload: replay ok (%s)" % err[-400:])
     failed = [l for l in err.splitlines() if "reload failed" in l]
     t.check(len(failed) == 1 and "reload.lua:2:" in failed[0], "reload: the broken version is refused with file:line: %r" % failed)
     t.check(sum("reloaded" in l for l in err.splitlines()) == 1, "reload: the good version is swapped in once")
