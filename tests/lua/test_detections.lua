@@ -3,11 +3,7 @@
 -- item and field. The shape that reaches Central is checked by integration/test_stock_scripts.py.
 local vigil = require "vigil"
 
-local function fails(fn, needle)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error containing " .. needle)
-  assert(tostring(err):find(needle, 1, true), ("error %q lacks %q"):format(tostring(err), needle))
-end
+local fails = require("expect").fails
 
 local checked = 0
 function on_frame(frame)

@@ -3,11 +3,7 @@
 -- string short). A bad string stops the call with a line saying where; good UTF-8 passes.
 local vigil = require "vigil"
 
-local function fails(fn, needle)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error containing " .. needle)
-  assert(tostring(err):find(needle, 1, true), ("error %q lacks %q"):format(tostring(err), needle))
-end
+local fails = require("expect").fails
 
 local checked = 0
 function on_frame(frame)

@@ -3,12 +3,7 @@
 -- file's line, and the warning for unknown keys. Any failed assertion stops the rule: `check` exits 1.
 local vigil = require "vigil"
 
-local function fails(fn, needle)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error containing " .. needle)
-  assert(tostring(err):find(needle, 1, true), ("error %q lacks %q"):format(tostring(err), needle))
-  return tostring(err)
-end
+local fails = require("expect").fails
 
 local function with(values)
   for k in pairs(vigil.params) do vigil.params[k] = nil end
