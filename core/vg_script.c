@@ -568,15 +568,17 @@ static int core_frame_generation(lua_State *L) {
     return 1;
 }
 
-/* The frame of the running on_frame as a pointer for lua/ (FFI), or nil outside on_frame. Frame tables
- * hold no pointer themselves, so a table kept past its callback can never reach freed memory. */
+/* The frame of the running on_frame as a pointer for lua/ (FFI), or nil outside on_frame; its luma is made
+ * unless the caller says it reads no pixel. Frame tables hold no pointer themselves, so a table kept past
+ * its callback can never reach freed memory. */
 static int core_current_frame(lua_State *L) {
     vg_script *s = script_of(L);
     if (!s->frame) {
         lua_pushnil(L);
         return 1;
     }
-    if (!vg_frame_luma(s->frame)) return luaL_error(L, "the frame's luma plane could not be made");
+    int pixels_needed = !lua_toboolean(L, 1); /* current_frame(true): the frame's fields only, no scaling */
+    if (pixels_needed && !vg_frame_luma(s->frame)) return luaL_error(L, "the frame's luma plane could not be made");
     lua_pushlightuserdata(L, s->frame);
     return 1;
 }

@@ -35,9 +35,10 @@ function M.current(frame, level)
   return ffi.cast(frame_ptr_t, core.current_frame())
 end
 
--- The vg_frame of the on_frame call in progress, or nil outside one (for lua/'s own drawing).
+-- The vg_frame of the on_frame call in progress, or nil outside one, for lua/'s own drawing: it reads no
+-- pixel, so it never makes the analysis plane (a rule that only tests zones pays no scaling for it).
 function M.in_progress()
-  local p = core.current_frame()
+  local p = core.current_frame(true)
   return p and ffi.cast(frame_ptr_t, p) or nil
 end
 
