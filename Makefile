@@ -32,6 +32,15 @@ bench: deps build
 clean:
 	rm -rf $(BUILD)
 
+# libFuzzer (tests/fuzz): builds the harnesses with clang in $(FUZZ_BUILD) and runs each for FUZZ_SECONDS on its
+# corpus; FUZZ=name,... picks harnesses, FUZZ_MERGE=1 merges what they found into the corpora. make test replays them.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: deps
+	@sh tools/install-deps.sh --fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) sh tests/fuzz/run.sh $(FUZZ_BUILD)
+
 # The detection-quality harness (tests/quality): the stock rules against generated scenes with exact truth and
 # the real clips in ../shared/media (or VIGIL_MEDIA) when present; rewrites the scorecard docs/quality.md.
 .PHONY: quality

@@ -6,28 +6,81 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libavutil/log.h>
 
 #include "vg_camera.h"
 #include "vg_check.h"
+#include "vg_config.h"
 #include "vg_log.h"
+#include "vg_report.h"
 #include "vg_run.h"
 #include "vg_snowflake.h"
 #include "vg_transport.h"
 
 static const char *USAGE =
-    "usage: vigil replay FILE --script PATH [--media NAME] [--start UNIX_MS] [--params JSON]\n"
-    "                          [--out PATH] [--overlay OUT.mp4|DIR] [--machine-id N] [--analysis-width N]\n"
-    "                          [--budget-ms N]\n"
-    "                          [--decode all|nonref|keyframes] [--log-level error|warn|info|debug]\n"
-    "                          [--realtime] [--watch] [--jit] [--unsafe]\n"
-    "                          [--central URL (--api-key KEY | --api-key-file central.conf) [--spool DIR]\n"
-    "                           [--min-update-interval-ms N]]\n"
-    "       vigil flush --central URL --spool DIR (--api-key KEY | --api-key-file central.conf) [--timeout-ms N]\n"
-    "       vigil run CONFIG.json [--duration SECONDS] [--log-level error|warn|info|debug]\n"
-    "       vigil check SCRIPT [--params JSON] [--frames N] [--analysis-width N]\n"
-    "       vigil version\n";
+    "usage: vigil replay FILE --script PATH [options]   a recorded file through a rule (develop rules offline)\n"
+    "       vigil run CONFIG.json [options]             every camera of a config until SIGTERM\n"
+    "       vigil check SCRIPT [options]                compile a rule and run it on synthetic frames\n"
+    "       vigil flush --central URL --spool DIR ...   deliver what a spool holds to Central\n"
+    "       vigil version\n"
+    "`vigil COMMAND --help` explains a command's options; docs/ has the rest (getting-started.md first).\n";
+
+/* Each command's help: every option explained (`vigil COMMAND --help`, `-h`). */
+static const char *HELP_REPLAY =
+    "usage: vigil replay FILE --script PATH [options]\n"
+    "Plays FILE (any container FFmpeg reads) through the rule and writes each episode version as one JSON line.\n"
+    "  --script PATH           the rule (.lua)\n"
+    "  --params JSON           the rule's vigil.params, a JSON object\n"
+    "  --media NAME            the episodes' media (default: FILE's name without directory and extension)\n"
+    "  --start UNIX_MS         the first frame's time (default: the file's creation_time, else now)\n"
+    "  --out PATH              where versions go, one JSON line each; - is stdout (the default without\n"
+    "                          --central or --report)\n"
+    "  --report DIR            also write DIR/index.html: a timeline and every episode with its previews\n"
+    "  --overlay OUT.mp4|DIR   the video with what the rule drew (zones, lines, boxes), or a JPEG per frame\n"
+    "  --central URL           also send versions to Flussonic Central (PUT /central/api/v3/episodes/ID)\n"
+    "  --api-key KEY           Central's key (Bearer)\n"
+    "  --api-key-file FILE     read the key from FILE (central.conf's API_KEY= line, or the key alone)\n"
+    "  --spool DIR             where versions wait for Central (default ~/.local/state/vigil/spool)\n"
+    "  --min-update-interval-ms N  versions of one episode at most this often to Central (0 = no limit;\n"
+    "                          default 1000)\n"
+    "  --machine-id N          the episode ids' machine id, 0..1023 (default 0)\n"
+    "  --analysis-width N      width of the picture the rule analyses, 16..7680 (default 320)\n"
+    "  --budget-ms N           CPU time one callback may take, 1..60000 (default 50)\n"
+    "  --decode all|nonref|keyframes  which frames are decoded (default all)\n"
+    "  --realtime              pace frames as a camera would (with --watch: edit the rule while it plays)\n"
+    "  --watch                 reload the rule when it or a module it requires is saved\n"
+    "  --jit                   compile the rule's Lua (its budget can then not cut a loop)\n"
+    "  --unsafe                no sandbox: the rule gets ffi, io and os\n"
+    "  --log-level L           error, warn, info (default) or debug\n";
+
+static const char *HELP_RUN =
+    "usage: vigil run CONFIG.json [options]\n"
+    "Runs every camera of CONFIG.json (docs/config.md) until SIGTERM or SIGINT; SIGHUP reads it again.\n"
+    "  --log-level L           error, warn, info or debug (overrides node.log_level)\n"
+    "  --duration SECONDS      stop after this long (tests, trials)\n";
+
+static const char *HELP_CHECK =
+    "usage: vigil check SCRIPT [options]\n"
+    "Compiles the rule and runs it on synthetic frames: failures, episodes and on_frame's time. Exit 1 on any failure.\n"
+    "  --params JSON           the rule's vigil.params, a JSON object\n"
+    "  --frames N              how many frames, 1..100000 (default 100)\n"
+    "  --analysis-width N      width of the analysed picture, 16..640 (default 320)\n";
+
+static const char *HELP_FLUSH =
+    "usage: vigil flush --central URL --spool DIR (--api-key KEY | --api-key-file central.conf) [options]\n"
+    "Delivers the versions a spool holds (left by a crash, or Central down at exit) and exits: 0 when the spool\n"
+    "is empty, 1 when some are left (Central down or refusing the key: the reason is logged).\n"
+    "  --timeout-ms N          how long to keep trying, 0..3600000 (default 10000)\n"
+    "  --log-level L           error, warn, info (default) or debug\n";
+
+/* --help or -h anywhere among a command's arguments (not as an option's value). */
+static int wants_help(int argc, char **argv) {
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    return 0;
+}
 
 /* Where episodes go to Central: replay's and flush's options. */
 typedef struct central_args {
@@ -37,7 +90,7 @@ typedef struct central_args {
 
 typedef struct replay_args {
     central_args central;
-    const char *file, *script, *media, *params, *out, *decode, *overlay;
+    const char *file, *script, *media, *params, *out, *decode, *overlay, *report;
     int64_t start_ms;
     int realtime, watch, jit, unsafe;
     long machine_id, analysis_width;
@@ -120,14 +173,21 @@ static vg_sink *open_central(const central_args *c, int drain_ms, char *err, siz
     return sink;
 }
 
-/* --out, --central, or both. */
-static vg_sink *open_replay_sink(const replay_args *a, char *err, size_t errlen) {
+/* --out, --report, --central, or several; *report is the report's sink (to tell it the clip's span). */
+static vg_sink *open_replay_sink(const replay_args *a, const vg_report_options *ro, vg_sink **report, char *err,
+                                 size_t errlen) {
     char reason[400];
     vg_sink *file = NULL, *central = NULL;
     if (a->out && !(file = vg_sink_file_open(a->out, 0, reason, sizeof reason))) {
         snprintf(err, errlen, "--out %s", reason);
         return NULL;
     }
+    if (ro->dir && !(*report = vg_report_open(ro, reason, sizeof reason))) {
+        snprintf(err, errlen, "--report %s", reason);
+        vg_sink_close(file);
+        return NULL;
+    }
+    if (*report) file = file ? vg_sink_tee(file, *report) : *report;
     if (!a->central.url) return file;
     if (!(central = open_central(&a->central, 10000, err, errlen))) { /* replay waits up to 10 s at exit */
         vg_sink_close(file);
@@ -159,6 +219,7 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
         else if (strcmp(opt, "--params") == 0) a->params = val;
         else if (strcmp(opt, "--out") == 0) a->out = val;
         else if (strcmp(opt, "--overlay") == 0) a->overlay = val;
+        else if (strcmp(opt, "--report") == 0) a->report = val;
         else if (strcmp(opt, "--decode") == 0) a->decode = val;
         else if (strcmp(opt, "--start") == 0) {
             if (parse_long(val, 0, LONG_MAX, &n) < 0) return usage_error("--start: '%s' is not unix ms", val);
@@ -188,22 +249,22 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
     if (!a->script) return usage_error("%s", "replay needs --script PATH");
     if (!a->central.url && (a->central.api_key || a->central.api_key_file || a->central.spool))
         return usage_error("%s", "--api-key, --api-key-file and --spool go with --central URL");
-    if (!a->out && !a->central.url) a->out = "-";
+    if (!a->out && !a->central.url && !a->report) a->out = "-";
     return 0;
 }
 
+/* --params gets the config's checks (vg_config_check_params): a JSON object, each key once, no NUL, lone
+ * surrogate or too deep nesting; the one line says which. */
 static int check_params(const char *params) {
-    if (!params) return 0;
-    cJSON *json = cJSON_Parse(params);
-    int ok = cJSON_IsObject(json);
-    cJSON_Delete(json);
-    if (!ok) fprintf(stderr, "vigil: --params: not a JSON object: %s\n", params);
-    return ok ? 0 : -1;
+    char err[300];
+    if (!params || vg_config_check_params(params, strlen(params), err, sizeof err) == 0) return 0;
+    fprintf(stderr, "vigil: --params: %s\n", err);
+    return -1;
 }
 
 static void print_summary(const replay_args *a, const vg_camera_stats *st) {
     double fps = st->seconds > 0 ? st->frames_analysed / st->seconds : 0;
-    const char *out = !a->out ? "" : strcmp(a->out, "-") == 0 ? "stdout" : a->out;
+    const char *out = !a->out ? (a->report ? a->report : "") : strcmp(a->out, "-") == 0 ? "stdout" : a->out;
     vg_info("replay", "%ld frames in %.2f s (%.0f fps); %ld episodes, %ld versions written to %s%s%s",
             st->frames_analysed, st->seconds, fps, st->episodes_opened, st->versions_emitted, out,
             *out && a->central.url ? " and " : "", a->central.url ? "Central" : "");
@@ -228,7 +289,10 @@ static int cmd_replay(int argc, char **argv) {
     char err[512];
     vg_snowflake ids;
     vg_snowflake_init(&ids, (unsigned)a.machine_id, NULL, NULL);
-    vg_sink *sink = open_replay_sink(&a, err, sizeof err);
+    int report_failed = 0;
+    vg_sink *report = NULL;
+    vg_report_options ro = {.dir = a.report, .clip = a.file, .media = config.media, .failed = &report_failed};
+    vg_sink *sink = open_replay_sink(&a, &ro, &report, err, sizeof err);
     if (!sink) {
         fprintf(stderr, "vigil: %s\n", err);
         vg_snowflake_destroy(&ids);
@@ -243,6 +307,7 @@ static int cmd_replay(int argc, char **argv) {
     rc = vg_camera_replay(cam, err, sizeof err);
     vg_camera_stats stats;
     vg_camera_get_stats(cam, &stats);
+    vg_report_finish(report, stats.first_ts, stats.last_ts);
     vg_camera_free(cam);
     vg_sink_close(sink);
     vg_snowflake_destroy(&ids);
@@ -251,7 +316,7 @@ static int cmd_replay(int argc, char **argv) {
         return 1;
     }
     print_summary(&a, &stats);
-    return stats.sink_errors ? 1 : 0;
+    return stats.sink_errors || report_failed ? 1 : 0;
 }
 
 /* vigil flush: deliver what earlier runs left in a spool (after a crash, or Central being down at exit);
@@ -349,16 +414,31 @@ static int cmd_run(int argc, char **argv) {
     return vg_run(&o);
 }
 
+/* Log lines carry the time on a terminal (a person running vigil in the foreground); the journal, Docker and
+ * Kubernetes stamp lines themselves. VIGIL_LOG_TIMESTAMPS=1 or 0 decides instead (e.g. stderr to a file). */
+static void choose_log_timestamps(void) {
+    const char *forced = getenv("VIGIL_LOG_TIMESTAMPS");
+    vg_log_set_timestamps(forced && *forced ? strcmp(forced, "0") != 0 : isatty(STDERR_FILENO));
+}
+
 int main(int argc, char **argv) {
     av_log_set_level(AV_LOG_QUIET); /* our own lines say what failed; FFmpeg's chatter only at debug */
+    choose_log_timestamps();
     if (argc < 2) {
         fputs(USAGE, stderr);
         return 2;
     }
-    if (strcmp(argv[1], "replay") == 0) return cmd_replay(argc, argv);
-    if (strcmp(argv[1], "check") == 0) return cmd_check(argc, argv);
-    if (strcmp(argv[1], "run") == 0) return cmd_run(argc, argv);
-    if (strcmp(argv[1], "flush") == 0) return cmd_flush(argc, argv);
+    static const struct {
+        const char *name, **help;
+        int (*run)(int, char **);
+    } commands[] = {{"replay", &HELP_REPLAY, cmd_replay}, {"check", &HELP_CHECK, cmd_check},
+                    {"run", &HELP_RUN, cmd_run}, {"flush", &HELP_FLUSH, cmd_flush}};
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        if (!wants_help(argc, argv)) return commands[i].run(argc, argv);
+        fputs(*commands[i].help, stdout);
+        return 0;
+    }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("vigil %s\n", VIGIL_VERSION);
         return 0;

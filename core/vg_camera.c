@@ -1,8 +1,9 @@
 /* vg_camera.c — the per-camera pipeline. Owns the camera's ingest, decoder, clock, frame scaler, episode
  * book and script, and moves every decoded picture through them in order, at most config.fps of them per
  * second of stream time to the script, and none that is damaged. A live camera also owns its thread, its connection sessions (packets
- * held until their sender time is known), the reconnect backoff, and the copy of its counters that other
- * threads read (published under its mutex after every packet). */
+ * held until their sender time is known), the reconnect backoff, the copy of its counters that other
+ * threads read (published under its mutex after every packet), and, with preview_url, the preview source its
+ * rule's crops are cut from (the wait per frame, the fallback to the analysed picture and saying why). */
 #include "vg_camera.h"
 
 #include <pthread.h>
@@ -24,6 +25,7 @@
 #include "vg_script.h"
 
 #define VG_DAMAGE_LOG_INTERVAL_MS 60000 /* damaged pictures are said at most this often */
+#define VG_SINK_ERROR_LOG_MS 10000   /* a sink that cannot take versions is said at most this often */
 
 struct vg_camera {
     vg_camera_config config;
@@ -44,11 +46,17 @@ struct vg_camera {
     int warned_loop_filter;
     int warned_untimed;
     int64_t pace_wall_ms, pace_ts; /* realtime replay: the wall time of the first frame, and its ts */
+    /* preview_url */
+    vg_preview_source *preview;     /* live, while the camera runs */
+    int preview_state;              /* the last answer (vg_preview_result), -1 before the first */
+    int64_t preview_frame_ts;       /* the frame whose previews share preview_deadline_ms */
+    int64_t preview_deadline_ms;    /* monotonic */
     /* live */
     char url_masked[1024];          /* the URL as log lines may show it */
     pthread_t thread;
     int started;
     atomic_int stop;
+    vg_log_limit sink_errors_said;  /* the camera thread's "could not be written" lines */
     pthread_mutex_t lock;           /* with wake: the backoff wait that vg_camera_stop interrupts; guards the
                                        two fields below */
     pthread_cond_t wake;
@@ -73,10 +81,65 @@ static void emit_to_sink(void *ctx, const vg_version *version) {
     vg_camera *cam = ctx;
     cam->stats.versions_emitted++;
     if (version->is_first) cam->stats.episodes_opened++;
+    long held = 0;
     if (cam->sink && vg_sink_put(cam->sink, version) < 0) {
-        cam->stats.sink_errors++;
-        vg_error(cam->media, "episode version could not be written to the %s sink", cam->sink->name);
+        cam->stats.sink_errors++; /* said at most once per VG_SINK_ERROR_LOG_MS, with the count held back */
+        if (vg_log_limit_pass(&cam->sink_errors_said, vg_monotonic_ms(), VG_SINK_ERROR_LOG_MS, &held))
+            vg_error(cam->media, "episode version could not be written to the %s sink (%ld more since the last line)",
+                     cam->sink->name, held);
     }
+}
+
+/* ---------- previews from preview_url ---------- */
+
+static const char *fallback_cause(vg_preview_result r) {
+    switch (r) {
+    case VG_PREVIEW_OK: return "";
+    case VG_PREVIEW_DOWN: return "the preview stream is not connected";
+    case VG_PREVIEW_NO_SENDER_TIME: return "the preview stream has no RTCP sender time yet";
+    case VG_PREVIEW_LAGGING: return "the preview stream lags the analysed one by more than preview_wait_ms";
+    case VG_PREVIEW_TIMED_OUT: return "the preview stream did not reach the frame's time within preview_wait_ms";
+    case VG_PREVIEW_NOT_KEPT: return "the preview stream has no picture of the frame's time among the packets kept "
+                                     "(the frame is older than they are, or they have a gap there)";
+    case VG_PREVIEW_FRAME_UNTIMED: return "the analysed frame has no RTCP sender time to match (frame.clock local)";
+    case VG_PREVIEW_STOPPING: return "the camera is stopping";
+    }
+    return "?";
+}
+
+/* Each change of where previews come from is said once: the cause of a fallback, and the return. */
+static void note_preview_state(vg_camera *cam, vg_preview_result r, int64_t behind_ms) {
+    if ((int)r == cam->preview_state || r == VG_PREVIEW_STOPPING) return;
+    char masked[1024];
+    vg_mask_url(cam->config.preview_url, masked, sizeof masked);
+    if (r == VG_PREVIEW_OK)
+        vg_info(cam->media, "previews come from the preview stream %s%s", masked, cam->stats.previews_main ? " again" : "");
+    else if (r == VG_PREVIEW_LAGGING)
+        vg_warn(cam->media, "previews come from the analysed stream: %s (%d ms; its newest frame is %.1f s behind)",
+                fallback_cause(r), cam->config.preview_wait_ms, (double)behind_ms / 1000.0);
+    else
+        vg_warn(cam->media, "previews come from the analysed stream: %s", fallback_cause(r));
+    cam->preview_state = (int)r;
+}
+
+/* vg_preview_picture_fn, on the camera thread inside the rule's callback: the preview stream's picture at the
+ * frame's time. The previews of one frame wait preview_wait_ms at most in all. */
+static int preview_picture(void *ctx, const vg_frame *frame, AVFrame *picture, int64_t *shown_ts) {
+    vg_camera *cam = ctx;
+    if (frame->ts != cam->preview_frame_ts || !cam->preview_deadline_ms) {
+        cam->preview_frame_ts = frame->ts;
+        cam->preview_deadline_ms = vg_monotonic_ms() + cam->config.preview_wait_ms;
+    }
+    int64_t behind = 0;
+    vg_preview_result r = !cam->preview ? VG_PREVIEW_DOWN
+                          : frame->clock != VG_CLOCK_RTCP ? VG_PREVIEW_FRAME_UNTIMED
+                          : vg_preview_source_picture(cam->preview, frame->ts, cam->preview_deadline_ms, picture,
+                                                      shown_ts, &behind);
+    if (r == VG_PREVIEW_TIMED_OUT) cam->preview_deadline_ms = vg_monotonic_ms(); /* the frame's other previews: at once */
+    note_preview_state(cam, r, behind);
+    if (r == VG_PREVIEW_OK) cam->stats.previews_main++;
+    else cam->stats.previews_fallback++;
+    return r == VG_PREVIEW_OK ? 0 : -1;
 }
 
 vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_sink *sink, char *err,
@@ -85,16 +148,19 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
     cam->config = *config;
     cam->media = strdup(config->media);
     cam->config.media = cam->media;
+    if (cam->config.preview_wait_ms <= 0) cam->config.preview_wait_ms = VG_PREVIEW_WAIT_MS;
     cam->sink = sink;
     cam->damage_logged_ms = -VG_DAMAGE_LOG_INTERVAL_MS; /* the first damage is always said */
     vg_mask_url(config->url, cam->url_masked, sizeof cam->url_masked);
     init_wait(cam);
     cam->book = vg_book_new(cam->media, ids, emit_to_sink, cam);
     cam->scaler = vg_frame_scaler_new(config->analysis_width);
+    cam->preview_state = -1;
     vg_script_config sc = {
         .camera = cam->media, .path = config->script, .params_json = config->params_json,
         .zones_json = config->zones_json, .budget_ms = config->budget_ms, .unsafe = config->unsafe,
         .jit = config->jit, .watch = config->watch,
+        .preview_picture = config->preview_url ? preview_picture : NULL, .preview_ctx = cam,
     };
     cam->script = vg_script_load(&sc, cam->book, err, errlen);
     if (!cam->script || (config->overlay && !(cam->overlay = vg_overlay_open(config->overlay, err, errlen)))) {
@@ -110,6 +176,7 @@ void vg_camera_free(vg_camera *cam) {
         vg_camera_stop(cam, "shutdown");
         vg_camera_join(cam);
     }
+    vg_preview_source_stop(cam->preview);
     pthread_cond_destroy(&cam->wake);
     pthread_mutex_destroy(&cam->lock);
     vg_camera_close_overlay(cam);
@@ -126,6 +193,7 @@ static void publish(vg_camera *cam) {
     st.clock = cam->clock.source;
     st.episodes_open = vg_book_open_count(cam->book);
     vg_script_get_stats(cam->script, &st.script);
+    if (cam->preview) vg_preview_source_get_stats(cam->preview, &st.preview);
     pthread_mutex_lock(&cam->lock);
     cam->published = st;
     pthread_mutex_unlock(&cam->lock);
@@ -275,7 +343,8 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
         vg_error(cam->media, "cannot convert pixel format %d to luma", picture->format);
         return -1;
     }
-    cam->last_ts = frame.ts;
+    if (!cam->stats.frames_analysed) cam->stats.first_ts = frame.ts;
+    cam->last_ts = cam->stats.last_ts = frame.ts;
     cam->stats.frames_analysed++;
     if (cam->config.realtime) pace(cam, frame.ts);
     vg_script_poll_reload(cam->script); /* between two frames, never inside one */
@@ -582,12 +651,25 @@ static void *camera_thread(void *arg) {
     return NULL;
 }
 
+/* preview_url: its reader and decoder run beside the camera's thread, from its start to its end. */
+static int start_preview(vg_camera *cam, char *err, size_t errlen) {
+    if (!cam->config.preview_url) return 0;
+    vg_preview_source_config pc = {.media = cam->media, .url = cam->config.preview_url,
+                                   .transport = cam->config.transport, .stall_timeout_ms = cam->config.stall_timeout_ms,
+                                   .rtcp_wait_ms = cam->config.rtcp_wait_ms};
+    cam->preview = vg_preview_source_start(&pc, err, errlen);
+    return cam->preview ? 0 : -1;
+}
+
 int vg_camera_start(vg_camera *cam, char *err, size_t errlen) {
     vg_clock_init_live(&cam->clock, cam->media);
+    if (start_preview(cam, err, errlen) < 0) return -1;
     publish(cam); /* the thread does not run yet */
     int rc = pthread_create(&cam->thread, NULL, camera_thread, cam);
     if (rc) {
         snprintf(err, errlen, "%s: cannot start a thread: %s", cam->media, strerror(rc));
+        vg_preview_source_stop(cam->preview);
+        cam->preview = NULL;
         return -1;
     }
     cam->started = 1;
@@ -600,10 +682,13 @@ void vg_camera_stop(vg_camera *cam, const char *close_reason) {
     atomic_store(&cam->stop, 1);
     pthread_cond_broadcast(&cam->wake);
     pthread_mutex_unlock(&cam->lock);
+    vg_preview_source_refuse(cam->preview); /* a preview waiting in the rule's callback ends now */
 }
 
 void vg_camera_join(vg_camera *cam) {
     if (!cam->started) return;
     pthread_join(cam->thread, NULL);
     cam->started = 0;
+    vg_preview_source_stop(cam->preview); /* nothing asks it any more */
+    cam->preview = NULL;
 }

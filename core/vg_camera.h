@@ -8,6 +8,7 @@
 
 #include "vg_decode.h"
 #include "vg_frame.h"
+#include "vg_preview_source.h"
 #include "vg_script.h"
 #include "vg_sink.h"
 #include "vg_snowflake.h"
@@ -33,6 +34,10 @@ typedef struct vg_camera_config {
     int rtcp_wait_ms;         /* live: hold packets this long for the first sender report (0 = none) */
     const char *overlay;      /* draw what the rule saw on every analysed frame into this video or directory
                                  (vg_overlay.h); NULL = none */
+    const char *preview_url;  /* live: the stream previews are cut from (vg_preview_source.h), matched to the
+                                 analysed frame by RTCP time; NULL = previews from url's own pictures */
+    int preview_wait_ms;      /* live: how long a frame's previews may wait for preview_url to reach its time, in
+                                 all (0 = VG_PREVIEW_WAIT_MS) */
 } vg_camera_config;
 
 typedef struct vg_camera_stats {
@@ -41,6 +46,7 @@ typedef struct vg_camera_stats {
     long frames_damaged;      /* decoded with errors, or referring to such a frame: kept from the rule */
     long frames_untimed;      /* decoded, but the stream gave no time for them (no pts): kept from the rule */
     long episodes_opened, versions_emitted, sink_errors;
+    int64_t first_ts, last_ts; /* unix ms of the first and last frame the rule saw (0 before any) */
     int episodes_open;        /* open now */
     long attempts;            /* live: connection attempts */
     long reconnects;          /* live: times it had to reconnect (a stream lost or an attempt failed) */
@@ -48,6 +54,9 @@ typedef struct vg_camera_stats {
     int connected;            /* live: a session is up now */
     vg_clock_source clock;    /* where frame times come from now */
     double decode_seconds;    /* time spent in the decoder */
+    long previews_main;       /* previews cut from preview_url's picture at the frame's time */
+    long previews_fallback;   /* previews cut from the analysed frame although preview_url is set */
+    vg_preview_source_stats preview; /* preview_url's reader and decoder (zero without one) */
     vg_script_stats script;   /* callbacks, errors, budget cuts, time in the rule */
     double seconds;
 } vg_camera_stats;

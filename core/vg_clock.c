@@ -139,8 +139,12 @@ static void log_jump(vg_clock *clock, int64_t ts) {
                 step < 0 ? " (held at the last frame's time: frame time never goes backwards)" : "");
 }
 
+int64_t vg_clock_wall_ms(const vg_clock *clock, int64_t pts) {
+    return clock->source == VG_CLOCK_FILE ? file_ms(clock, pts) : live_ms(clock, pts);
+}
+
 int64_t vg_clock_stamp(vg_clock *clock, int64_t pts) {
-    int64_t ts = clock->source == VG_CLOCK_FILE ? file_ms(clock, pts) : live_ms(clock, pts);
+    int64_t ts = vg_clock_wall_ms(clock, pts);
     log_jump(clock, ts);
     if (clock->last_ts != INT64_MIN && ts < clock->last_ts) ts = clock->last_ts;
     clock->last_ts = ts;

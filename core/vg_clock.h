@@ -59,6 +59,10 @@ void vg_clock_use_local(vg_clock *clock, int64_t wait_ms);
 int vg_clock_can_stamp(const vg_clock *clock, int64_t pts);
 /* The frame time of pts (vg_clock_can_stamp must hold); never less than the previous stamp. */
 int64_t vg_clock_stamp(vg_clock *clock, int64_t pts);
+/* The wall time of pts in unix ms as the clock knows it now (vg_clock_can_stamp must hold), with no clamp, no
+ * log and no state changed: for looking up a picture by time among packets in decode order, where B-frames
+ * come after later frames (vg_clock_stamp would hold them at the later frame's time). */
+int64_t vg_clock_wall_ms(const vg_clock *clock, int64_t pts);
 /* This host's wall clock in unix µs. */
 int64_t vg_clock_realtime_us(void);
 /* The PRFT side data of a packet in unix µs, or INT64_MIN. */

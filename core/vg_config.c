@@ -14,6 +14,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "vg_file.h"
+#include "vg_preview_source.h"
 #include "vg_snowflake.h"
 
 #define PATH_LEN 256
@@ -30,9 +32,11 @@ static const char *const OUTPUT_KEYS[] = {"file", NULL};
 /* The settings "defaults" gives every camera and a camera may override (parse_tunables). */
 static const char *const TUNABLE_KEYS[] = {"transport", "analysis_width", "fps", "decode", "decoder_threads",
                                            "skip_loop_filter", "budget_ms", "stall_timeout_ms", "rtcp_wait_ms",
+                                           "preview_wait_ms",
                                            "watch", NULL};
 /* Per camera only: "jit" and "unsafe" lift the rule's budget or sandbox, a choice made for one rule at a time. */
 static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "zones", "jit", "unsafe", "overlay",
+                                          "preview_url",
                                           NULL};
 
 /* ---------- problems ---------- */
@@ -79,20 +83,41 @@ static int allowed(const char *key, const char *const *keys) {
     return 0;
 }
 
-/* Unknown and repeated keys are problems too: a typo must not silently fall back to a default. The keys
- * allowed are those of keys and of more (NULL: none); keys NULL allows any name, repeats still count. */
+/* Unknown keys are problems too: a typo must not silently fall back to a default. The keys allowed are those
+ * of keys and of more (NULL: none). A key given twice is found in the whole document (check_unique_keys). */
 static void check_keys(vg_config_errors *e, const cJSON *obj, const char *path, const char *const *keys,
                        const char *const *more) {
     char at[PATH_LEN];
-    for (const cJSON *item = obj->child; item; item = item->next) {
-        if (keys && !allowed(item->string, keys) && !(more && allowed(item->string, more)))
+    for (const cJSON *item = obj->child; item; item = item->next)
+        if (!allowed(item->string, keys) && !(more && allowed(item->string, more)))
             problem(e, join(at, path, item->string), "unknown key");
-        for (const cJSON *before = obj->child; before != item; before = before->next)
-            if (strcmp(before->string, item->string) == 0) {
-                problem(e, join(at, path, item->string), "given twice");
-                break;
-            }
+}
+
+static int compare_keys(const void *a, const void *b) {
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+/* Every object at any depth gives each key once (the config, and params wherever they come from): a
+ * repeated key is one problem, "path.key: given twice". Sorted, so a hostile object of many keys costs
+ * n log n, not n^2. The depth is bounded by vg_json_check_text. */
+static void check_unique_keys(vg_config_errors *e, const cJSON *node, const char *path) {
+    char at[PATH_LEN];
+    int n = 0;
+    for (const cJSON *item = node->child; item; item = item->next) {
+        if (cJSON_IsObject(node)) join(at, path, item->string);
+        else snprintf(at, sizeof at, "%s[%d]", path, n);
+        n++;
+        if (item->child) check_unique_keys(e, item, at);
     }
+    if (!cJSON_IsObject(node) || n < 2) return;
+    const cJSON **keys = malloc(sizeof *keys * (size_t)n);
+    n = 0;
+    for (const cJSON *item = node->child; item; item = item->next) keys[n++] = item;
+    qsort(keys, (size_t)n, sizeof *keys, compare_keys);
+    for (int i = 1; i < n; i++) /* one problem per repeated key, however many times it comes */
+        if (!strcmp(keys[i]->string, keys[i - 1]->string) && (i < 2 || strcmp(keys[i]->string, keys[i - 2]->string)))
+            problem(e, join(at, path, keys[i]->string), "given twice");
+    free(keys);
 }
 
 static const cJSON *object_at(vg_config_errors *e, const cJSON *parent, const char *path, const char *key,
@@ -281,6 +306,7 @@ static void parse_tunables(vg_config_errors *e, const cJSON *obj, const char *pa
     get_number(e, obj, path, "budget_ms", 1, 60000, &t->budget_ms);
     get_int(e, obj, path, "stall_timeout_ms", 1000, 600000, 0, &t->stall_timeout_ms);
     get_int(e, obj, path, "rtcp_wait_ms", 0, 60000, 0, &t->rtcp_wait_ms);
+    get_int(e, obj, path, "preview_wait_ms", 1, 60000, 0, &t->preview_wait_ms);
     get_bool(e, obj, path, "watch", &t->watch);
 }
 
@@ -333,7 +359,6 @@ static char *parse_zones(vg_config_errors *e, const cJSON *item, const char *pat
         problem(e, at, "must be an object {\"name\": [[x, y], ...]}, not %s", type_name(zones));
         return strdup("{}");
     }
-    check_keys(e, zones, at, NULL, NULL); /* any name, but each once */
     for (const cJSON *zone = zones->child; zone; zone = zone->next) {
         if (!zone->string[0]) problem(e, at, "a zone has an empty name");
         else parse_zone(e, zone, join(zone_at, at, zone->string));
@@ -387,6 +412,10 @@ static void parse_camera(vg_config_errors *e, const cJSON *item, const char *pat
     get_bool(e, item, path, "jit", &cam->jit);
     get_bool(e, item, path, "unsafe", &cam->unsafe);
     cam->overlay = resolve(c->dir, get_string(e, item, path, "overlay", 0));
+    const char *preview_url = get_string(e, item, path, "preview_url", 0);
+    if (preview_url && !has_scheme(preview_url, rtsp))
+        problem(e, join(at, path, "preview_url"), "not an rtsp:// or rtsps:// URL");
+    cam->preview_url = preview_url ? strdup(preview_url) : NULL;
     parse_tunables(e, item, path, cam);
 }
 
@@ -414,34 +443,46 @@ static void parse_cameras(vg_config_errors *e, const cJSON *root, vg_config *c, 
 
 /* ---------- analytics-node mode: node.listen, keys, retention, config_external, stream_scripts ---------- */
 
-/* "24h", "90m", "30s", "7d", "500ms", or a number of ms; -1 when it is none of them. */
-static long long parse_duration_ms(const cJSON *v) {
-    if (cJSON_IsNumber(v)) return v->valuedouble == floor(v->valuedouble) ? (long long)v->valuedouble : -1;
+/* "24h", "90m", "30s", "7d", "500ms", or a whole number of ms, as a double (compared with the range before
+ * any conversion to an integer); -1 when it is none of them. */
+static double parse_duration_ms(const cJSON *v) {
+    if (cJSON_IsNumber(v)) {
+        double ms = v->valuedouble;
+        return ms >= 0 && ms == floor(ms) ? ms : -1;
+    }
     if (!cJSON_IsString(v)) return -1;
     static const struct { const char *unit; double ms; } units[] = {
         {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    const char *text = v->valuestring;
+    if (!(*text >= '0' && *text <= '9') && *text != '.') return -1; /* no sign, space, "inf", "nan" or hex */
     char *end;
-    double n = strtod(v->valuestring, &end);
-    if (end == v->valuestring || !(n >= 0) || v->valuestring[0] == ' ') return -1;
+    double n = strtod(text, &end);
+    if (end == text || !(n >= 0) || (text[0] == '0' && (text[1] == 'x' || text[1] == 'X'))) return -1;
     for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-        if (strcmp(end, units[i].unit) == 0) return (long long)(n * units[i].ms);
+        if (strcmp(end, units[i].unit) == 0) return n * units[i].ms;
     return -1;
 }
+
+#define KEEP_MIN_MS 60000.0
+#define KEEP_MAX_MS (366.0 * 86400000)
 
 static void parse_keep_for(vg_config_errors *e, const cJSON *node, vg_config *c) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(node, "keep_episodes_for");
     c->node_keep_episodes_ms = 24LL * 3600 * 1000;
     if (!v) return;
-    long long ms = parse_duration_ms(v);
+    double ms = parse_duration_ms(v);
     if (ms < 0 && cJSON_IsString(v)) {
         problem(e, "node.keep_episodes_for", "\"%s\" is not a duration (ms, or a string like \"90s\", \"30m\", \"24h\", "
                 "\"7d\")", v->valuestring);
     } else if (ms < 0) {
-        problem(e, "node.keep_episodes_for", "must be a number of ms or a string like \"24h\", not %s", type_name(v));
-    } else if (ms < 60000 || ms > 366LL * 86400000) {
-        problem(e, "node.keep_episodes_for", "%lld ms is not 1 minute..366 days", ms);
+        problem(e, "node.keep_episodes_for", "must be a whole number of ms or a string like \"24h\", not %s",
+                cJSON_IsNumber(v) ? "a negative or fractional number" : type_name(v));
+    } else if (!(ms <= KEEP_MAX_MS)) {
+        problem(e, "node.keep_episodes_for", "out of range (max 366 days)");
+    } else if (ms < KEEP_MIN_MS) {
+        problem(e, "node.keep_episodes_for", "%.0f ms is not 1 minute..366 days", ms);
     } else {
-        c->node_keep_episodes_ms = ms;
+        c->node_keep_episodes_ms = (long long)ms; /* in range: exact */
     }
 }
 
@@ -541,51 +582,156 @@ static void parse_node_mode(vg_config_errors *e, const cJSON *node, vg_config *c
     parse_stream_scripts(e, node, c);
 }
 
-/* ---------- entry points ---------- */
+/* ---------- JSON text from outside ---------- */
 
-static void locate_parse_error(vg_config_errors *e, const char *text, const char *at) {
+/* "near line L, column C" of the byte at offset (columns count bytes, from 1). */
+static void where(const char *text, size_t offset, char *out, size_t outlen) {
     int line = 1, column = 1;
-    for (const char *p = text; at && p < at && *p; p++) {
-        if (*p == '\n') {
-            line++;
-            column = 1;
-        } else {
-            column++;
-        }
+    for (size_t i = 0; i < offset; i++) {
+        if (text[i] == '\n') line++, column = 1;
+        else column++;
     }
-    problem(e, "", "not valid JSON near line %d, column %d", line, column);
+    snprintf(out, outlen, "near line %d, column %d", line, column);
 }
 
-vg_config *vg_config_parse(const char *text, const char *dir, vg_config_errors *errors) {
+/* The length of the UTF-8 sequence at s (n bytes left), 0 when it is not one (overlong forms, surrogates
+ * and code points past U+10FFFF included). */
+static size_t utf8_length(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!len || len > n) return 0;
+    unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
+    if (c == 0xE0) lo = 0xA0;
+    else if (c == 0xED) hi = 0x9F;
+    else if (c == 0xF0) lo = 0x90;
+    else if (c == 0xF4) hi = 0x8F;
+    for (size_t i = 1; i < len; i++)
+        if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF)) return 0;
+    return len;
+}
+
+/* The \uXXXX escape at s (n bytes left, starting at the backslash), or -1 when it is not four hex digits
+ * (cJSON then says "not valid JSON"). */
+static long unicode_escape(const char *s, size_t n) {
+    if (n < 6 || s[1] != 'u') return -1;
+    long code = 0;
+    for (int i = 2; i < 6; i++) {
+        int c = s[i], digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                            : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (digit < 0) return -1;
+        code = code * 16 + digit;
+    }
+    return code;
+}
+
+/* An escape inside a string: what is wrong with it, or NULL; *skip = its length. */
+static const char *bad_escape(const char *s, size_t n, size_t *skip, char *why, size_t whylen) {
+    long code = unicode_escape(s, n);
+    *skip = n >= 2 ? 2 : 1;
+    if (code < 0) return NULL;
+    *skip = 6;
+    if (code == 0) return "\\u0000 in a string (a string cannot hold a NUL)";
+    if (code >= 0xDC00 && code <= 0xDFFF) {
+        snprintf(why, whylen, "\\%.5s is the second half of a UTF-16 surrogate pair without its first half", s + 1);
+        return why;
+    }
+    if (code < 0xD800 || code > 0xDBFF) return NULL;
+    long low = unicode_escape(s + 6, n - 6);
+    if (low < 0xDC00 || low > 0xDFFF) {
+        snprintf(why, whylen, "\\%.5s is the first half of a UTF-16 surrogate pair without its second half", s + 1);
+        return why;
+    }
+    *skip = 12;
+    return NULL;
+}
+
+int vg_json_check_text(const char *text, size_t len, char *err, size_t errlen) {
+    char why[160], at[64];
+    const char *wrong = NULL;
+    int depth = 0, in_string = 0;
+    size_t i = 0, step = 1;
+    for (; i < len && !wrong; i += step) {
+        unsigned char c = (unsigned char)text[i];
+        step = 1;
+        if (c == 0) wrong = "a NUL byte";
+        else if (c >= 0x80 && !(step = utf8_length((const unsigned char *)text + i, len - i))) wrong = "not UTF-8";
+        else if (in_string && c == '\\') wrong = bad_escape(text + i, len - i, &step, why, sizeof why);
+        else if (c == '"') in_string = !in_string;
+        else if (!in_string && (c == '[' || c == '{') && ++depth > CJSON_NESTING_LIMIT) {
+            snprintf(why, sizeof why, "nested deeper than %d levels", CJSON_NESTING_LIMIT);
+            wrong = why;
+        } else if (!in_string && (c == ']' || c == '}') && depth > 0) depth--;
+        if (!wrong) continue;
+        where(text, i, at, sizeof at);
+        snprintf(err, errlen, "%s %s", wrong, at);
+        return -1;
+    }
+    return 0;
+}
+
+cJSON *vg_json_parse(const char *text, size_t len, char *err, size_t errlen) {
+    if (vg_json_check_text(text, len, err, errlen) < 0) return NULL;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (root) { /* one value and nothing after it but white space */
+        while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+        if (end == text + len) return root;
+        cJSON_Delete(root);
+    }
+    char at[64];
+    where(text, end && end >= text && end <= text + len ? (size_t)(end - text) : 0, at, sizeof at);
+    snprintf(err, errlen, "not valid JSON %s", at);
+    return NULL;
+}
+
+int vg_config_check_params(const char *text, size_t len, char *err, size_t errlen) {
+    cJSON *params = vg_json_parse(text, len, err, errlen);
+    if (!params) return -1;
+    vg_config_errors e = {0};
+    if (!cJSON_IsObject(params)) problem(&e, "", "must be a JSON object, not %s", type_name(params));
+    else check_unique_keys(&e, params, "");
+    cJSON_Delete(params);
+    if (e.count) snprintf(err, errlen, "%s", e.lines[0]);
+    int rc = e.count ? -1 : 0;
+    vg_config_errors_free(&e);
+    return rc;
+}
+
+/* ---------- entry points ---------- */
+
+static void parse_document(vg_config_errors *errors, const cJSON *root, vg_config *c) {
+    vg_config_camera defaults = {.transport = strdup("tcp"), .analysis_width = 320, .decode = VG_DECODE_ALL,
+                                 .decoder_threads = 1, .budget_ms = 50, .stall_timeout_ms = 10000, .watch = 1,
+                                 .rtcp_wait_ms = 5000, .preview_wait_ms = VG_PREVIEW_WAIT_MS};
+    c->central_min_update_interval_ms = 1000;
+    c->central_flush_timeout_ms = 5000;
+    check_unique_keys(errors, root, "");
+    check_keys(errors, root, "", TOP_KEYS, NULL);
+    parse_node(errors, root, c);
+    parse_central(errors, root, c);
+    parse_output(errors, root, c);
+    const cJSON *d = object_at(errors, root, "", "defaults", 0);
+    if (d) {
+        check_keys(errors, d, "defaults", TUNABLE_KEYS, NULL);
+        parse_tunables(errors, d, "defaults", &defaults);
+    }
+    parse_cameras(errors, root, c, &defaults);
+    c->defaults = defaults;
+}
+
+vg_config *vg_config_parse_text(const char *text, size_t len, const char *dir, vg_config_errors *errors) {
+    char why[256];
+    cJSON *root = vg_json_parse(text, len, why, sizeof why);
     if (!root) {
-        locate_parse_error(errors, text, end);
+        problem(errors, "", "%s", why);
         return NULL;
     }
     int before = errors->count;
     vg_config *c = calloc(1, sizeof *c);
     c->dir = strdup(dir ? dir : ".");
-    if (!cJSON_IsObject(root)) {
-        problem(errors, "", "must be a JSON object, not %s", type_name(root));
-    } else {
-        vg_config_camera defaults = {.transport = strdup("tcp"), .analysis_width = 320, .decode = VG_DECODE_ALL,
-                                     .decoder_threads = 1, .budget_ms = 50, .stall_timeout_ms = 10000, .watch = 1,
-                                     .rtcp_wait_ms = 5000};
-        c->central_min_update_interval_ms = 1000;
-        c->central_flush_timeout_ms = 5000;
-        check_keys(errors, root, "", TOP_KEYS, NULL);
-        parse_node(errors, root, c);
-        parse_central(errors, root, c);
-        parse_output(errors, root, c);
-        const cJSON *d = object_at(errors, root, "", "defaults", 0);
-        if (d) {
-            check_keys(errors, d, "defaults", TUNABLE_KEYS, NULL);
-            parse_tunables(errors, d, "defaults", &defaults);
-        }
-        parse_cameras(errors, root, c, &defaults);
-        c->defaults = defaults;
-    }
+    if (!cJSON_IsObject(root)) problem(errors, "", "must be a JSON object, not %s", type_name(root));
+    else parse_document(errors, root, c);
     cJSON_Delete(root);
     if (errors->count > before) {
         vg_config_free(c);
@@ -594,27 +740,8 @@ vg_config *vg_config_parse(const char *text, const char *dir, vg_config_errors *
     return c;
 }
 
-static char *read_file(const char *path, vg_config_errors *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        problem(e, path, "%s", strerror(errno));
-        return NULL;
-    }
-    size_t len = 0, cap = 4096;
-    char *text = malloc(cap);
-    for (size_t n; (n = fread(text + len, 1, cap - len - 1, f)) > 0;) {
-        len += n;
-        if (cap - len - 1 == 0) text = realloc(text, cap *= 2);
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        problem(e, path, "cannot read");
-        free(text);
-        return NULL;
-    }
-    text[len] = 0;
-    return text;
+vg_config *vg_config_parse(const char *text, const char *dir, vg_config_errors *errors) {
+    return vg_config_parse_text(text, strlen(text), dir, errors);
 }
 
 static char *directory_of(const char *path) {
@@ -629,10 +756,14 @@ static char *directory_of(const char *path) {
 }
 
 vg_config *vg_config_load(const char *path, vg_config_errors *errors) {
-    char *text = read_file(path, errors);
-    if (!text) return NULL;
+    char *text, why[200];
+    size_t len;
+    if (vg_file_read(path, VG_FILE_CONFIG_MAX, &text, &len, why, sizeof why) != VG_FILE_OK) {
+        problem(errors, "", "%s", why); /* the runner's line names the file */
+        return NULL;
+    }
     char *dir = directory_of(path);
-    vg_config *c = vg_config_parse(text, dir, errors);
+    vg_config *c = vg_config_parse_text(text, len, dir, errors);
     free(dir);
     free(text);
     return c;
@@ -681,6 +812,7 @@ void vg_config_camera_copy(vg_config_camera *dst, const vg_config_camera *src) {
     dst->zones_json = dup_or_null(src->zones_json);
     dst->transport = dup_or_null(src->transport);
     dst->overlay = dup_or_null(src->overlay);
+    dst->preview_url = dup_or_null(src->preview_url);
 }
 
 void vg_config_camera_clear(vg_config_camera *cam) {
@@ -691,6 +823,7 @@ void vg_config_camera_clear(vg_config_camera *cam) {
     free(cam->zones_json);
     free(cam->transport);
     free(cam->overlay);
+    free(cam->preview_url);
     *cam = (vg_config_camera){0};
 }
 
@@ -703,7 +836,8 @@ int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b) 
            a->decode == b->decode && a->decoder_threads == b->decoder_threads &&
            a->skip_loop_filter == b->skip_loop_filter && a->budget_ms == b->budget_ms &&
            a->stall_timeout_ms == b->stall_timeout_ms && a->rtcp_wait_ms == b->rtcp_wait_ms && a->jit == b->jit &&
-           a->unsafe == b->unsafe && a->watch == b->watch && same_text(a->overlay, b->overlay);
+           a->unsafe == b->unsafe && a->watch == b->watch && same_text(a->overlay, b->overlay) &&
+           same_text(a->preview_url, b->preview_url) && a->preview_wait_ms == b->preview_wait_ms;
 }
 
 static int same_stream_scripts(const vg_config *a, const vg_config *b) {

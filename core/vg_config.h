@@ -3,6 +3,10 @@
  * starts. The shape and every field are described in docs/config.md. */
 #ifndef VG_CONFIG_H
 #define VG_CONFIG_H
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
 #include "vg_decode.h"
 #include "vg_log.h"
 
@@ -16,6 +20,8 @@ typedef struct vg_config_camera {
     int unsafe;               /* no sandbox: ffi, io, os and the real require */
     char *overlay;            /* draw what the rule saw into this directory of JPEGs or video (vg_overlay.h),
                                  resolved against the config file's directory; NULL = none */
+    char *preview_url;        /* rtsp:// or rtsps:// stream previews are cut from (the camera's main stream; url is
+                                 then its sub-stream); NULL = previews from url (may hold a password, like url) */
     /* the rest: the camera's value, else defaults.*, else the built-in default */
     char *transport;          /* "tcp" or "udp" */
     int analysis_width;
@@ -26,6 +32,7 @@ typedef struct vg_config_camera {
     double budget_ms;
     int stall_timeout_ms;
     int rtcp_wait_ms;
+    int preview_wait_ms;      /* with preview_url: a frame's previews wait this long at most for it */
     int watch;                /* hot-reload the rule when a .lua file beside it changes (default on) */
 } vg_config_camera;
 
@@ -69,10 +76,29 @@ typedef struct vg_config_errors {
     char **lines;             /* "<json path>: <problem>", in document order */
 } vg_config_errors;
 
-/* Reads and validates the file. NULL when it has any problem, with every one of them in errors. */
+/* Reads (vg_file_read: a regular file of at most VG_FILE_CONFIG_MAX) and validates the file. NULL when it has
+ * any problem, with every one of them in errors. */
 vg_config *vg_config_load(const char *path, vg_config_errors *errors);
-/* The same for JSON text; relative paths resolve against dir. */
+/* The same for JSON text of len bytes (NULs in it are refused, none is needed after it); relative paths
+ * resolve against dir. */
+vg_config *vg_config_parse_text(const char *text, size_t len, const char *dir, vg_config_errors *errors);
+/* vg_config_parse_text of a NUL-terminated text. */
 vg_config *vg_config_parse(const char *text, const char *dir, vg_config_errors *errors);
+
+/* A rule's params (--params, and what the config gives): a JSON object whose objects, at any depth, give each
+ * key once, checked like the config file (vg_json_parse). 0, or -1 with a one-line reason in err. */
+int vg_config_check_params(const char *text, size_t len, char *err, size_t errlen);
+
+/* ---------- JSON text from outside (the config, params, spool and store bodies, Central's stream list) ---------- */
+
+/* What cJSON would take wrongly or refuse without saying why: a NUL byte, bytes that are not UTF-8, a \u0000
+ * escape (cJSON cuts the string there), a \uD800..\uDFFF escape without its other half, and nesting deeper
+ * than CJSON_NESTING_LIMIT (1000). 0, or -1 with err ("nested deeper than 1000 levels near line 1, column
+ * 1001"). */
+int vg_json_check_text(const char *text, size_t len, char *err, size_t errlen);
+/* vg_json_check_text, then cJSON (the whole text is one value, nothing after it). NULL with err: the check's
+ * reason, or "not valid JSON near line L, column C". */
+cJSON *vg_json_parse(const char *text, size_t len, char *err, size_t errlen);
 void vg_config_free(vg_config *config);
 void vg_config_errors_free(vg_config_errors *errors);
 

@@ -17,7 +17,9 @@ typedef struct vg_record {
     double preview_score;  /* the score the rule gave the current preview (not sent) */
     char *frame_preview;
     int64_t frame_preview_at;
-    char *close_reason;
+    char *close_reason;    /* the finer reason, sent as payload.close_reason */
+    int timed_out;         /* closed for inactivity: Central's close_reason "timeout" */
+    int64_t produced_at;   /* wall-clock ms the version was made: episode_appearance_timestamps.inference_timestamp */
 } vg_record;
 
 /* Which heap fields of a draft are its own (the others are shared with the committed record). */
@@ -43,6 +45,7 @@ struct vg_episode_book {
     void *emit_ctx;
     vg_episode **open;
     int count, cap;
+    int stopping;          /* vg_book_begin_stop: closes without a reason wait for vg_book_close_all's */
 };
 
 /* ---------- records ---------- */
@@ -199,13 +202,25 @@ int vg_episode_extend(vg_episode *ep, int64_t ts, char *err, size_t errlen) {
         (ep)->owned |= (bit);                                 \
     } while (0)
 
-int vg_episode_close(vg_episode *ep, int64_t ts, const char *close_reason, char *err, size_t errlen) {
+static const char *const TIMEOUT = "timeout"; /* Central's one close_reason */
+
+static int close_episode(vg_episode *ep, int64_t ts, const char *close_reason, int timed_out, char *err,
+                         size_t errlen) {
     if (check_mutable(ep, err, errlen) < 0 || check_time(ts, err, errlen) < 0) return -1;
     vg_record *d = stage(ep);
     if (ts > d->updated_at) d->updated_at = ts;
     d->closed_at = d->updated_at; /* finalised at commit, where updated_at may be bumped */
+    d->timed_out = timed_out || (close_reason && strcmp(close_reason, TIMEOUT) == 0);
     if (close_reason) REPLACE_FIELD(ep, close_reason, OWN_CLOSE_REASON, strdup(close_reason));
     return 0;
+}
+
+int vg_episode_close(vg_episode *ep, int64_t ts, const char *close_reason, char *err, size_t errlen) {
+    return close_episode(ep, ts, close_reason, 0, err, errlen);
+}
+
+int vg_episode_time_out(vg_episode *ep, int64_t ts, const char *close_reason, char *err, size_t errlen) {
+    return close_episode(ep, ts, close_reason, 1, err, errlen);
 }
 
 int vg_episode_set_type(vg_episode *ep, const char *episode_type, char *err, size_t errlen) {
@@ -283,14 +298,16 @@ static void add_int64(cJSON *obj, const char *name, int64_t value) {
     cJSON_AddItemToObject(obj, name, cJSON_CreateRaw(text));
 }
 
+/* The payload, with the finer close reason in payload.close_reason once closed with one. */
 static void add_payload(cJSON *obj, const vg_record *r) {
-    if (!r->close_reason) {
+    const char *reason = r->close_reason ? r->close_reason : r->timed_out ? TIMEOUT : NULL;
+    if (!reason) {
         if (r->payload) cJSON_AddItemReferenceToObject(obj, "payload", r->payload);
         return;
     }
     cJSON *payload = r->payload ? cJSON_Duplicate(r->payload, 1) : cJSON_CreateObject();
     cJSON_DeleteItemFromObjectCaseSensitive(payload, "close_reason");
-    cJSON_AddStringToObject(payload, "close_reason", r->close_reason);
+    cJSON_AddStringToObject(payload, "close_reason", reason);
     cJSON_AddItemToObject(obj, "payload", payload);
 }
 
@@ -302,6 +319,7 @@ static char *render_record(uint64_t id, const char *media, const vg_record *r) {
     add_int64(obj, "opened_at", r->opened_at);
     add_int64(obj, "updated_at", r->updated_at);
     if (r->closed_at) add_int64(obj, "closed_at", r->closed_at);
+    if (r->closed_at && r->timed_out) cJSON_AddStringToObject(obj, "close_reason", TIMEOUT);
     if (r->episode_type) cJSON_AddStringToObject(obj, "episode_type", r->episode_type);
     add_payload(obj, r);
     if (r->detections) cJSON_AddItemReferenceToObject(obj, "detections", r->detections);
@@ -312,6 +330,10 @@ static char *render_record(uint64_t id, const char *media, const vg_record *r) {
     if (r->frame_preview) {
         cJSON_AddStringToObject(obj, "frame_preview", r->frame_preview);
         add_int64(obj, "frame_preview_timestamp", r->frame_preview_at);
+    }
+    if (r->produced_at) {
+        cJSON *stamps = cJSON_AddObjectToObject(obj, "episode_appearance_timestamps");
+        add_int64(stamps, "inference_timestamp", r->produced_at);
     }
     char *text = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
@@ -336,8 +358,13 @@ static void apply_draft(vg_episode *ep) {
     ep->owned = 0;
 }
 
+static int64_t wall_ms(const vg_episode_book *book) {
+    return book->ids && book->ids->now_ms ? book->ids->now_ms(book->ids->clock_ctx) : vg_realtime_ms();
+}
+
 static void emit_version(vg_episode_book *book, vg_episode *ep) {
     int first = ep->versions == 0;
+    ep->draft.produced_at = wall_ms(book);
     apply_draft(ep);
     ep->versions++;
     char *body = render_record(ep->id, book->media, &ep->rec);
@@ -351,11 +378,16 @@ static void emit_version(vg_episode_book *book, vg_episode *ep) {
     cJSON_free(body);
 }
 
+/* Closed in on_stop without a reason: waits for vg_book_close_all's. */
+static int held_for_stop(const vg_episode_book *book, const vg_episode *ep) {
+    return book->stopping && ep->staged && ep->draft.closed_at && !ep->draft.close_reason && !ep->draft.timed_out;
+}
+
 int vg_book_commit(vg_episode_book *book) {
     int emitted = 0;
     for (int i = 0; i < book->count; i++) {
         vg_episode *ep = book->open[i];
-        if (!ep->staged) continue;
+        if (!ep->staged || held_for_stop(book, ep)) continue;
         emit_version(book, ep);
         emitted++;
         if (ep->rec.closed_at) book_remove_at(book, i--);
@@ -377,8 +409,18 @@ void vg_book_rollback(vg_episode_book *book) {
     }
 }
 
+void vg_book_begin_stop(vg_episode_book *book) { book->stopping = 1; }
+
 int vg_book_close_all(vg_episode_book *book, int64_t ts, const char *close_reason) {
-    for (int i = 0; i < book->count; i++)
-        vg_episode_close(book->open[i], ts, close_reason, NULL, 0);
+    for (int i = 0; i < book->count; i++) {
+        vg_episode *ep = book->open[i];
+        if (!held_for_stop(book, ep)) {
+            vg_episode_close(ep, ts, close_reason, NULL, 0);
+        } else if (close_reason) { /* closed by the rule at its own time: the reason is the stop's */
+            REPLACE_FIELD(ep, close_reason, OWN_CLOSE_REASON, strdup(close_reason));
+            ep->draft.timed_out = strcmp(close_reason, TIMEOUT) == 0;
+        }
+    }
+    book->stopping = 0;
     return vg_book_commit(book);
 }

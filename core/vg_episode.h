@@ -7,7 +7,14 @@
  *
  * Invariants enforced here: opened_at is set once; every version's updated_at is strictly greater than the
  * previous version's (bumped by 1 ms when the frame time did not advance); closed_at is set once, and an
- * episode accepts no change after close. */
+ * episode accepts no change after close.
+ *
+ * Close reasons. Central's record has one top-level close_reason value, "timeout" (closed because no activity
+ * was detected in it): it is sent for a close for inactivity (vg_episode_time_out, or a close whose reason is
+ * "timeout"), never otherwise. The finer reason (quiet, left, shutdown, end_of_stream, reload, ...) goes in
+ * payload.close_reason; a time-out without one says "timeout" there too. Every version also carries
+ * episode_appearance_timestamps.inference_timestamp: the wall-clock unix ms at which it was made (the ids'
+ * clock). */
 #ifndef VG_EPISODE_H
 #define VG_EPISODE_H
 #include <stddef.h>
@@ -44,7 +51,10 @@ vg_episode *vg_episode_open(vg_episode_book *book, int64_t ts, const char *episo
 /* 0 when the episode still accepts changes, else -1 with the reason (closed, discarded). */
 int vg_episode_check_mutable(const vg_episode *ep, char *err, size_t errlen);
 int vg_episode_extend(vg_episode *ep, int64_t ts, char *err, size_t errlen);
+/* close_reason (may be NULL) goes to payload.close_reason; "timeout" makes it a time-out. */
 int vg_episode_close(vg_episode *ep, int64_t ts, const char *close_reason, char *err, size_t errlen);
+/* A close for inactivity: top-level close_reason "timeout", the finer reason (may be NULL) in the payload. */
+int vg_episode_time_out(vg_episode *ep, int64_t ts, const char *close_reason, char *err, size_t errlen);
 int vg_episode_set_type(vg_episode *ep, const char *episode_type, char *err, size_t errlen);
 int vg_episode_set_payload(vg_episode *ep, cJSON *payload, char *err, size_t errlen);
 int vg_episode_set_detections(vg_episode *ep, cJSON *detections, char *err, size_t errlen);
@@ -75,7 +85,12 @@ void vg_book_rollback(vg_episode_book *book);
 /* Open episodes (committed or staged), oldest first. */
 int vg_book_open_count(const vg_episode_book *book);
 vg_episode *vg_book_open_at(vg_episode_book *book, int index);
-/* Closes every open episode at ts with the given reason and commits. */
+/* The camera is stopping (its rule's on_stop runs next): from now on a close without a reason is held back
+ * until vg_book_close_all, which gives it that call's reason, so an episode a rule closes in on_stop (at its
+ * own time) says why the camera stopped, as the ones the host closes do. */
+void vg_book_begin_stop(vg_episode_book *book);
+/* Closes every open episode at ts with the given reason (those held by vg_book_begin_stop at their own time)
+ * and commits. */
 int vg_book_close_all(vg_episode_book *book, int64_t ts, const char *close_reason);
 /* Builds the JSON record of an episode's committed state (malloc'd; for tests and the pull API). */
 char *vg_episode_render(const vg_episode *ep);

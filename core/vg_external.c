@@ -45,9 +45,11 @@ static void add_skip(vg_external_list *out, const char *name, const char *reason
     out->skipped[out->nskipped++] = (vg_external_skip){strdup(name), strdup(reason)};
 }
 
-static void add_stream(vg_external_list *out, const char *name, const char *url, const vg_stream_script *rule) {
+static void add_stream(vg_external_list *out, const char *name, const char *url, const char *preview_url,
+                       const vg_stream_script *rule) {
     out->streams = realloc(out->streams, sizeof *out->streams * (size_t)(out->count + 1));
-    out->streams[out->count++] = (vg_external_stream){strdup(name), strdup(url), rule};
+    out->streams[out->count++] =
+        (vg_external_stream){strdup(name), strdup(url), preview_url ? strdup(preview_url) : NULL, rule};
 }
 
 static int is_rtsp(const char *url) {
@@ -94,6 +96,9 @@ static const char *refusal(const cJSON *item, const char *name, const vg_stream_
     if (!usable_name(name)) return "the name has a space or control character";
     if (seen_before(out, name)) return "given twice in the list: the first one is used";
     if (!(*url = input_of(item))) return "no rtsp:// or rtsps:// input";
+    const cJSON *preview = cJSON_GetObjectItemCaseSensitive(item, "preview_url");
+    if (preview && !(cJSON_IsString(preview) && is_rtsp(preview->valuestring)))
+        return "preview_url is not an rtsp:// or rtsps:// URL";
     if (!(*rule = vg_external_match(rules, nrules, name))) return "no node.stream_scripts entry matches the name";
     return NULL;
 }
@@ -105,17 +110,20 @@ static void parse_stream(const cJSON *item, int index, const vg_stream_script *r
     const vg_stream_script *rule = NULL;
     const char *why = refusal(item, name, rules, nrules, out, &url, &rule);
     snprintf(at, sizeof at, "streams[%d]", index);
-    if (!why) add_stream(out, name, url, rule);
+    if (!why) add_stream(out, name, url, string_of(item, "preview_url"), rule);
     else add_skip(out, usable_name(name) ? name : at, why);
 }
 
 int vg_external_parse(const char *json, size_t len, const vg_stream_script *rules, int nrules,
                       vg_external_list *out, char *err, size_t errlen) {
     *out = (vg_external_list){0};
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    char why[200];
+    cJSON *root = vg_json_parse(json, len, why, sizeof why); /* a name with \u0000 is refused, not cut */
     const cJSON *streams = cJSON_GetObjectItemCaseSensitive(root, "streams");
     if (!root || !cJSON_IsArray(streams)) {
-        snprintf(err, errlen, "%s", !root ? "the answer is not JSON" : "the answer has no \"streams\" array");
+        if (!root && strncmp(why, "not valid JSON", 14) == 0) snprintf(err, errlen, "the answer is not JSON");
+        else if (!root) snprintf(err, errlen, "the answer is refused: %s", why); /* too deep, a NUL, ... */
+        else snprintf(err, errlen, "the answer has no \"streams\" array");
         cJSON_Delete(root);
         return -1;
     }
@@ -130,6 +138,7 @@ void vg_external_list_free(vg_external_list *list) {
     for (int i = 0; i < list->count; i++) {
         free(list->streams[i].name);
         free(list->streams[i].url);
+        free(list->streams[i].preview_url);
     }
     for (int i = 0; i < list->nskipped; i++) {
         free(list->skipped[i].name);
@@ -317,10 +326,13 @@ static void note_failure(vg_external *x, const char *reason) {
         vg_warn(WHO, "%s: %s; retrying every %.1f s", x->url, reason, x->interval_ms / 1000.0);
 }
 
+static int same_or_both_null(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
 static int same_list(const vg_external_list *a, const vg_external_list *b) {
     if (a->count != b->count) return 0;
     for (int i = 0; i < a->count; i++)
         if (strcmp(a->streams[i].name, b->streams[i].name) != 0 || strcmp(a->streams[i].url, b->streams[i].url) != 0 ||
+            !same_or_both_null(a->streams[i].preview_url, b->streams[i].preview_url) ||
             a->streams[i].rule != b->streams[i].rule)
             return 0;
     return 1;
@@ -410,6 +422,8 @@ vg_config_camera *vg_external_cameras(vg_external *x, const vg_config *config, i
         vg_config_camera_copy(cam, &config->defaults);
         cam->media = strdup(s->name);
         cam->url = strdup(s->url);
+        free(cam->preview_url);
+        cam->preview_url = s->preview_url ? strdup(s->preview_url) : NULL;
         cam->script = strdup(s->rule->script);
         cam->params_json = strdup(s->rule->params_json);
         cam->zones_json = strdup("{}");

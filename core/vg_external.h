@@ -9,10 +9,12 @@
 
 #include "vg_config.h"
 
-/* A stream to analyse: Central's name and input, and the entry that matched it (points into the rules). */
+/* A stream to analyse: Central's name and input, the stream previews are cut from (or NULL), and the entry that
+ * matched it (points into the rules). */
 typedef struct vg_external_stream {
     char *name;
     char *url;
+    char *preview_url;
     const vg_stream_script *rule;
 } vg_external_stream;
 
@@ -33,7 +35,9 @@ typedef struct vg_external_list {
 const vg_stream_script *vg_external_match(const vg_stream_script *rules, int nrules, const char *name);
 
 /* Pure: the list in json (the body of {url}/streams) turned into streams and skips. A stream's input is the
- * first rtsp:// or rtsps:// URL of "inputs", else its own "url". Returns 0, or -1 with a one-line reason
+ * first rtsp:// or rtsps:// URL of "inputs", else its own "url" (the other inputs are Flussonic's failover
+ * sources: never read); its "preview_url", when rtsp:// or rtsps://, is the camera's preview_url (a stream whose
+ * preview_url is something else is skipped with that reason). Returns 0, or -1 with a one-line reason
  * when the document as a whole is unusable (not JSON, no "streams" array); out is then empty. */
 int vg_external_parse(const char *json, size_t len, const vg_stream_script *rules, int nrules,
                       vg_external_list *out, char *err, size_t errlen);

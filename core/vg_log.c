@@ -1,5 +1,6 @@
 /* vg_log.c — the process-wide logger: level filter, one write per line so threads never interleave,
- * and vg_mask_url so RTSP passwords never reach a log line. */
+ * vg_log_limit for lines that could repeat on every attempt, and vg_mask_url so RTSP passwords never reach a
+ * log line. */
 #include "vg_log.h"
 
 #include <stdarg.h>
@@ -53,6 +54,18 @@ void vg_log(vg_log_level level, const char *who, const char *fmt, ...) {
     if (n >= sizeof line - 1) n = sizeof line - 2;
     line[n++] = '\n';
     fwrite(line, 1, n, stderr); /* one call: stdio locks the stream, so lines never interleave */
+}
+
+int vg_log_limit_pass(vg_log_limit *limit, long long now_ms, long long every_ms, long *held) {
+    if (limit->said_once && now_ms - limit->said_ms < every_ms) {
+        limit->held++;
+        return 0;
+    }
+    *held = limit->held;
+    limit->held = 0;
+    limit->said_ms = now_ms;
+    limit->said_once = 1;
+    return 1;
 }
 
 const char *vg_mask_url(const char *url, char *out, size_t outlen) {

@@ -17,6 +17,19 @@ void vg_log(vg_log_level level, const char *who, const char *fmt, ...)
 #define vg_info(who, ...)  vg_log(VG_LOG_INFO, who, __VA_ARGS__)
 #define vg_debug(who, ...) vg_log(VG_LOG_DEBUG, who, __VA_ARGS__)
 
+/* A line that could come on every attempt (a full disk, a failing write) said at most once per every_ms: the
+ * first at once, those in between held back and counted, the count given with the next one said. Zero-
+ * initialised; not locked: use it under the caller's lock or from one thread. */
+typedef struct vg_log_limit {
+    long long said_ms; /* when the last line was said (the caller's clock) */
+    long held;         /* lines held back since */
+    int said_once;
+} vg_log_limit;
+
+/* 1 when the line is to be said now (*held = how many were held back since the last one said), else 0 and
+ * the line counted. */
+int vg_log_limit_pass(vg_log_limit *limit, long long now_ms, long long every_ms, long *held);
+
 /* Copies url into out with any "user:password@" replaced by "user:***@". */
 const char *vg_mask_url(const char *url, char *out, size_t outlen);
 /* The same for every URL inside a free text (an FFmpeg message, an error string). */

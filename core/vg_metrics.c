@@ -14,7 +14,11 @@ struct vg_metrics {
 
 /* ---------- the metrics ---------- */
 
-typedef enum { LONG_FIELD, INT_FIELD, DOUBLE_FIELD, MS_FIELD /* a double in ms, shown in seconds */ } field_kind;
+typedef enum {
+    LONG_FIELD, INT_FIELD, DOUBLE_FIELD,
+    MS_FIELD,  /* a double in ms, shown in seconds */
+    SET_FIELD  /* a string: 1 when not empty */
+} field_kind;
 
 typedef struct camera_metric {
     const char *name, *type, *help;
@@ -26,6 +30,7 @@ typedef struct camera_metric {
 #define INT(field) offsetof(vg_camera_stats, field), INT_FIELD
 #define DOUBLE(field) offsetof(vg_camera_stats, field), DOUBLE_FIELD
 #define MS(field) offsetof(vg_camera_stats, field), MS_FIELD
+#define SET(field) offsetof(vg_camera_stats, field), SET_FIELD
 
 static const camera_metric CAMERA_METRICS[] = {
     {"vigil_camera_frames_received_total", "counter", "Video frames (packets) read from the camera.", LONG(packets)},
@@ -51,10 +56,32 @@ static const camera_metric CAMERA_METRICS[] = {
     {"vigil_camera_script_errors_total", "counter", "Rule callbacks that failed or were cut (changes rolled back).",
      LONG(script.errors)},
     {"vigil_camera_budget_cuts_total", "counter", "Rule callbacks cut at their time budget.", LONG(script.budget_cuts)},
+    {"vigil_camera_memory_cuts_total", "counter", "Rule callbacks cut at the rule's memory cap.",
+     LONG(script.memory_cuts)},
+    {"vigil_camera_rule_retired", "gauge",
+     "1 while the rule is retired (it held more than its memory cap): the camera runs on without it until the file changes.",
+     SET(script.retired)},
     {"vigil_camera_episodes_opened_total", "counter", "Episodes the rule opened.", LONG(episodes_opened)},
     {"vigil_camera_episodes_open", "gauge", "Episodes open now.", INT(episodes_open)},
     {"vigil_camera_versions_emitted_total", "counter", "Episode versions handed to the sinks.", LONG(versions_emitted)},
     {"vigil_camera_sink_errors_total", "counter", "Versions a sink could not take.", LONG(sink_errors)},
+    {"vigil_camera_previews_main_total", "counter",
+     "Preview crops cut from preview_url's picture at the frame's time.", LONG(previews_main)},
+    {"vigil_camera_previews_fallback_total", "counter",
+     "Preview crops cut from the analysed frame although preview_url is set (the log says why).",
+     LONG(previews_fallback)},
+    {"vigil_camera_preview_stream_connected", "gauge", "1 while a session with preview_url is up.",
+     INT(preview.connected)},
+    {"vigil_camera_preview_kept_packets", "gauge", "Packets of preview_url kept for previews (since the previous key frame).",
+     LONG(preview.kept_packets)},
+    {"vigil_camera_preview_kept_bytes", "gauge", "Bytes of preview_url kept for previews.", LONG(preview.kept_bytes)},
+    {"vigil_camera_preview_dropped_packets_total", "counter",
+     "Packets of preview_url not kept: a GOP over the bounds, or before a session's first key frame.",
+     LONG(preview.dropped_packets)},
+    {"vigil_camera_preview_decoded_total", "counter", "Pictures of preview_url decoded for previews.",
+     LONG(preview.decoded)},
+    {"vigil_camera_preview_decode_seconds_total", "counter", "Time spent decoding preview_url for previews.",
+     DOUBLE(preview.decode_seconds)},
 };
 
 static double camera_value(const vg_camera_stats *st, const camera_metric *m) {
@@ -64,6 +91,7 @@ static double camera_value(const vg_camera_stats *st, const camera_metric *m) {
     case INT_FIELD: return (double)*(const int *)at;
     case DOUBLE_FIELD: return *(const double *)at;
     case MS_FIELD: return *(const double *)at / 1000.0;
+    case SET_FIELD: return *at != 0;
     }
     return 0;
 }
@@ -141,6 +169,9 @@ void vg_metrics_health(const vg_metrics_snapshot *s, vg_buf *out) {
     int up = 0;
     for (int c = 0; c < s->ncameras; c++) up += s->cameras[c].stats.connected != 0;
     vg_buf_printf(out, "ok\ncameras: %d running, %d connected\n", s->ncameras, up);
+    for (int c = 0; c < s->ncameras; c++)
+        if (s->cameras[c].stats.script.retired[0])
+            vg_buf_printf(out, "rule retired: %s: %s\n", s->cameras[c].media, s->cameras[c].stats.script.retired);
     if (up == s->ncameras) return;
     vg_buf_append(out, "down:", 5);
     for (int c = 0; c < s->ncameras; c++)
@@ -178,7 +209,10 @@ vg_metrics *vg_metrics_start(const char *listen, vg_metrics_collect collect, voi
     vg_metrics *m = calloc(1, sizeof *m);
     m->collect = collect;
     m->ctx = ctx;
-    if (!(m->http = vg_http_start(listen, handle, m, err, errlen))) {
+    vg_http_options http = {.listen = listen, .name = "metrics", .handler = handle, .ctx = m,
+                            .max_connections = VG_METRICS_MAX_CONNECTIONS,
+                            .max_per_client = VG_METRICS_MAX_PER_CLIENT, .threads = VG_METRICS_THREADS};
+    if (!(m->http = vg_http_serve(&http, err, errlen))) {
         free(m);
         return NULL;
     }

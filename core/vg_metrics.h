@@ -10,6 +10,12 @@
 #include "vg_http.h"
 #include "vg_transport.h"
 
+/* The metrics port's HTTP limits, its own (docs/operations.md, "HTTP limits"): a flood of the node API
+ * cannot take /healthz down. Connections open at once in all and from one client address; its threads. */
+#define VG_METRICS_MAX_CONNECTIONS 32
+#define VG_METRICS_MAX_PER_CLIENT 8
+#define VG_METRICS_THREADS 2
+
 typedef struct vg_metrics_camera {
     char media[128];
     vg_camera_stats stats;

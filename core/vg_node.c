@@ -1,5 +1,6 @@
 /* vg_node.c — the analytics-node API (interface in vg_node.h): routing, the Bearer check (constant time),
- * query parameters checked with a one-line JSON error naming the one at fault, and the three answers.
+ * query parameters checked with a one-line JSON error naming the one at fault, the three answers, and the
+ * waker: one thread that answers every waiting long poll when a newer version is stored or its time is up.
  * Errors follow Central's own shape: {"errors":[{"status":"400","title":"...","source":{"parameter":"..."}}]}.
  * The key lives only in this object's memory; no log line carries it or the Authorization header. */
 #include "vg_node.h"
@@ -15,12 +16,24 @@
 
 #include <cjson/cJSON.h>
 
+#include "vg_file.h"
 #include "vg_http.h"
 #include "vg_log.h"
+#include "vg_page.h"
 #include "vg_snowflake.h"
 
 #define WHO "node"
 #define AUTH_WARN_EVERY_MS 60000
+#define RECHECK_MS 100 /* how soon the waker looks at a long poll its current wait on the store does not cover */
+
+/* A long poll set aside until a version newer than after is stored or its poll_timeout is up. */
+typedef struct long_poll {
+    vg_http_later *later;
+    int64_t after;
+    int limit;
+    int64_t deadline_ms;          /* monotonic */
+    struct long_poll *next;
+} long_poll;
 
 struct vg_node {
     vg_http_server *http;
@@ -30,9 +43,15 @@ struct vg_node {
     vg_node_list_streams list_streams;
     void *streams_ctx;
     int64_t started_ms;
-    pthread_mutex_t lock;         /* the refusal counter below */
+    pthread_mutex_t lock;         /* the refusal counter and the long polls below */
     long refused;
     int64_t last_refusal_warn_ms;
+    long_poll *polls;             /* waiting */
+    int stopping;                 /* vg_node_stop: every poll answers now */
+    int store_ended;              /* the store's queries were ended: no poll waits any more */
+    pthread_cond_t polls_added;
+    pthread_t waker;
+    int waker_started;
 };
 
 /* ---------- answers ---------- */
@@ -125,21 +144,121 @@ static int seconds_parameter(const vg_http_request *req, vg_http_response *res, 
     return 0;
 }
 
+/* ---------- long polls ---------- */
+
+/* vg_store_query's answer lists at least one episode. */
+static int has_episodes(const vg_buf *out) {
+    static const char none[] = "{\"episodes\":[]";
+    return out->data && strncmp(out->data, none, sizeof none - 1) != 0;
+}
+
+static void episodes_answer(vg_http_response *res, vg_buf *out) {
+    res->status = 200;
+    res->content_type = "application/json";
+    res->body = out->data;
+    res->body_len = out->len;
+}
+
+/* Sets the request aside for the waker; 0 when no poll may wait any more (the caller answers now). */
+static int wait_for_newer(vg_node *node, const vg_http_request *req, int64_t after, int limit, double poll_s) {
+    long_poll *p = malloc(sizeof *p);
+    if (!p) return 0;
+    pthread_mutex_lock(&node->lock);
+    int answer_now = node->stopping || node->store_ended;
+    if (!answer_now) {
+        *p = (long_poll){.later = vg_http_take(req), .after = after, .limit = limit,
+                         .deadline_ms = vg_monotonic_ms() + lround(poll_s * 1000), .next = node->polls};
+        node->polls = p;
+        pthread_cond_signal(&node->polls_added);
+    }
+    pthread_mutex_unlock(&node->lock);
+    if (answer_now) free(p);
+    return !answer_now;
+}
+
+/* Answers (and drops from the list) every poll that has something newer, is out of time, or meets a stop. */
+static void answer_ready(vg_node *node, int64_t now) {
+    long_poll **at = &node->polls;
+    while (*at) {
+        long_poll *p = *at;
+        vg_buf out = {0};
+        vg_store_query(node->store, p->after, p->limit, 0, &out);
+        if (!has_episodes(&out) && now < p->deadline_ms && !node->stopping && !node->store_ended) {
+            free(out.data);
+            at = &p->next;
+            continue;
+        }
+        *at = p->next;
+        vg_http_response res = {0};
+        episodes_answer(&res, &out);
+        vg_http_answer(p->later, &res);
+        free(p);
+    }
+}
+
+/* The store wait that covers the polls: newer than the oldest updated_at_gt, until the first deadline, and
+ * never longer than RECHECK_MS (a poll added meanwhile may need an earlier wake). */
+static void watch_window(const vg_node *node, int64_t now, int64_t *after, int *wait_ms) {
+    *after = INT64_MAX;
+    int64_t first = now + RECHECK_MS;
+    for (const long_poll *p = node->polls; p; p = p->next) {
+        if (p->after < *after) *after = p->after;
+        if (p->deadline_ms < first) first = p->deadline_ms;
+    }
+    *wait_ms = first > now ? (int)(first - now) : 1;
+}
+
+/* Waits on the store for a version newer than after, wait_ms at most. 1 when it answered early with nothing:
+ * it does that only when its queries were ended (vg_store_end_queries) or it is closing. */
+static int store_wait(vg_store *store, int64_t after, int wait_ms) {
+    vg_buf out = {0};
+    int64_t t0 = vg_monotonic_ms();
+    vg_store_query(store, after, 1, wait_ms, &out);
+    int ended = !has_episodes(&out) && vg_monotonic_ms() - t0 < wait_ms - 1; /* - 1: whole ms on both clocks */
+    free(out.data);
+    return ended;
+}
+
+/* The waker: sleeps while no poll waits; else waits on the store (whose every put wakes it) and answers. */
+static void *wake_polls(void *arg) {
+    vg_node *node = arg;
+    pthread_mutex_lock(&node->lock);
+    while (!node->stopping || node->polls) {
+        if (!node->polls) {
+            pthread_cond_wait(&node->polls_added, &node->lock);
+            continue;
+        }
+        answer_ready(node, vg_monotonic_ms());
+        if (!node->polls) continue;
+        int64_t after;
+        int wait_ms;
+        watch_window(node, vg_monotonic_ms(), &after, &wait_ms);
+        pthread_mutex_unlock(&node->lock);
+        int ended = store_wait(node->store, after, wait_ms);
+        pthread_mutex_lock(&node->lock);
+        if (ended) node->store_ended = 1;
+    }
+    pthread_mutex_unlock(&node->lock);
+    return NULL;
+}
+
 /* ---------- the three answers ---------- */
 
-static void get_episodes(vg_node *node, const vg_http_request *req, vg_http_response *res) {
+static int get_episodes(vg_node *node, const vg_http_request *req, vg_http_response *res) {
     long long after = 0, limit = 0;
     double poll_s = 0;
     if (integer_parameter(req, res, "updated_at_gt", 0, INT64_MAX, &after) < 0 ||
         seconds_parameter(req, res, "poll_timeout", VG_NODE_MAX_POLL_S, &poll_s) < 0 ||
         integer_parameter(req, res, "limit", 1, VG_NODE_MAX_LIMIT, &limit) < 0)
-        return;
+        return 0;
     vg_buf out = {0};
-    vg_store_query(node->store, (int64_t)after, (int)limit, (int)lround(poll_s * 1000), &out);
-    res->status = 200;
-    res->content_type = "application/json";
-    res->body = out.data;
-    res->body_len = out.len;
+    vg_store_query(node->store, (int64_t)after, (int)limit, 0, &out);
+    if (poll_s > 0 && !has_episodes(&out) && wait_for_newer(node, req, (int64_t)after, (int)limit, poll_s)) {
+        free(out.data);
+        return VG_HTTP_LATER;
+    }
+    episodes_answer(res, &out);
+    return 0;
 }
 
 static void add_stream(void *ctx, const vg_node_stream *s) {
@@ -155,6 +274,8 @@ static void add_stream(void *ctx, const vg_node_stream *s) {
     cJSON_AddNumberToObject(item, "connects", (double)s->connects);
     cJSON_AddNumberToObject(item, "disconnects", (double)s->disconnects);
     cJSON_AddNumberToObject(item, "episodes_open", s->episodes_open);
+    if (s->last_frame_at > 0) cJSON_AddNumberToObject(item, "last_frame_at", (double)s->last_frame_at);
+    else cJSON_AddNullToObject(item, "last_frame_at");
     cJSON_AddItemToArray(ctx, item);
 }
 
@@ -180,6 +301,11 @@ static void get_liveness(vg_node *node, vg_http_response *res) {
 static int handle(void *ctx, const vg_http_request *req, vg_http_response *res) {
     vg_node *node = ctx;
     int64_t t0 = vg_monotonic_ms();
+    if (vg_page_wanted(req)) { /* the page holds no data: the key guards the API it reads */
+        vg_page_answer(req, node->api_key != NULL, res);
+        vg_debug(WHO, "%s %s: %d", req->method, req->path, res->status);
+        return 0;
+    }
     if (!authorized(node, req->authorization)) {
         note_refusal(node, req);
         answer_error(res, 401, NULL, "a valid Bearer key is required");
@@ -187,13 +313,13 @@ static int handle(void *ctx, const vg_http_request *req, vg_http_response *res) 
         res->header_value = "Bearer realm=\"vigil\"";
         return 0;
     }
-    int known = 1;
+    int known = 1, rc = 0;
     if (strcmp(req->method, "GET") != 0) {
         answer_error(res, 405, NULL, "only GET is served here");
         res->header_name = "Allow";
         res->header_value = "GET";
     } else if (strcmp(req->path, VG_NODE_API "/episodes") == 0) {
-        get_episodes(node, req, res);
+        rc = get_episodes(node, req, res);
     } else if (strcmp(req->path, VG_NODE_API "/streams") == 0) {
         get_streams(node, res);
     } else if (strcmp(req->path, VG_NODE_API "/monitoring/liveness") == 0) {
@@ -202,38 +328,18 @@ static int handle(void *ctx, const vg_http_request *req, vg_http_response *res) 
         known = 0;
         answer_error(res, 404, NULL, "no such path");
     }
-    vg_debug(WHO, "%s %s: %d in %lld ms%s", req->method, req->path, res->status, (long long)(vg_monotonic_ms() - t0),
-             known ? "" : " (unknown path)");
-    return 0;
+    if (rc == VG_HTTP_LATER) vg_debug(WHO, "%s %s: waits for a newer version", req->method, req->path);
+    else
+        vg_debug(WHO, "%s %s: %d in %lld ms%s", req->method, req->path, res->status,
+                 (long long)(vg_monotonic_ms() - t0), known ? "" : " (unknown path)");
+    return rc;
 }
 
 /* ---------- start and stop ---------- */
 
+/* The one key-file reader and format (vg_file.h, docs/config.md "Key files"), as Central's key file. */
 int vg_node_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    char line[1024];
-    int found = 0;
-    while (!found && fgets(line, sizeof line, f)) {
-        char *start = line + strspn(line, " \t\r\n");
-        size_t n = strlen(start);
-        while (n && strchr(" \t\r\n", start[n - 1])) n--;
-        if (n && n < keylen) {
-            memcpy(key, start, n);
-            key[n] = 0;
-            found = 1;
-        } else if (n) {
-            snprintf(err, errlen, "%s: the key is longer than %zu bytes", path, keylen - 1);
-            found = -1;
-        }
-    }
-    explicit_bzero(line, sizeof line);
-    fclose(f);
-    if (!found) snprintf(err, errlen, "%s: no key in it (the first non-empty line is the key)", path);
-    return found == 1 ? 0 : -1;
+    return vg_key_file_read(path, key, keylen, err, errlen);
 }
 
 vg_node *vg_node_start(const vg_node_options *o, char *err, size_t errlen) {
@@ -247,8 +353,14 @@ vg_node *vg_node_start(const vg_node_options *o, char *err, size_t errlen) {
         node->key_len = strlen(node->api_key);
     }
     pthread_mutex_init(&node->lock, NULL);
+    pthread_cond_init(&node->polls_added, NULL);
     char reason[300];
-    node->http = vg_http_start(o->listen, handle, node, reason, sizeof reason);
+    node->waker_started = pthread_create(&node->waker, NULL, wake_polls, node) == 0;
+    vg_http_options http = {.listen = o->listen, .name = WHO, .handler = handle, .ctx = node,
+                            .max_connections = VG_NODE_MAX_CONNECTIONS, .max_per_client = VG_NODE_MAX_PER_CLIENT,
+                            .threads = VG_NODE_THREADS};
+    node->http = node->waker_started ? vg_http_serve(&http, reason, sizeof reason) : NULL;
+    if (!node->waker_started) snprintf(reason, sizeof reason, "cannot start a thread");
     if (!node->http) {
         snprintf(err, errlen, "node.listen: %s", reason);
         node->store = NULL; /* not ours to end */
@@ -265,10 +377,16 @@ int vg_node_port(const vg_node *node) { return vg_http_port(node->http); }
 
 void vg_node_stop(vg_node *node) {
     if (!node) return;
+    pthread_mutex_lock(&node->lock);
+    node->stopping = 1;
+    pthread_cond_broadcast(&node->polls_added);
+    pthread_mutex_unlock(&node->lock);
     if (node->store) vg_store_end_queries(node->store);
+    if (node->waker_started) pthread_join(node->waker, NULL); /* it answers every waiting poll first */
     vg_http_stop(node->http);
     if (node->api_key) explicit_bzero(node->api_key, node->key_len);
     free(node->api_key);
     pthread_mutex_destroy(&node->lock);
+    pthread_cond_destroy(&node->polls_added);
     free(node);
 }

@@ -298,5 +298,6 @@ void vg_outbox_each_waiting(vg_outbox *ob, void (*fn)(void *ctx, vg_outbox_item 
     }
 }
 long vg_outbox_pending(const vg_outbox *ob) { return ob->pending; }
+int vg_outbox_auth_retry_ms(const vg_outbox *ob) { return ob->policy.auth_retry_ms; }
 long vg_outbox_in_flight(const vg_outbox *ob) { return ob->in_flight; }
 long vg_outbox_episodes(const vg_outbox *ob) { return (long)ob->count; }

@@ -70,6 +70,7 @@ void vg_outbox_set_flush(vg_outbox *ob, int on);
 /* Calls fn for every version still waiting (not delivered, not superseded). */
 void vg_outbox_each_waiting(vg_outbox *ob, void (*fn)(void *ctx, vg_outbox_item *item), void *ctx);
 long vg_outbox_pending(const vg_outbox *ob);   /* waiting or in flight */
+int vg_outbox_auth_retry_ms(const vg_outbox *ob); /* the pause after Central refused the key */
 long vg_outbox_in_flight(const vg_outbox *ob);
 long vg_outbox_episodes(const vg_outbox *ob);  /* episodes the outbox keeps state for */
 

@@ -68,23 +68,6 @@ typedef struct run {
 
 /* ---------- sinks ---------- */
 
-/* Without Central and without output.file, versions are only logged. */
-static int log_put(vg_sink *sink, const vg_version *v) {
-    char id[VG_ID_STRLEN];
-    vg_log(v->is_first || v->is_closing ? VG_LOG_INFO : VG_LOG_DEBUG, v->media, "episode %s %s at %lld",
-           vg_id_format(v->episode_id, id), v->is_first ? "opened" : v->is_closing ? "closed" : "updated",
-           (long long)v->updated_at);
-    return 0;
-}
-
-static void log_close(vg_sink *sink) { free(sink); }
-
-static vg_sink *log_sink_open(void) {
-    vg_sink *sink = calloc(1, sizeof *sink);
-    *sink = (vg_sink){.name = "log", .put = log_put, .close = log_close};
-    return sink;
-}
-
 static vg_sink *open_central(const vg_config *c, char *err, size_t errlen) {
     char key[1024] = "", reason[400];
     if (c->central_api_key) {
@@ -104,8 +87,8 @@ static vg_sink *open_central(const vg_config *c, char *err, size_t errlen) {
     return sink;
 }
 
-/* output.file (appended to), Central and (analytics-node mode) the episode store, those configured; none: the
- * log. *central: the Central sink inside (for its counters), or NULL. */
+/* output.file (appended to), Central and (analytics-node mode) the episode store, those configured, and always
+ * the log (a line per episode opened and closed). *central: the Central sink inside (for its counters), or NULL. */
 static vg_sink *open_sinks(const vg_config *c, vg_sink *store, vg_sink **central_out, char *err, size_t errlen) {
     char reason[400];
     vg_sink *file = NULL, *central = NULL;
@@ -118,11 +101,11 @@ static vg_sink *open_sinks(const vg_config *c, vg_sink *store, vg_sink **central
         return NULL;
     }
     *central_out = central;
-    vg_sink *sink = file && central ? vg_sink_tee(file, central) : file ? file : central;
-    if (store) return sink ? vg_sink_tee(sink, store) : store;
-    if (sink) return sink;
-    vg_info(NULL, "no central and no output.file: episodes are only logged");
-    return log_sink_open();
+    vg_sink *sink = vg_sink_log_open();
+    if (!file && !central && !store) vg_info(NULL, "no central and no output.file: episodes are only logged");
+    if (file) sink = vg_sink_tee(sink, file);
+    if (central) sink = vg_sink_tee(sink, central);
+    return store ? vg_sink_tee(sink, store) : sink;
 }
 
 /* ---------- cameras ---------- */
@@ -134,6 +117,7 @@ static vg_camera *make_camera(run *r, const vg_config_camera *cc, char *err, siz
         .budget_ms = cc->budget_ms, .jit = cc->jit, .unsafe = cc->unsafe, .watch = cc->watch,
         .start_ms = INT64_MIN, .transport = cc->transport, .overlay = cc->overlay,
         .stall_timeout_ms = cc->stall_timeout_ms, .rtcp_wait_ms = cc->rtcp_wait_ms,
+        .preview_url = cc->preview_url, .preview_wait_ms = cc->preview_wait_ms,
         .decode = {.mode = cc->decode, .threads = cc->decoder_threads, .skip_loop_filter = cc->skip_loop_filter},
     };
     return vg_camera_new(&config, &r->ids, r->sink, err, errlen);
@@ -152,9 +136,13 @@ static const vg_config_camera *find_wanted(const vg_config_camera *wanted, int n
 }
 
 static void report(const char *media, const vg_camera_stats *st) {
-    vg_info(media, "%ld frames, %ld connections, %ld lost; %ld episodes, %ld versions%s", st->frames_analysed,
+    char previews[160] = "";
+    if (st->previews_main || st->previews_fallback)
+        snprintf(previews, sizeof previews, "; previews: %ld from preview_url (%ld pictures decoded for them), %ld "
+                 "from the analysed stream", st->previews_main, st->preview.decoded, st->previews_fallback);
+    vg_info(media, "%ld frames, %ld connections, %ld lost; %ld episodes, %ld versions%s%s", st->frames_analysed,
             st->connects, st->disconnects, st->episodes_opened, st->versions_emitted,
-            st->sink_errors ? " (some could not be written)" : "");
+            st->sink_errors ? " (some could not be written)" : "", previews);
 }
 
 /* What a reconcile does, worked out before anything stops: new cameras are loaded first, so a rule that
@@ -198,7 +186,7 @@ static void plan_changes(run *r, change_plan *p, camera_source source, const vg_
         const vg_config_camera *w = find_wanted(wanted, nwanted, lc->config.media);
         if (!w) {
             vg_info(lc->config.media, "no longer in %s: stopping", source_name(source));
-            plan_stop(p, lc, "timeout");
+            plan_stop(p, lc, "removed");
         } else if (!vg_config_camera_same(&lc->config, w)) {
             vg_info(lc->config.media, "settings changed: restarting");
             if (plan_start(r, p, w, source) == 0) {
@@ -266,7 +254,7 @@ static void start_planned(run *r, change_plan *p) {
 }
 
 /* Makes the running cameras of `source` what `wanted` says, matched by media name: a new name starts, a
- * missing one stops (its open episodes close with close_reason "timeout"), a changed one (any setting:
+ * missing one stops (its open episodes close with payload.close_reason "removed"), a changed one (any setting:
  * url, script, params, zones, modes, ...) restarts (its episodes close with "restart"), the others are not
  * touched. A name already running from the other source is refused. The one way the camera list changes:
  * at start, on SIGHUP, and for the streams Central hands out. Returns how many cameras could not start. */
@@ -362,7 +350,7 @@ static void list_streams(void *ctx, vg_node_emit emit, void *emit_ctx) {
             .name = lc->config.media, .url = lc->config.url, .script = lc->config.script,
             .source = lc->source == FROM_CONFIG ? "config" : "central", .state = stream_state(&st),
             .clock = vg_clock_source_name(st.clock), .frames = st.frames_analysed, .connects = st.connects,
-            .disconnects = st.disconnects, .episodes_open = st.episodes_open,
+            .disconnects = st.disconnects, .episodes_open = st.episodes_open, .last_frame_at = st.last_ts,
         };
         emit(emit_ctx, &s);
     }
@@ -566,9 +554,9 @@ static int start_cameras(run *r) {
 
 int vg_run(const vg_run_options *o) {
     run r = {.options = o};
+    if (load_config(o, &r) < 0) return 2; /* before blocking signals: SIGTERM ends a start that waits */
     sigset_t signals;
-    block_signals(&signals);
-    if (load_config(o, &r) < 0) return 2;
+    block_signals(&signals); /* before the first thread: they all inherit the mask */
     vg_ingest_global_init();
     vg_snowflake_init(&r.ids, (unsigned)r.config->machine_id, NULL, NULL);
     pthread_mutex_init(&r.cameras_lock, NULL);

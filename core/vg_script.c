@@ -23,6 +23,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "vg_file.h"
 #include "vg_jpeg.h"
 #include "vg_log.h"
 
@@ -34,14 +35,26 @@
 #define VG_RELOAD_TAKEOVER_MS 5000 /* stream time a new version has to take over an episode the old one left
                                       open (extend, change or close it); after it the host closes it */
 #define VG_MAX_ORPHANS 64
+#define VG_MAX_RULE_FILES 64 /* the rule and the modules it requires that a change of reloads it */
+#define VG_RULE_MEMORY_MB 256 /* the Lua heap one rule's state may hold (its tables and strings; frames and
+                                 vision models live on the host's side and are not counted) */
 
 static const char *EPISODE_MT = "vigil.episode";
+#define PREVIEW_OFFSET_KEY "preview_offset_ms" /* host-added payload key (note_preview_offset) */
 
 /* Registry keys of what each Lua state holds for the host. Keeping them in the state (not in vg_script)
  * lets a reload build a second state beside the running one. */
 #define REG_ENV "vigil.env"             /* the rule's environment table */
 #define REG_FRAME_MT "vigil.frame_mt"   /* metatable of frame tables, set by lua/vigil/frame.lua */
 #define REG_HANDLES "vigil.handles"     /* weak table: episode pointer -> its userdata */
+
+/* The allocator's account of one Lua state: what it holds, and whether a callback ran into the cap. The cap
+ * holds while a callback or the rule's top level runs (an allocation refused there is a Lua error); the host's
+ * own pushes between callbacks are never refused, since a refusal outside a protected call would abort. */
+typedef struct lua_memory {
+    size_t used, cap;
+    int enforced, refused;
+} lua_memory;
 
 /* An episode open at a reload, and its updated_at then: if that has not moved by the takeover time, the new
  * version did not take it over. */
@@ -59,8 +72,12 @@ struct vg_script {
     vg_episode_book *book;
     char *path, *params_json, *zones_json;
     int unsafe, jit;
-    int watch_fd;        /* inotify on the rule's directory, -1 without --watch */
-    int64_t change_seen_ms; /* a .lua file changed at this time and no reload tried since */
+    int watch_fd;        /* inotify on the rule's files' directories, -1 without --watch */
+    char *files[VG_MAX_RULE_FILES]; /* the rule's file and every module it required, as "dir/name" */
+    int nfiles;
+    struct { int wd; char *dir; } watched[VG_MAX_RULE_FILES];
+    int nwatched;
+    int64_t change_seen_ms; /* one of the rule's files changed at this time and no reload tried since */
     double budget_ms;
     double running_budget_ms;  /* the budget of what runs now: budget_ms, or VG_LOAD_BUDGET_MS at load */
     struct timespec started;   /* when it began (VG_BUDGET_CLOCK) */
@@ -68,6 +85,8 @@ struct vg_script {
     int over_budget;
     vg_frame *frame;       /* the frame of the running on_frame, NULL outside it */
     vg_jpeg *jpeg;         /* preview encoder, made at the first preview */
+    vg_preview_picture_fn preview_picture; /* the camera's better picture for crops, or NULL */
+    void *preview_ctx;
     int64_t frame_generation;
     int64_t last_ts;
     vg_script_stats stats;
@@ -84,23 +103,29 @@ static int has_vigil_module(const char *dir) {
     return access(path, R_OK) == 0;
 }
 
+/* The directory of the running executable ("" when /proc says nothing). */
+static void exe_dir(char *dir, size_t len) {
+    ssize_t n = readlink("/proc/self/exe", dir, len - 1);
+    dir[n > 0 ? n : 0] = 0;
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+}
+
+/* VIGIL_LUA_DIR when set; a binary in this build tree uses the source tree's lua/; an installed one the
+ * prefix it sits in (bin/../share/vigil/lua, so a moved install works), then the configured prefix. An
+ * installed vigil never reads a source checkout, which may be gone or newer. */
 const char *vg_script_lua_dir(void) {
     static char found[PATH_MAX];
     if (found[0]) return found;
-    const char *env = getenv("VIGIL_LUA_DIR");
-    char exe[PATH_MAX] = "";
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-    }
-    char beside[PATH_MAX + 16], above[PATH_MAX + 16];
-    snprintf(beside, sizeof beside, "%s/lua", exe);
-    snprintf(above, sizeof above, "%s/../lua", exe);
-    const char *candidates[] = {env, beside, above, VIGIL_SOURCE_LUA_DIR, VIGIL_INSTALL_LUA_DIR};
+    char exe[PATH_MAX];
+    exe_dir(exe, sizeof exe);
+    int in_build_tree = strncmp(exe, VIGIL_BUILD_DIR, strlen(VIGIL_BUILD_DIR)) == 0;
+    char relocated[PATH_MAX + 32];
+    snprintf(relocated, sizeof relocated, "%s/../share/vigil/lua", exe);
+    const char *candidates[] = {getenv("VIGIL_LUA_DIR"), in_build_tree ? VIGIL_SOURCE_LUA_DIR : NULL, relocated,
+                                VIGIL_INSTALL_LUA_DIR};
     for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        if (candidates[i] && has_vigil_module(candidates[i])) {
+        if (candidates[i] && *candidates[i] && has_vigil_module(candidates[i])) {
             snprintf(found, sizeof found, "%s", candidates[i]);
             return found;
         }
@@ -145,7 +170,17 @@ static int table_is_array(lua_State *L, int idx) {
     return count == n;
 }
 
-static cJSON *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen);
+/* Turning a rule's value into JSON: where the error goes, and how many more values may come. A table reached
+ * twice is written twice, so without a count a small table of shared subtables (t = {t0, t0}, 30 deep) would
+ * unfold into billions of values inside one C call. */
+typedef struct json_walk {
+    char err[160];
+    long values_left;
+} json_walk;
+
+#define VG_JSON_MAX_VALUES 100000 /* values in one payload or detection list */
+
+static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w);
 
 /* The byte at which text stops being UTF-8 that JSON can carry (a NUL, a bad or overlong sequence, a
  * surrogate, past U+10FFFF), or -1 when all of it can. Lua strings are bytes: written raw they would make
@@ -178,24 +213,24 @@ static const char *check_text(lua_State *L, int idx, const char *what, char *err
     return NULL;
 }
 
-static cJSON *table_to_json(lua_State *L, int idx, int depth, char *err, size_t errlen) {
+static cJSON *table_to_json(lua_State *L, int idx, int depth, json_walk *w) {
     int array = table_is_array(L, idx);
     cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         if (!array && lua_type(L, -2) != LUA_TSTRING) {
-            snprintf(err, errlen, "table keys must be strings (or the table a list)");
+            snprintf(w->err, sizeof w->err, "table keys must be strings (or the table a list)");
             lua_pop(L, 2);
             cJSON_Delete(out);
             return NULL;
         }
-        cJSON *value = to_json(L, lua_gettop(L), depth + 1, err, errlen);
+        cJSON *value = to_json(L, lua_gettop(L), depth + 1, w);
         if (!value) {
             lua_pop(L, 2);
             cJSON_Delete(out);
             return NULL;
         }
-        const char *key = array ? NULL : check_text(L, -2, "a key", err, errlen);
+        const char *key = array ? NULL : check_text(L, -2, "a key", w->err, sizeof w->err);
         if (!array && !key) {
             cJSON_Delete(value);
             lua_pop(L, 2);
@@ -209,39 +244,43 @@ static cJSON *table_to_json(lua_State *L, int idx, int depth, char *err, size_t 
     return out;
 }
 
-static cJSON *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen) {
+static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w) {
     if (depth > VG_JSON_MAX_DEPTH) {
-        snprintf(err, errlen, "table nested deeper than %d (a cycle?)", VG_JSON_MAX_DEPTH);
+        snprintf(w->err, sizeof w->err, "table nested deeper than %d (a cycle?)", VG_JSON_MAX_DEPTH);
+        return NULL;
+    }
+    if (--w->values_left < 0) {
+        snprintf(w->err, sizeof w->err, "more than %d values (a table shared many times?)", VG_JSON_MAX_VALUES);
         return NULL;
     }
     switch (lua_type(L, idx)) {
     case LUA_TNIL: return cJSON_CreateNull();
     case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
     case LUA_TSTRING: {
-        const char *text = check_text(L, idx, "a value", err, errlen);
+        const char *text = check_text(L, idx, "a value", w->err, sizeof w->err);
         return text ? cJSON_CreateString(text) : NULL;
     }
-    case LUA_TTABLE: return table_to_json(L, idx, depth, err, errlen);
+    case LUA_TTABLE: return table_to_json(L, idx, depth, w);
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
         if (d != d || d > 1.7e308 || d < -1.7e308) {
-            snprintf(err, errlen, "number %g cannot be JSON", d);
+            snprintf(w->err, sizeof w->err, "number %g cannot be JSON", d);
             return NULL;
         }
         return cJSON_CreateNumber(d);
     }
     default:
-        snprintf(err, errlen, "a %s cannot be JSON", luaL_typename(L, idx));
+        snprintf(w->err, sizeof w->err, "a %s cannot be JSON", luaL_typename(L, idx));
         return NULL;
     }
 }
 
 /* The value at idx as JSON, or a Lua error naming what. */
 static cJSON *check_json(lua_State *L, int idx, const char *what) {
-    char err[160];
+    json_walk w = {.values_left = VG_JSON_MAX_VALUES};
     idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    cJSON *json = to_json(L, idx, 0, err, sizeof err);
-    if (!json) luaL_error(L, "%s: %s", what, err);
+    cJSON *json = to_json(L, idx, 0, &w);
+    if (!json) luaL_error(L, "%s: %s", what, w.err);
     return json;
 }
 
@@ -318,20 +357,34 @@ static int episode_extend(lua_State *L) {
     return 1;
 }
 
-static int episode_close(lua_State *L) {
+/* ep:close(time [, reason]) and ep:time_out(time [, reason]) (closed for inactivity: Central's "timeout"). */
+static int close_episode(lua_State *L, int timed_out) {
     vg_episode *ep = check_episode(L, 1);
     char err[256];
     int64_t ts = check_ts(L, 2);
     const char *reason = luaL_optstring(L, 3, NULL);
     if (reason && !check_text(L, 3, "close reason", err, sizeof err)) return luaL_error(L, "%s", err);
-    raise_if_failed(L, vg_episode_close(ep, ts, reason, err, sizeof err), err);
+    int rc = timed_out ? vg_episode_time_out(ep, ts, reason, err, sizeof err)
+                       : vg_episode_close(ep, ts, reason, err, sizeof err);
+    raise_if_failed(L, rc, err);
     lua_settop(L, 1);
     return 1;
+}
+
+static int episode_close(lua_State *L) { return close_episode(L, 0); }
+static int episode_time_out(lua_State *L) { return close_episode(L, 1); }
+
+/* A key the host adds to the payload (note_preview_offset) stays when the rule replaces the payload without it. */
+static void keep_host_keys(const vg_episode *ep, cJSON *payload) {
+    const cJSON *offset = cJSON_GetObjectItemCaseSensitive(vg_episode_payload(ep), PREVIEW_OFFSET_KEY);
+    if (offset && cJSON_IsObject(payload) && !cJSON_GetObjectItemCaseSensitive(payload, PREVIEW_OFFSET_KEY))
+        cJSON_AddItemToObject(payload, PREVIEW_OFFSET_KEY, cJSON_Duplicate(offset, 1));
 }
 
 static int episode_set_payload(lua_State *L) {
     vg_episode *ep = check_episode(L, 1);
     cJSON *payload = lua_isnoneornil(L, 2) ? NULL : check_json(L, 2, "payload");
+    keep_host_keys(ep, payload);
     char err[256];
     raise_if_failed(L, vg_episode_set_payload(ep, payload, err, sizeof err), err);
     lua_settop(L, 1);
@@ -408,21 +461,48 @@ static vg_jpeg *script_jpeg(lua_State *L, vg_script *s) {
     return s->jpeg;
 }
 
-/* Encodes (crop or whole frame), then base64; a Lua error naming the bad value on failure. */
+/* The picture a crop of f is cut from: the camera's at f's time when it gives one (*owned, freed by the caller;
+ * *shown its time), else f's own (*shown = f->ts). */
+static const AVFrame *crop_source(vg_script *s, const vg_frame *f, AVFrame **owned, int64_t *shown) {
+    *owned = NULL;
+    *shown = f->ts;
+    AVFrame *picture = s->preview_picture ? av_frame_alloc() : NULL;
+    if (picture && s->preview_picture(s->preview_ctx, f, picture, shown) == 0) return *owned = picture;
+    av_frame_free(&picture);
+    *shown = f->ts;
+    return f->full;
+}
+
+/* Encodes (crop or whole frame), then base64; a Lua error naming the bad value on failure. *shown: the time of
+ * the picture encoded (a crop may come from the camera's preview stream, vg_preview_picture_fn). */
 static char *encode_preview(lua_State *L, vg_script *s, const vg_frame *f, const vg_box *box, int whole_lines,
-                            int max_size, int quality) {
+                            int max_size, int quality, int64_t *shown) {
     uint8_t *jpeg = NULL;
     size_t len = 0;
     char err[200];
-    int rc = whole_lines ? vg_jpeg_frame(script_jpeg(L, s), f->full, whole_lines, quality, &jpeg, &len, NULL, NULL,
-                                         err, sizeof err)
-                         : vg_jpeg_crop(script_jpeg(L, s), f->full, box, max_size, quality, &jpeg, &len, NULL, NULL,
-                                        err, sizeof err);
+    vg_jpeg *encoder = script_jpeg(L, s);
+    AVFrame *owned = NULL;
+    const AVFrame *src = whole_lines ? f->full : crop_source(s, f, &owned, shown);
+    if (whole_lines) *shown = f->ts;
+    int rc = whole_lines ? vg_jpeg_frame(encoder, src, whole_lines, quality, &jpeg, &len, NULL, NULL, err, sizeof err)
+                         : vg_jpeg_crop(encoder, src, box, max_size, quality, &jpeg, &len, NULL, NULL, err, sizeof err);
+    av_frame_free(&owned);
     if (rc < 0) luaL_error(L, "preview: %s", err);
     char *b64 = vg_base64(jpeg, len);
     free(jpeg);
     if (!b64) luaL_error(L, "preview: out of memory");
     return b64;
+}
+
+/* payload.preview_offset_ms (host-added): how much later (negative: earlier) than the frame the preview's picture
+ * was taken, when the preview stream had no picture at the frame's own time; absent when it is the same instant. */
+static void note_preview_offset(vg_episode *ep, int64_t offset_ms) {
+    const cJSON *payload = vg_episode_payload(ep);
+    if (!offset_ms && !cJSON_GetObjectItemCaseSensitive(payload, PREVIEW_OFFSET_KEY)) return;
+    cJSON *updated = payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateObject();
+    cJSON_DeleteItemFromObjectCaseSensitive(updated, PREVIEW_OFFSET_KEY);
+    if (offset_ms) cJSON_AddNumberToObject(updated, PREVIEW_OFFSET_KEY, (double)offset_ms);
+    vg_episode_set_payload(ep, updated, NULL, 0); /* mutable: checked before the encode */
 }
 
 /* ep:preview(frame [, box [, opts]]): a JPEG of box (frame fractions; whole frame when nil) cut from the
@@ -441,8 +521,10 @@ static int episode_preview(lua_State *L) {
     double score = opt_number_field(L, 4, "score", 0);
     char err[256];
     raise_if_failed(L, vg_episode_check_mutable(ep, err, sizeof err), err); /* before spending an encode */
-    char *b64 = encode_preview(L, s, f, &box, 0, max_size, quality);
+    int64_t shown;
+    char *b64 = encode_preview(L, s, f, &box, 0, max_size, quality, &shown);
     raise_if_failed(L, vg_episode_set_preview(ep, b64, f->ts, score, err, sizeof err), err);
+    note_preview_offset(ep, shown - f->ts);
     lua_settop(L, 1);
     return 1;
 }
@@ -456,7 +538,8 @@ static int episode_frame_preview(lua_State *L) {
     int quality = opt_int_field(L, 3, "quality", VG_JPEG_DEFAULT_QUALITY);
     char err[256];
     raise_if_failed(L, vg_episode_check_mutable(ep, err, sizeof err), err);
-    char *b64 = encode_preview(L, s, f, NULL, lines, 0, quality);
+    int64_t shown;
+    char *b64 = encode_preview(L, s, f, NULL, lines, 0, quality, &shown);
     raise_if_failed(L, vg_episode_set_frame_preview(ep, b64, f->ts, err, sizeof err), err);
     lua_settop(L, 1);
     return 1;
@@ -521,7 +604,8 @@ static int core_episodes(lua_State *L) {
 
 static void register_episode_type(lua_State *L, vg_script *s) {
     static const luaL_Reg methods[] = {
-        {"extend", episode_extend}, {"close", episode_close}, {"set_payload", episode_set_payload},
+        {"extend", episode_extend}, {"close", episode_close}, {"time_out", episode_time_out},
+        {"set_payload", episode_set_payload},
         {"set_type", episode_set_type}, {"set_detections", episode_set_detections},
         {"preview", episode_preview}, {"frame_preview", episode_frame_preview}, {NULL, NULL}};
     luaL_newmetatable(L, EPISODE_MT);
@@ -614,12 +698,33 @@ static void push_zones(lua_State *L, const cJSON *zones) {
     }
 }
 
+static int core_budget_check(lua_State *L);
+
+#define VG_RULE_FILE_MAX ((size_t)4 << 20) /* a rule or a module it requires */
+
+/* core.read_file(path): the text of a rule's file, or nil and why. Only a regular file is read (a FIFO
+ * would block the camera in a C call no budget can cut), never more than VG_RULE_FILE_MAX. */
+static int core_read_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    char *text = NULL, err[200];
+    size_t len = 0;
+    if (vg_file_read(path, VG_RULE_FILE_MAX, &text, &len, err, sizeof err) != VG_FILE_OK) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, err);
+        return 2;
+    }
+    lua_pushlstring(L, text, len);
+    free(text);
+    return 1;
+}
+
 static void register_core(lua_State *L, vg_script *s, const cJSON *params, const cJSON *zones) {
     static const luaL_Reg functions[] = {
         {"open", core_open}, {"episodes", core_episodes}, {"log", core_log},
         {"frame_metatable", core_frame_metatable}, {"frame_generation", core_frame_generation},
         {"current_frame", core_current_frame}, {"episode_methods", core_episode_methods},
-        {"camera", core_camera}, {NULL, NULL}};
+        {"camera", core_camera}, {"budget_check", core_budget_check},
+        {"read_file", core_read_file}, {NULL, NULL}};
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
     lua_newtable(L);
@@ -651,25 +756,80 @@ static int64_t timespec_ms_until(const struct timespec *t) {
 
 static __thread vg_script *running_script; /* the script whose callback runs on this thread */
 
-/* Over the budget, the hook fires on every instruction and raises every time: a rule that catches the error
- * (pcall, xpcall, a coroutine) runs into it again at its next instruction, so the callback always ends. */
+static lua_memory *memory_of(lua_State *L) {
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+/* The rule's allocator: refuses what would take its state over the cap while the cap is enforced; the budget
+ * hook's next firing then ends the callback, even if the rule caught the allocation error. */
+static void *rule_alloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
+    lua_memory *m = ud;
+    size_t held = ptr ? old_size : 0;
+    if (new_size == 0) {
+        free(ptr);
+        m->used -= held;
+        return NULL;
+    }
+    if (m->enforced && new_size > held && m->used - held + new_size > m->cap) {
+        m->refused = 1; /* the hook's next firing ends the callback */
+        return NULL;
+    }
+    void *grown = realloc(ptr, new_size);
+    if (grown) m->used = m->used - held + new_size;
+    return grown;
+}
+
+/* lua_close, and the allocator's account with it. */
+static void close_state(lua_State *L) {
+    lua_memory *m = memory_of(L);
+    lua_close(L);
+    free(m);
+}
+
+static int over_limit(const vg_script *s, lua_State *L) { return s->over_budget || memory_of(L)->refused; }
+
+/* Raises the error that ends a callback over its budget or its memory cap, naming the rule's line. */
+static void raise_over_limit(vg_script *s, lua_State *L) {
+    char what[96];
+    if (memory_of(L)->refused) snprintf(what, sizeof what, "over its memory cap of %d MB", VG_RULE_MEMORY_MB);
+    else snprintf(what, sizeof what, "over the time budget of %.0f ms", s->running_budget_ms);
+    lua_Debug where; /* the rule's line that was running (the hook itself is no Lua function) */
+    if (lua_getstack(L, 0, &where) && lua_getinfo(L, "Sl", &where) && where.currentline > 0)
+        luaL_error(L, "%s:%d: %s", where.short_src, where.currentline, what);
+    luaL_error(L, "%s", what);
+}
+
+/* Over the budget (or the memory cap), the hook fires on every instruction and raises every time: a rule that
+ * catches the error (pcall, xpcall, a coroutine) runs into it again at its next instruction, so the callback
+ * always ends. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     vg_script *s = running_script;
     if (!s) return;
-    if (!s->over_budget) {
+    if (!over_limit(s, L)) {
         if (timespec_ms_until(&s->deadline) >= 0) return;
         s->over_budget = 1;
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     }
-    lua_Debug where; /* the rule's line that was running (the hook itself is no Lua function) */
-    if (lua_getstack(L, 0, &where) && lua_getinfo(L, "Sl", &where) && where.currentline > 0)
-        luaL_error(L, "%s:%d: over the time budget of %.0f ms", where.short_src, where.currentline,
-                   s->running_budget_ms);
-    luaL_error(L, "over the time budget of %.0f ms", s->running_budget_ms);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    raise_over_limit(s, L);
 }
 
-/* Runs the budget hook over what follows until end_budget, with budget_ms of this thread's CPU time. */
+/* core.budget_check(): the host's guards of long C calls (string patterns, rep, sort) call it after each one,
+ * since no hook fires inside a C function. */
+static int core_budget_check(lua_State *L) {
+    vg_script *s = running_script;
+    if (!s) return 0;
+    if (!over_limit(s, L) && timespec_ms_until(&s->deadline) >= 0) return 0;
+    s->over_budget = s->over_budget || !memory_of(L)->refused;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    raise_over_limit(s, L);
+    return 0;
+}
+
+/* Runs the budget hook over what follows until end_budget, with budget_ms of this thread's CPU time, and
+ * holds the state to its memory cap. */
 static void start_budget(vg_script *s, lua_State *L, double budget_ms) {
     struct timespec start;
     clock_gettime(VG_BUDGET_CLOCK, &start);
@@ -679,12 +839,16 @@ static void start_budget(vg_script *s, lua_State *L, double budget_ms) {
     s->started = start;
     s->running_budget_ms = budget_ms;
     s->over_budget = 0;
+    lua_memory *m = memory_of(L);
+    m->refused = 0;
+    m->enforced = 1;
     running_script = s;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, VG_HOOK_INSTRUCTIONS);
 }
 
 static void end_budget(lua_State *L) {
     lua_sethook(L, NULL, 0, 0);
+    memory_of(L)->enforced = 0;
     running_script = NULL;
 }
 
@@ -721,6 +885,28 @@ static void log_failure(vg_script *s, const char *callback, const char *message)
     s->last_error_log_ms = now;
 }
 
+static double cpu_ms_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(VG_BUDGET_CLOCK, &now);
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+/* After a callback ran into the memory cap: a full collection tells garbage from what the rule holds. Holding
+ * over half the cap, the rule is retired: its episodes are closed, its state freed, and the camera goes on
+ * without a rule until the file changes (a reload brings the new version). */
+static void retire_if_holding(vg_script *s) {
+    lua_memory *m = memory_of(s->L);
+    lua_gc(s->L, LUA_GCCOLLECT, 0);
+    if (m->used < m->cap / 2) return;
+    snprintf(s->stats.retired, sizeof s->stats.retired, "over its memory cap of %d MB (holds %zu MB after a full collection)",
+             VG_RULE_MEMORY_MB, m->used >> 20);
+    vg_error(s->camera, "rule %s retired: %s; the camera runs on without a rule until the file changes", s->path,
+             s->stats.retired);
+    vg_book_close_all(s->book, s->last_ts ? s->last_ts : vg_realtime_ms(), "retired");
+    close_state(s->L);
+    s->L = NULL;
+}
+
 /* Calls env[name] with nargs arguments already pushed; commits or rolls back the episode transaction. */
 static int call_callback_in(vg_script *s, lua_State *L, const char *name, int nargs) {
     int base = lua_gettop(L) - nargs;
@@ -737,22 +923,28 @@ static int call_callback_in(vg_script *s, lua_State *L, const char *name, int na
     start_budget(s, L, s->budget_ms);
     int rc = lua_pcall(L, nargs, 0, base + 1);
     end_budget(L);
-    struct timespec start = s->started;
     s->stats.calls++;
-    s->stats.total_ms += -timespec_ms_until(&start) + 0.0;
+    s->stats.total_ms += cpu_ms_since(&s->started);
+    int over_memory = memory_of(L)->refused;
     if (rc == 0) {
         vg_book_commit(s->book);
     } else {
         vg_book_rollback(s->book);
         s->stats.errors++;
         if (s->over_budget) s->stats.budget_cuts++;
+        if (over_memory) s->stats.memory_cuts++;
         log_failure(s, name, lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
     }
     lua_settop(L, base);
+    if (over_memory && L == s->L) retire_if_holding(s);
     return rc == 0 ? 0 : -1;
 }
 
-static int call_callback(vg_script *s, const char *name, int nargs) { return call_callback_in(s, s->L, name, nargs); }
+/* A retired rule has no state: its callbacks are not called. */
+static int call_callback(vg_script *s, const char *name, int nargs) {
+    if (!s->L) return 0;
+    return call_callback_in(s, s->L, name, nargs);
+}
 
 static void push_frame(vg_script *s, const vg_frame *f) {
     lua_State *L = s->L;
@@ -783,6 +975,7 @@ static void push_frame(vg_script *s, const vg_frame *f) {
 static void close_orphans(vg_script *s, int64_t now);
 
 int vg_script_on_frame(vg_script *s, vg_frame *frame) {
+    if (!s->L) return 0;
     s->frame = frame;
     s->frame_generation++;
     s->last_ts = frame->ts;
@@ -794,11 +987,16 @@ int vg_script_on_frame(vg_script *s, vg_frame *frame) {
 }
 
 int vg_script_on_stream(vg_script *s, const char *event) {
+    if (!s->L) return 0;
     lua_pushstring(s->L, event);
     return call_callback(s, "on_stream", 1);
 }
 
-int vg_script_on_stop(vg_script *s) { return call_callback(s, "on_stop", 0); }
+/* What on_stop closes without a reason is held until the camera closes the rest and says why it stopped. */
+int vg_script_on_stop(vg_script *s) {
+    vg_book_begin_stop(s->book);
+    return call_callback(s, "on_stop", 0);
+}
 
 void vg_script_get_stats(const vg_script *s, vg_script_stats *out) {
     *out = s->stats;
@@ -816,9 +1014,50 @@ static int load_failed(lua_State *L, const char *what, char *err, size_t errlen)
     return -1;
 }
 
+/* Carrying vigil.keep across a reload: the copies made so far (a table in the new state, source table ->
+ * its copy, so a table reached twice is copied once and cycles stay cycles), and how much was copied. */
+typedef struct keep_copy {
+    int seen;
+    long values;
+    int cut;
+} keep_copy;
+
+#define VG_KEEP_MAX_VALUES 1000000
+#define VG_KEEP_MAX_DEPTH 200
+
+static void copy_value(lua_State *from, int idx, lua_State *to, keep_copy *c, int depth);
+
+static void copy_table(lua_State *from, int idx, lua_State *to, keep_copy *c, int depth) {
+    const void *source = lua_topointer(from, idx);
+    lua_pushlightuserdata(to, (void *)source);
+    lua_rawget(to, c->seen);
+    if (!lua_isnil(to, -1)) return; /* reached before: the same copy */
+    lua_pop(to, 1);
+    lua_newtable(to);
+    lua_pushlightuserdata(to, (void *)source);
+    lua_pushvalue(to, -2);
+    lua_rawset(to, c->seen);
+    idx = idx < 0 ? lua_gettop(from) + idx + 1 : idx;
+    lua_pushnil(from);
+    while (lua_next(from, idx)) {
+        copy_value(from, -2, to, c, depth + 1);
+        copy_value(from, -1, to, c, depth + 1);
+        if (lua_isnil(to, -2) || lua_isnil(to, -1)) lua_pop(to, 2);
+        else lua_rawset(to, -3);
+        lua_pop(from, 1);
+    }
+}
+
 /* Copies a plain value (nil, boolean, number, string, table of those) from one state to another; other
- * values (functions, userdata) become nil. Used to carry vigil.keep across a reload. */
-static void copy_value(lua_State *from, int idx, lua_State *to, int depth) {
+ * values (functions, userdata) become nil. Past VG_KEEP_MAX_VALUES values or VG_KEEP_MAX_DEPTH levels, the
+ * rest is left out (c->cut says so). */
+static void copy_value(lua_State *from, int idx, lua_State *to, keep_copy *c, int depth) {
+    if (++c->values > VG_KEEP_MAX_VALUES || depth > VG_KEEP_MAX_DEPTH || !lua_checkstack(to, 4) ||
+        !lua_checkstack(from, 3)) {
+        c->cut = 1;
+        lua_pushnil(to);
+        return;
+    }
     switch (lua_type(from, idx)) {
     case LUA_TBOOLEAN: lua_pushboolean(to, lua_toboolean(from, idx)); return;
     case LUA_TNUMBER: lua_pushnumber(to, lua_tonumber(from, idx)); return;
@@ -828,21 +1067,8 @@ static void copy_value(lua_State *from, int idx, lua_State *to, int depth) {
         lua_pushlstring(to, str, len);
         return;
     }
-    case LUA_TTABLE:
-        if (depth < VG_JSON_MAX_DEPTH) break;
-        lua_pushnil(to); /* too deep: a cycle */
-        return;
+    case LUA_TTABLE: copy_table(from, idx, to, c, depth); return;
     default: lua_pushnil(to); return;
-    }
-    lua_newtable(to);
-    idx = idx < 0 ? lua_gettop(from) + idx + 1 : idx;
-    lua_pushnil(from);
-    while (lua_next(from, idx)) {
-        copy_value(from, -2, to, depth + 1);
-        copy_value(from, -1, to, depth + 1);
-        if (lua_isnil(to, -2)) lua_pop(to, 2);
-        else lua_rawset(to, -3);
-        lua_pop(from, 1);
     }
 }
 
@@ -859,9 +1085,15 @@ static void push_load_options(lua_State *L, const vg_script *s, lua_State *keep_
     lua_getfield(keep_from, -1, "loaded");
     lua_getfield(keep_from, -1, "vigil");
     lua_getfield(keep_from, -1, "keep");
-    copy_value(keep_from, -1, L, 0);
+    lua_newtable(L);
+    keep_copy c = {.seen = lua_gettop(L)};
+    copy_value(keep_from, -1, L, &c, 0);
+    lua_remove(L, c.seen);
     lua_setfield(L, -2, "keep");
     lua_pop(keep_from, 4);
+    if (c.cut)
+        vg_warn(s->camera, "vigil.keep: over %d values or %d levels deep; the rest is not carried over to the reload",
+                VG_KEEP_MAX_VALUES, VG_KEEP_MAX_DEPTH);
 }
 
 /* Runs lua/vigil/host.lua's load(path, options); leaves the rule's env in the registry. */
@@ -910,6 +1142,8 @@ static int parse_object(const char *text, const char *what, cJSON **out, char *e
     return -1;
 }
 
+static void note_rule_files(vg_script *s, lua_State *L);
+
 /* A new Lua state with the host's functions and the rule loaded, or NULL with err. */
 static lua_State *new_state(vg_script *s, lua_State *keep_from, char *err, size_t errlen) {
     cJSON *params = NULL, *zones = NULL;
@@ -918,8 +1152,11 @@ static lua_State *new_state(vg_script *s, lua_State *keep_from, char *err, size_
         cJSON_Delete(params);
         return NULL;
     }
-    lua_State *L = luaL_newstate();
+    lua_memory *memory = calloc(1, sizeof *memory);
+    memory->cap = (size_t)VG_RULE_MEMORY_MB << 20;
+    lua_State *L = lua_newstate(rule_alloc, memory);
     if (!L) {
+        free(memory);
         snprintf(err, errlen, "cannot create a Lua state");
         cJSON_Delete(params);
         cJSON_Delete(zones);
@@ -936,26 +1173,84 @@ static lua_State *new_state(vg_script *s, lua_State *keep_from, char *err, size_
     register_core(L, s, params, zones);
     cJSON_Delete(params);
     cJSON_Delete(zones);
-    if (run_main_chunk(s, L, keep_from, err, errlen) < 0) {
+    int loaded = run_main_chunk(s, L, keep_from, err, errlen);
+    note_rule_files(s, L); /* also when it failed: fixing the module at fault reloads it */
+    if (loaded < 0) {
         vg_book_rollback(s->book);
-        lua_close(L);
+        close_state(L);
         return NULL;
     }
     return L;
 }
 
-static int watch_directory(vg_script *s) {
+/* ---------- the rule's files ---------- */
+
+/* dir/name -> dir ("." for a bare name), as lua/vigil/host.lua names the files a rule requires. */
+static void dir_of(const char *path, char *dir, size_t len) {
+    const char *slash = strrchr(path, '/');
+    if (slash) snprintf(dir, len, "%.*s", (int)(slash - path), path);
+    else snprintf(dir, len, ".");
+}
+
+static void watch_dir_of(vg_script *s, const char *file) {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", s->path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
+    dir_of(file, dir, sizeof dir);
+    for (int i = 0; i < s->nwatched; i++)
+        if (strcmp(s->watched[i].dir, dir) == 0) return;
+    if (s->nwatched == VG_MAX_RULE_FILES) return;
+    int wd = inotify_add_watch(s->watch_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+    if (wd < 0) {
+        vg_warn(s->camera, "cannot watch %s for changes: %s", dir, strerror(errno));
+        return;
+    }
+    s->watched[s->nwatched].wd = wd;
+    s->watched[s->nwatched++].dir = strdup(dir);
+}
+
+/* Adds a file whose change reloads the rule (once), and watches its directory when watching. */
+static void add_rule_file(vg_script *s, const char *file) {
+    for (int i = 0; i < s->nfiles; i++)
+        if (strcmp(s->files[i], file) == 0) return;
+    if (s->nfiles == VG_MAX_RULE_FILES) return;
+    s->files[s->nfiles++] = strdup(file);
+    if (s->watch_fd >= 0) watch_dir_of(s, file);
+}
+
+/* The modules a state's rule required (lua/vigil/host.lua notes each in host.files, loaded or not), kept
+ * after the state is gone: a module that broke a reload is watched like the others. */
+static void note_rule_files(vg_script *s, lua_State *L) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -1, "vigil.host");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "files");
+        if (lua_istable(L, -1)) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+                lua_pop(L, 1);
+                if (lua_type(L, -1) == LUA_TSTRING) add_rule_file(s, lua_tostring(L, -1));
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 3);
+}
+
+static int watch_rule_files(vg_script *s) {
     s->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (s->watch_fd < 0) return -1;
-    if (inotify_add_watch(s->watch_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0) {
-        close(s->watch_fd);
-        s->watch_fd = -1;
-        return -1;
+    for (int i = 0; i < s->nfiles; i++) watch_dir_of(s, s->files[i]);
+    return s->nwatched ? 0 : -1;
+}
+
+/* Whether the file an inotify event names is one of the rule's. */
+static int is_rule_file(const vg_script *s, int wd, const char *name) {
+    for (int i = 0; i < s->nwatched; i++) {
+        if (s->watched[i].wd != wd) continue;
+        char path[2 * PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", s->watched[i].dir, name);
+        for (int k = 0; k < s->nfiles; k++)
+            if (strcmp(s->files[k], path) == 0) return 1;
     }
     return 0;
 }
@@ -971,6 +1266,13 @@ vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char
     s->jit = c->jit;
     s->watch_fd = -1;
     s->budget_ms = c->budget_ms > 0 ? c->budget_ms : 50;
+    s->preview_picture = c->preview_picture;
+    s->preview_ctx = c->preview_ctx;
+    char rule_dir[PATH_MAX], rule_file[2 * PATH_MAX];
+    dir_of(c->path, rule_dir, sizeof rule_dir);
+    const char *base = strrchr(c->path, '/');
+    snprintf(rule_file, sizeof rule_file, "%s/%s", rule_dir, base ? base + 1 : c->path);
+    add_rule_file(s, rule_file);
     err[0] = 0;
     s->L = new_state(s, NULL, err, errlen);
     if (!s->L || call_callback(s, "on_start", 0) < 0) {
@@ -978,7 +1280,7 @@ vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char
         vg_script_free(s);
         return NULL;
     }
-    if (c->watch && watch_directory(s) < 0)
+    if (c->watch && watch_rule_files(s) < 0)
         vg_warn(s->camera, "cannot watch %s for changes: %s", s->path, strerror(errno));
     if (s->unsafe) vg_warn(s->camera, "%s runs unsafe: no sandbox (ffi, io, os)", s->path);
     if (s->jit) vg_warn(s->camera, "%s runs compiled: its %.0f ms budget cannot cut loops", s->path, s->budget_ms);
@@ -987,15 +1289,15 @@ vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char
 
 /* ---------- hot reload ---------- */
 
-/* Drains inotify; notes when a .lua file beside the rule changed. */
+/* Drains inotify; notes when the rule's file or a module it required changed (other files beside it, such as
+ * another camera's rule, do not reload it). */
 static void read_changes(vg_script *s) {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     ssize_t n;
     while ((n = read(s->watch_fd, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *)p;
-            size_t len = ev->len ? strlen(ev->name) : 0;
-            if (len > 4 && strcmp(ev->name + len - 4, ".lua") == 0) s->change_seen_ms = vg_monotonic_ms();
+            if (ev->len && is_rule_file(s, ev->wd, ev->name)) s->change_seen_ms = vg_monotonic_ms();
             p += sizeof *ev + ev->len;
         }
     }
@@ -1055,13 +1357,14 @@ static int reload(vg_script *s) {
             rc = call_callback_in(s, fresh, "on_start", 0);
         }
         if (rc == 0) {
-            lua_close(s->L); /* releases the old handles; the episodes stay in the book */
+            if (s->L) close_state(s->L); /* releases the old handles; the episodes stay in the book */
             s->L = fresh;
+            s->stats.retired[0] = 0;
             s->reloads++;
             vg_info(s->camera, "reloaded %s", s->path);
             return 1;
         }
-        lua_close(fresh);
+        close_state(fresh);
         s->norphans = 0; /* the running version stays, with its episodes */
         snprintf(err, sizeof err, "%s: %s failed (see above)", s->path, has_on_reload ? "on_reload" : "on_start");
     }
@@ -1081,8 +1384,10 @@ int vg_script_poll_reload(vg_script *s) {
 void vg_script_free(vg_script *s) {
     if (!s) return;
     vg_book_rollback(s->book);
-    if (s->L) lua_close(s->L); /* releases every episode handle */
+    if (s->L) close_state(s->L); /* releases every episode handle */
     if (s->watch_fd >= 0) close(s->watch_fd);
+    for (int i = 0; i < s->nfiles; i++) free(s->files[i]);
+    for (int i = 0; i < s->nwatched; i++) free(s->watched[i].dir);
     vg_jpeg_free(s->jpeg);
     free(s->path);
     free(s->params_json);

@@ -2,10 +2,19 @@
 #include "vg_sink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "vg_log.h"
+#include "vg_snowflake.h"
 
 typedef struct file_sink {
     vg_sink base;
@@ -31,13 +40,34 @@ static void file_close(vg_sink *sink) {
     free(fs);
 }
 
-vg_sink *vg_sink_file_open(const char *path, int append, char *err, size_t errlen) {
-    int to_stdout = strcmp(path, "-") == 0;
-    FILE *out = to_stdout ? stdout : fopen(path, append ? "a" : "w");
-    if (!out) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+/* path for writing, without waiting: a FIFO (which would block the open until a reader came, with signals
+ * already blocked) or a directory is refused with a line saying so; a regular file or a device is taken. */
+static FILE *open_output(const char *path, int append, char *err, size_t errlen) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "%s: %s", path, errno == ENXIO ? "is a FIFO, not a regular file" : strerror(errno));
+        if (fd >= 0) close(fd);
         return NULL;
     }
+    if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+        snprintf(err, errlen, "%s: is a %s, not a regular file", path, S_ISFIFO(st.st_mode) ? "FIFO" : "socket");
+        close(fd);
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *out = fdopen(fd, append ? "a" : "w");
+    if (!out) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return out;
+}
+
+vg_sink *vg_sink_file_open(const char *path, int append, char *err, size_t errlen) {
+    int to_stdout = strcmp(path, "-") == 0;
+    FILE *out = to_stdout ? stdout : open_output(path, append, err, errlen);
+    if (!out) return NULL;
     file_sink *fs = calloc(1, sizeof *fs);
     fs->base = (vg_sink){.name = "file", .put = file_put, .close = file_close};
     fs->out = out;
@@ -45,6 +75,58 @@ vg_sink *vg_sink_file_open(const char *path, int append, char *err, size_t errle
     pthread_mutex_init(&fs->lock, NULL);
     return &fs->base;
 }
+
+/* ---------- the log ---------- */
+
+static const char *string_field(const cJSON *object, const char *name) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+/* "2026-11-29 18:43:09.120 UTC" */
+static const char *utc_text(int64_t ms, char *out, size_t len) {
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out + n, len - n, ".%03d UTC", (int)(ms % 1000));
+    return out;
+}
+
+/* One line for the version that opened an episode and one for the one that closed it (one version may do both). */
+static void say_episode(const vg_version *v) {
+    cJSON *record = cJSON_ParseWithLength(v->body, v->body_len);
+    const char *type = string_field(record, "episode_type"), *reason = string_field(record, "close_reason");
+    const char *why = string_field(cJSON_GetObjectItemCaseSensitive(record, "payload"), "close_reason");
+    char id[VG_ID_STRLEN], at[48];
+    vg_id_format(v->episode_id, id);
+    utc_text(v->opened_at, at, sizeof at);
+    if (!type) type = "(no type)";
+    if (v->is_first) vg_info(v->media, "episode %s opened: %s at %s", id, type, at);
+    if (v->is_closing)
+        vg_info(v->media, "episode %s closed: %s after %.1f s (%s%s%s), opened at %s", id, type,
+                (double)(v->updated_at - v->opened_at) / 1000.0, reason ? reason : "", reason && why ? ", " : "",
+                why ? why : reason ? "" : "no reason given", at);
+    cJSON_Delete(record);
+}
+
+static int log_put(vg_sink *sink, const vg_version *v) {
+    (void)sink;
+    char id[VG_ID_STRLEN];
+    if (v->is_first || v->is_closing) say_episode(v);
+    else vg_debug(v->media, "episode %s updated at %lld", vg_id_format(v->episode_id, id), (long long)v->updated_at);
+    return 0;
+}
+
+static void log_close(vg_sink *sink) { free(sink); }
+
+vg_sink *vg_sink_log_open(void) {
+    vg_sink *sink = calloc(1, sizeof *sink);
+    *sink = (vg_sink){.name = "log", .put = log_put, .close = log_close};
+    return sink;
+}
+
+/* ---------- fan-out ---------- */
 
 typedef struct tee_sink {
     vg_sink base;

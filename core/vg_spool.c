@@ -15,7 +15,11 @@
  *   "VGSPOOL1 <episode_id> <opened_at> <updated_at> <is_first> <is_closing> <media_len> <body_len> <fnv>\n"
  *   <media> "\n" <body> "\n"
  * where fnv is the FNV-1a 64-bit hash of media and body in hex. A truncated file fails the length check,
- * a damaged one the hash. */
+ * a damaged one the hash, and a body that is not the JSON record of the header's episode (its episode_id
+ * and updated_at) the body check: such a file is moved aside, never sent.
+ *
+ * Only regular files are read (vg_file_read_at: a symlink is never followed, a FIFO never waits), each at
+ * most VG_FILE_SPOOL_VERSION_MAX; anything else named *.ver is left where it is, said once per load. */
 #include "vg_spool.h"
 
 #include <dirent.h>
@@ -28,13 +32,16 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <math.h>
 #include <unistd.h>
 
+#include "vg_config.h" /* vg_json_parse */
+#include "vg_file.h"
 #include "vg_log.h"
+#include "vg_snowflake.h"
 
 #define SPOOL_MAGIC "VGSPOOL1"
 #define SPOOL_DEFAULT_MAX (1LL << 30)
-#define SPOOL_MAX_FILE (256LL << 20)
 #define SPOOL_NAME_LEN 64
 
 struct vg_spool {
@@ -94,7 +101,8 @@ static int scan_existing(vg_spool *sp) {
     while ((e = readdir(d))) {
         struct stat st;
         if (e->d_name[0] == '.' && has_suffix(e->d_name, ".tmp")) unlinkat(sp->dirfd, e->d_name, 0);
-        else if (has_suffix(e->d_name, ".ver") && fstatat(sp->dirfd, e->d_name, &st, 0) == 0) {
+        else if (has_suffix(e->d_name, ".ver") && fstatat(sp->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 S_ISREG(st.st_mode)) {
             sp->files++;
             sp->bytes += st.st_size;
         }
@@ -106,9 +114,12 @@ static int scan_existing(vg_spool *sp) {
 int vg_spool_lock_dir(const char *dir, const char *name, char *err, size_t errlen) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: %s", path, fd < 0 && errno == ELOOP ? "is a symlink (not followed)"
+                                              : fd < 0 ? strerror(errno) : "is not a regular file");
+        if (fd >= 0) close(fd);
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -208,7 +219,7 @@ static int write_all(int fd, const char *buf, size_t len) {
 static int write_durably(vg_spool *sp, const char *name, const char *buf, size_t len) {
     char tmp[SPOOL_NAME_LEN + 8];
     snprintf(tmp, sizeof tmp, ".%s.tmp", name);
-    int fd = openat(sp->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = openat(sp->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) return -1;
     int rc = write_all(fd, buf, len) == 0 && fsync(fd) == 0 ? 0 : -1;
     int saved = errno;
@@ -222,7 +233,13 @@ static int write_durably(vg_spool *sp, const char *name, const char *buf, size_t
 
 int vg_spool_write(vg_spool *sp, const vg_version *v, char *err, size_t errlen) {
     size_t len;
-    char *buf = encode(v, &len);
+    char *buf = encode(v, &len), cap[32];
+    if (len > VG_FILE_SPOOL_VERSION_MAX) { /* it could never be read back */
+        snprintf(err, errlen, "spool: a version of episode %" PRIu64 " is larger than %s", v->episode_id,
+                 vg_file_size_text(VG_FILE_SPOOL_VERSION_MAX, cap, sizeof cap));
+        free(buf);
+        return -1;
+    }
     pthread_mutex_lock(&sp->lock);
     int full = sp->bytes + (long long)len > sp->max_bytes;
     if (!full) sp->bytes += (long long)len, sp->files++; /* reserved while writing */
@@ -246,52 +263,139 @@ int vg_spool_remove(vg_spool *sp, uint64_t episode_id, int64_t updated_at) {
     char name[SPOOL_NAME_LEN];
     name_of(episode_id, updated_at, name);
     struct stat st;
-    if (fstatat(sp->dirfd, name, &st, 0) < 0 || unlinkat(sp->dirfd, name, 0) < 0) return -1;
+    if (fstatat(sp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || unlinkat(sp->dirfd, name, 0) < 0) return -1;
     account(sp, -1, -(long long)st.st_size);
     return 0;
 }
 
 void vg_spool_sync(vg_spool *sp) { fsync(sp->dirfd); }
 
-static int read_whole(vg_spool *sp, const char *name, char **buf, size_t *len) {
-    int fd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || st.st_size > SPOOL_MAX_FILE) {
-        close(fd);
-        errno = EFBIG;
-        return -1;
+/* ---------- reading a version back ---------- */
+
+/* The next header field: one space, a '-' when signed allows it, then decimal digits (hex ones when hex)
+ * worth at most max: never more digits than fit. -1 when it is not that. */
+static int header_field(const char **p, int hex, int signed_ok, uint64_t max, uint64_t *out, int *negative) {
+    const char *s = *p;
+    if (*s++ != ' ') return -1;
+    *negative = signed_ok && *s == '-';
+    s += *negative;
+    uint64_t v = 0, base = hex ? 16 : 10;
+    const char *first = s;
+    for (;; s++) {
+        unsigned d = *s >= '0' && *s <= '9' ? (unsigned)(*s - '0')
+                   : hex && *s >= 'a' && *s <= 'f' ? (unsigned)(*s - 'a' + 10) : 99;
+        if (d == 99) break;
+        if (d > max || v > (max - d) / base) return -1;
+        v = v * base + d;
     }
-    *len = (size_t)st.st_size;
-    *buf = malloc(*len + 1);
-    size_t got = 0;
-    while (got < *len) {
-        ssize_t n = read(fd, *buf + got, *len - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
-    close(fd);
-    *len = got;
+    if (s == first) return -1;
+    *p = s;
+    *out = v;
     return 0;
 }
 
+/* The header line (NUL-terminated at its end) into v and the lengths and hash; -1 when it is not one. */
+static int parse_header(const char *line, vg_version *v, size_t *media_len, size_t *body_len, uint64_t *hash) {
+    if (strncmp(line, SPOOL_MAGIC, strlen(SPOOL_MAGIC)) != 0) return -1;
+    const char *p = line + strlen(SPOOL_MAGIC);
+    uint64_t f[8];
+    int neg[8];
+    const uint64_t max[8] = {UINT64_MAX, INT64_MAX, INT64_MAX, 1, 1, SIZE_MAX, SIZE_MAX, UINT64_MAX};
+    for (int i = 0; i < 8; i++)
+        if (header_field(&p, i == 7, i == 1 || i == 2, max[i], &f[i], &neg[i]) < 0) return -1;
+    if (*p) return -1;
+    v->episode_id = f[0];
+    v->opened_at = neg[1] ? -(int64_t)f[1] : (int64_t)f[1];
+    v->updated_at = neg[2] ? -(int64_t)f[2] : (int64_t)f[2];
+    v->is_first = (int)f[3];
+    v->is_closing = (int)f[4];
+    *media_len = (size_t)f[5];
+    *body_len = (size_t)f[6];
+    *hash = f[7];
+    return 0;
+}
+
+/* The raw text of the number that key holds in the top-level object of json (which cJSON took: well formed),
+ * and how many times key is there. The id is compared as written: as a double it would lose digits. */
+static int top_level_number(const char *json, size_t len, const char *key, const char **value, size_t *value_len) {
+    size_t keylen = strlen(key);
+    int depth = 0, expect_key = 0, count = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = json[i];
+        if (c == '"') {
+            size_t start = i + 1, j = start;
+            while (j < len && json[j] != '"') j += json[j] == '\\' ? 2 : 1;
+            if (depth == 1 && expect_key && j - start == keylen && memcmp(json + start, key, keylen) == 0 &&
+                ++count == 1) {
+                size_t k = j + 1;
+                while (k < len && strchr(" \t\r\n:", json[k]) && json[k]) k++;
+                *value = json + k;
+                while (k < len && json[k] && strchr("-+.0123456789eE", json[k])) k++;
+                *value_len = (size_t)(json + k - *value);
+            }
+            expect_key = 0;
+            i = j;
+        } else if (c == '{' || c == '[') {
+            expect_key = ++depth == 1 && c == '{';
+        } else if (c == '}' || c == ']') {
+            depth--, expect_key = 0;
+        } else if (c == ',') {
+            expect_key = depth == 1;
+        }
+    }
+    return count;
+}
+
+#define MAX_EXACT_MS 9007199254740992.0 /* 2^53: every integer up to it is exact as a double */
+
+static const char *check_record(const char *body, size_t len, const cJSON *doc, uint64_t episode_id,
+                                int64_t *updated_at, char *why, size_t whylen) {
+    const char *id = body;
+    size_t idlen = 0;
+    char expected[VG_ID_STRLEN];
+    vg_id_format(episode_id, expected);
+    int n = top_level_number(body, len, "episode_id", &id, &idlen);
+    if (!cJSON_IsObject(doc)) return "the body is not a JSON object";
+    if (n == 0) return "the body has no episode_id";
+    if (n > 1) return "the body gives episode_id twice";
+    if (idlen == 0) return "the body's episode_id is not a number";
+    if (idlen != strlen(expected) || memcmp(id, expected, idlen) != 0) {
+        snprintf(why, whylen, "the body names episode %.*s, not %s", (int)(idlen < 40 ? idlen : 40), id, expected);
+        return why;
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(doc, "updated_at");
+    double ms = cJSON_IsNumber(u) ? u->valuedouble : 0.5;
+    if (ms != floor(ms)) return "the body's updated_at is missing or not an integer";
+    if (!(fabs(ms) <= MAX_EXACT_MS)) {
+        snprintf(why, whylen, "the body's updated_at %g is out of range (max 2^53)", ms);
+        return why;
+    }
+    *updated_at = (int64_t)ms;
+    return NULL;
+}
+
+const char *vg_version_body_check(const char *body, size_t len, uint64_t episode_id, int64_t *updated_at,
+                                  char *why, size_t whylen) {
+    char reason[200];
+    cJSON *doc = vg_json_parse(body, len, reason, sizeof reason);
+    if (!doc) {
+        snprintf(why, whylen, "the body is %s%s", strncmp(reason, "not valid JSON", 14) ? "refused: " : "", reason);
+        return why;
+    }
+    const char *wrong = check_record(body, len, doc, episode_id, updated_at, why, whylen);
+    cJSON_Delete(doc);
+    return wrong;
+}
+
 /* Checks one file's bytes and points v into them (NUL-terminating media and body in place).
- * Returns NULL, or what is wrong. */
-static const char *decode(const char *name, char *buf, size_t len, vg_version *v) {
+ * Returns NULL, or what is wrong (why holds it when it is built). */
+static const char *decode_into(const char *name, char *buf, size_t len, vg_version *v, char *why, size_t whylen) {
     char *eol = memchr(buf, '\n', len < 200 ? len : 200);
     if (!eol) return len == 0 ? "empty" : "no header line";
     *eol = 0;
-    char magic[16];
-    int first, closing, used = 0;
     size_t media_len, body_len;
     uint64_t hash;
-    int fields = sscanf(buf, "%15s %" SCNu64 " %" SCNd64 " %" SCNd64 " %d %d %zu %zu %" SCNx64 "%n", magic,
-                        &v->episode_id, &v->opened_at, &v->updated_at, &first, &closing, &media_len, &body_len,
-                        &hash, &used);
-    if (fields != 9 || strcmp(magic, SPOOL_MAGIC) != 0 || buf + used != eol) return "bad header";
-    if ((first != 0 && first != 1) || (closing != 0 && closing != 1) || media_len == 0 || body_len == 0)
-        return "bad header";
+    if (parse_header(buf, v, &media_len, &body_len, &hash) < 0 || media_len == 0 || body_len == 0) return "bad header";
     size_t head = (size_t)(eol - buf) + 1;
     if (media_len > len || body_len > len || head + media_len + 1 + body_len + 1 != len)
         return head + media_len + body_len + 2 > len ? "truncated" : "wrong length";
@@ -301,19 +405,30 @@ static const char *decode(const char *name, char *buf, size_t len, vg_version *v
     char expected[SPOOL_NAME_LEN];
     name_of(v->episode_id, v->updated_at, expected);
     if (strcmp(expected, name) != 0) return "name does not match its content";
+    int64_t updated_at = 0;
+    const char *wrong = vg_version_body_check(body, body_len, v->episode_id, &updated_at, why, whylen);
+    if (wrong) return wrong;
+    if (updated_at != v->updated_at) {
+        snprintf(why, whylen, "the body's updated_at %" PRId64 " is not the header's %" PRId64, updated_at,
+                 v->updated_at);
+        return why;
+    }
     media[media_len] = 0;
     body[body_len] = 0;
     v->media = media;
     v->body = body;
     v->body_len = body_len;
-    v->is_first = first;
-    v->is_closing = closing;
     return NULL;
+}
+
+const char *vg_spool_decode(const char *name, char *buf, size_t len, vg_version *v) {
+    static _Thread_local char why[300]; /* for the harness; the reads above keep their own */
+    return decode_into(name, buf, len, v, why, sizeof why);
 }
 
 static void move_aside(vg_spool *sp, const char *name, const char *why) {
     struct stat st;
-    int have_size = fstatat(sp->dirfd, name, &st, 0) == 0;
+    int have_size = fstatat(sp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
     char dest[SPOOL_NAME_LEN + 16];
     snprintf(dest, sizeof dest, "corrupt/%s", name);
     mkdirat(sp->dirfd, "corrupt", 0700);
@@ -327,18 +442,20 @@ static void move_aside(vg_spool *sp, const char *name, const char *why) {
 }
 
 /* Reads and checks a file; on success *buf holds it and v points into it. Returns 0; -1 when the file is
- * corrupt (reported and moved aside); -2 when it cannot be read (err says why). */
+ * corrupt or too large ever to be read (reported and moved aside); -2 when it cannot be read (err says why:
+ * gone, not a regular file, no permission). */
 static int read_version(vg_spool *sp, const char *name, char **buf, vg_version *v, char *err, size_t errlen) {
     size_t len;
-    *buf = NULL;
-    if (read_whole(sp, name, buf, &len) < 0) {
-        snprintf(err, errlen, "spool %s/%s: %s", sp->dir, name, strerror(errno));
+    char why[300];
+    vg_file_status rc = vg_file_read_at(sp->dirfd, name, VG_FILE_SPOOL_VERSION_MAX, buf, &len, why, sizeof why);
+    if (rc != VG_FILE_OK && rc != VG_FILE_TOO_LARGE) {
+        snprintf(err, errlen, "spool %s/%s: %s", sp->dir, name, why);
         return -2;
     }
-    const char *why = decode(name, *buf, len, v);
-    if (!why) return 0;
-    move_aside(sp, name, why);
-    snprintf(err, errlen, "spool %s/%s is unreadable (%s)", sp->dir, name, why);
+    const char *wrong = rc == VG_FILE_TOO_LARGE ? why : decode_into(name, *buf, len, v, why, sizeof why);
+    if (!wrong) return 0;
+    move_aside(sp, name, wrong);
+    snprintf(err, errlen, "spool %s/%s is unreadable (%s)", sp->dir, name, wrong);
     free(*buf);
     *buf = NULL;
     return -1;
@@ -362,18 +479,27 @@ static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names of the version files, sorted. */
+/* The names of the version files, sorted. A *.ver that is not a regular file (a FIFO, a symlink, a device)
+ * is left where it is and said, once per load. */
 static char **list_versions(vg_spool *sp, size_t *count) {
     *count = 0;
     DIR *d = fdopendir(dup(sp->dirfd));
     if (!d) return NULL;
     rewinddir(d);
     size_t cap = 0;
-    char **names = NULL;
+    char **names = NULL, why[200];
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || !has_suffix(e->d_name, ".ver")) continue;
-        if (*count == cap) names = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
+        if (vg_file_irregular_at(sp->dirfd, e->d_name, why, sizeof why)) {
+            vg_error("spool", "%s/%s: %s; skipped, left where it is", sp->dir, e->d_name, why);
+            continue;
+        }
+        if (*count == cap) {
+            char **more = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
+            if (!more) break;
+            names = more;
+        }
         names[(*count)++] = strdup(e->d_name);
     }
     closedir(d);

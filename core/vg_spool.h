@@ -29,16 +29,29 @@ int vg_spool_write(vg_spool *sp, const vg_version *v, char *err, size_t errlen);
 int vg_spool_remove(vg_spool *sp, uint64_t episode_id, int64_t updated_at);
 void vg_spool_sync(vg_spool *sp);
 
-/* Reads one stored version back and checks it; the caller frees *body and *media. -1 with err when the
- * file is gone or corrupt (a corrupt file is then moved aside). */
+/* Reads one stored version back and checks it (vg_spool_decode); the caller frees *body and *media. -1 with
+ * err when the file is gone, not a regular file, or corrupt (a corrupt one is then moved aside). */
 int vg_spool_read(vg_spool *sp, uint64_t episode_id, int64_t updated_at, char **media, char **body,
                   size_t *body_len, char *err, size_t errlen);
 
 /* Calls visit for every intact version in the spool (in file-name order). A corrupt or truncated file
- * is reported in one log line and moved to DIR/corrupt/. Returns how many versions were visited. */
+ * is reported in one log line and moved to DIR/corrupt/; a *.ver that is not a regular file (FIFO, symlink,
+ * device) is said in one line and left alone. Returns how many versions were visited. */
 typedef void (*vg_spool_visit_fn)(void *ctx, const vg_version *v);
 long vg_spool_load(vg_spool *sp, vg_spool_visit_fn visit, void *ctx);
 
 void vg_spool_usage(vg_spool *sp, long *files, long long *bytes);
+
+/* The check of one version file's len bytes (name: its file name), used by the reads above and the fuzz
+ * harness: header, lengths, hash, name, and the body against the header (vg_version_body_check, and its
+ * updated_at is the header's). Points v into buf, NUL-terminating media and body in place. NULL, or what is
+ * wrong (a thread's own text, good until its next call). */
+const char *vg_spool_decode(const char *name, char *buf, size_t len, vg_version *v);
+
+/* The body of a version as the spool and the episode store keep it: JSON (vg_json_parse's checks) holding
+ * one object whose episode_id is episode_id, compared digit for digit as written, and whose updated_at is an
+ * integer within +-2^53, put in *updated_at. NULL, or what is wrong (in why when it is built there). */
+const char *vg_version_body_check(const char *body, size_t len, uint64_t episode_id, int64_t *updated_at,
+                                  char *why, size_t whylen);
 
 #endif

@@ -5,7 +5,11 @@
  * rename. First and closing versions are written (and fsync'd) at once; intermediate updates are written
  * by a flusher at most every FLUSH_MS, since a camera extends its episodes on every frame. Entries older
  * than keep_for (by the wall time they last changed) are dropped, files too. dir/.lock is flock'd while a
- * process owns the store (the kernel drops it on kill), so two vigils never serve one directory. */
+ * process owns the store (the kernel drops it on kill), so two vigils never serve one directory.
+ *
+ * Loading at start reads only regular files (vg_file_read_at: a symlink is never followed, a FIFO never
+ * waits), each at most VG_FILE_STORE_ENTRY_MAX, and keeps an entry only when its body is the record of the
+ * episode its name gives (vg_version_body_check); anything else is said once and left where it is. */
 #include "vg_store.h"
 
 #include <dirent.h>
@@ -20,8 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
+#include "vg_file.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
 #include "vg_spool.h" /* vg_spool_lock_dir: the store lives in the spool directory */
@@ -30,6 +33,7 @@
 #define FLUSH_MS 1000
 #define DEFAULT_KEEP_MS (24LL * 3600 * 1000)
 #define DEFAULT_LIMIT 1000
+#define WRITE_ERROR_EVERY_MS 10000 /* a failing write (a full disk) is said at most this often, with a count */
 
 typedef struct entry {
     uint64_t id;
@@ -54,6 +58,7 @@ struct vg_store {
     int flusher_started;
     int stopping;
     int queries_ended;       /* vg_store_end_queries: no more waiting */
+    vg_log_limit write_errors;
 };
 
 /* ---------- files ---------- */
@@ -67,7 +72,7 @@ static int write_entry(const vg_store *st, const entry *e, int sync) {
     char path[4096], tmp[4096];
     entry_path(st, e->id, path, sizeof path, 0);
     entry_path(st, e->id, tmp, sizeof tmp, 1);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
     if (fd < 0) return -1;
     int ok = write(fd, e->body, e->len) == (ssize_t)e->len && (!sync || fsync(fd) == 0);
     close(fd);
@@ -150,12 +155,16 @@ static int store_put(vg_sink *sink, const vg_version *v) {
     e->body[v->body_len] = 0;
     e->len = v->body_len;
     int now = v->is_first || v->is_closing;
-    int rc = now ? write_entry(st, e, 1) : 0;
+    int rc = now ? write_entry(st, e, 1) : 0, saved = errno;
     e->dirty = !now;
     insert_sorted(st, e);
     pthread_cond_broadcast(&st->changed);
+    long held = 0;
+    int say = rc < 0 && vg_log_limit_pass(&st->write_errors, vg_monotonic_ms(), WRITE_ERROR_EVERY_MS, &held);
     pthread_mutex_unlock(&st->lock);
-    if (rc < 0) vg_error(WHO, "%s: cannot write episode: %s", st->dir, strerror(errno));
+    if (say)
+        vg_error(WHO, "%s: cannot write episode: %s (said at most every %d s; %ld more since the last line)",
+                 st->dir, strerror(saved), WRITE_ERROR_EVERY_MS / 1000, held);
     return rc;
 }
 
@@ -245,56 +254,71 @@ static void *flusher_main(void *arg) {
 
 /* ---------- open and close ---------- */
 
-static entry *load_file(vg_store *st, const char *name) {
-    uint64_t id;
+/* The episode id a file name "<episode_id>.json" gives; -1 when it is not such a name. */
+static int entry_id(const char *name, uint64_t *id) {
     char idtext[32];
     size_t n = strlen(name);
-    if (n < 6 || n - 5 >= sizeof idtext || strcmp(name + n - 5, ".json") != 0) return NULL;
+    if (n < 6 || n - 5 >= sizeof idtext || strcmp(name + n - 5, ".json") != 0) return -1;
     snprintf(idtext, sizeof idtext, "%.*s", (int)(n - 5), name);
-    if (vg_id_parse(idtext, &id) < 0) return NULL;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", st->dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    entry *e = calloc(1, sizeof *e);
+    return vg_id_parse(idtext, id);
+}
+
+int vg_store_parse_entry(const char *name, const char *text, size_t len, uint64_t *id, int64_t *updated_at,
+                         char *why, size_t whylen) {
+    if (entry_id(name, id) < 0) {
+        snprintf(why, whylen, "not named <episode_id>.json");
+        return -1;
+    }
+    const char *wrong = vg_version_body_check(text, len, *id, updated_at, why, whylen);
+    if (wrong && wrong != why) snprintf(why, whylen, "%s", wrong);
+    return wrong ? -1 : 0;
+}
+
+/* One entry file; NULL (said) when it is not one. */
+static entry *load_file(vg_store *st, int dirfd, const char *name) {
+    char why[300], *text;
+    size_t len;
+    uint64_t id;
+    int64_t updated_at;
     struct stat sb;
-    if (fstat(fileno(f), &sb) == 0 && sb.st_size > 0 && (e->body = malloc((size_t)sb.st_size + 1)))
-        e->len = fread(e->body, 1, (size_t)sb.st_size, f);
-    fclose(f);
-    cJSON *json = e->body ? (e->body[e->len] = 0, cJSON_ParseWithLength(e->body, e->len)) : NULL;
-    const cJSON *updated = cJSON_GetObjectItemCaseSensitive(json, "updated_at");
-    if (!cJSON_IsNumber(updated)) {
-        vg_warn(WHO, "%s: not an episode record, skipped", path);
-        cJSON_Delete(json);
-        entry_free(e);
+    if (vg_file_read_at(dirfd, name, VG_FILE_STORE_ENTRY_MAX, &text, &len, why, sizeof why) != VG_FILE_OK) {
+        vg_warn(WHO, "%s/%s: %s; skipped, left where it is", st->dir, name, why);
         return NULL;
     }
+    if (vg_store_parse_entry(name, text, len, &id, &updated_at, why, sizeof why) < 0 ||
+        fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+        vg_warn(WHO, "%s/%s: not an episode record (%s); skipped", st->dir, name, why);
+        free(text);
+        return NULL;
+    }
+    entry *e = calloc(1, sizeof *e);
     e->id = id;
-    e->updated_at = (int64_t)updated->valuedouble;
+    e->updated_at = updated_at;
+    e->body = text;
+    e->len = len;
     e->changed_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
-    cJSON_Delete(json);
     return e;
 }
 
 static int load_dir(vg_store *st, char *err, size_t errlen) {
-    DIR *d = opendir(st->dir);
+    int dirfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dirfd < 0 ? NULL : fdopendir(dirfd);
     if (!d) {
         snprintf(err, errlen, "%s: %s", st->dir, strerror(errno));
+        if (dirfd >= 0) close(dirfd);
         return -1;
     }
     for (struct dirent *de; (de = readdir(d));) {
         if (de->d_name[0] == '.') {
-            if (strstr(de->d_name, ".tmp")) { /* a write a crash interrupted */
-                char path[4096];
-                snprintf(path, sizeof path, "%s/%s", st->dir, de->d_name);
-                unlink(path);
-            }
+            if (strstr(de->d_name, ".tmp")) unlinkat(dirfd, de->d_name, 0); /* a write a crash interrupted */
             continue;
         }
-        entry *e = load_file(st, de->d_name);
+        uint64_t id;
+        if (entry_id(de->d_name, &id) < 0) continue; /* not an entry: not ours to judge */
+        entry *e = load_file(st, dirfd, de->d_name);
         if (e) insert_sorted(st, e);
     }
-    closedir(d);
+    closedir(d); /* closes dirfd */
     return 0;
 }
 

@@ -10,7 +10,8 @@
 
 typedef struct vg_store vg_store;
 
-/* Opens (creating) dir and loads what it holds; keep_for_ms 0 = 24 h. NULL with err on failure. */
+/* Opens (creating) dir and loads what it holds: every <episode_id>.json that is a regular file holding that
+ * episode's record (anything else is said once and skipped); keep_for_ms 0 = 24 h. NULL with err on failure. */
 vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t errlen);
 void vg_store_close(vg_store *store);
 /* The store as a sink: every version put replaces its episode's entry and wakes waiting queries. */
@@ -24,5 +25,11 @@ long vg_store_count(vg_store *store);
 /* For a shutdown: every waiting query answers now and later ones do not wait (puts still work). Call it
  * before stopping the HTTP server whose threads may be waiting, and close the store after that. */
 void vg_store_end_queries(vg_store *store);
+
+/* The check of one entry file as vg_store_open loads it (and the fuzz harness): name is
+ * "<episode_id>.json", text its len bytes, the record of that episode (vg_version_body_check). 0 with *id
+ * and *updated_at, or -1 with why. */
+int vg_store_parse_entry(const char *name, const char *text, size_t len, uint64_t *id, int64_t *updated_at,
+                         char *why, size_t whylen);
 
 #endif

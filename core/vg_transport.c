@@ -1,7 +1,7 @@
 /* vg_transport.c — the Central sink (interface in vg_transport.h). Owns the sender thread, its one reused
  * curl handle (keep-alive), the mapping of HTTP answers onto vg_outbox results, and the log lines about
- * Central and the spool, each said once per change of state. The API key lives only in this sink's memory
- * and the Authorization header; no log line carries it.
+ * Central and the spool, each said once per change of state (the spool's at most every SPOOL_SAY_EVERY_MS).
+ * The API key lives only in this sink's memory and the Authorization header; no log line carries it.
  *
  * put() writes the version to the spool (durable), hands its metadata to the outbox and wakes the sender;
  * the body is read back from the spool when it is sent, so memory holds no more than the episodes' state.
@@ -21,6 +21,7 @@
 
 #include <curl/curl.h>
 
+#include "vg_file.h"
 #include "vg_log.h"
 #include "vg_outbox.h"
 #include "vg_snowflake.h"
@@ -29,6 +30,7 @@
 #define WHO "central"
 #define EPISODES_PATH "/central/api/v3/episodes/"
 #define RESPONSE_KEEP 1024
+#define SPOOL_SAY_EVERY_MS 10000 /* the spool's state is said when it changes, at most this often */
 
 typedef enum { SPOOL_OK, SPOOL_FULL, SPOOL_FAILING } spool_state;
 
@@ -44,7 +46,10 @@ typedef struct central_sink {
     pthread_t thread;
     int accepting, stopping, abort_transfer;
     vg_central_stats stats;
-    spool_state spool_state;
+    spool_state spool_state, spool_said; /* now, and in the last line about it */
+    int64_t spool_said_ms;               /* when that line was said (0: never) */
+    long spool_changes;                  /* changes of state since that line */
+    char spool_error[400];               /* why it fails, when it does */
     /* sender thread only */
     int unreachable, auth_refused;
     CURL *curl;
@@ -64,62 +69,15 @@ typedef struct attempt {
 
 /* ---- the key ---------------------------------------------------------------------------------------- */
 
-static char *skip_space(char *p) {
-    while (*p == ' ' || *p == '\t') p++;
-    return p;
-}
-
-/* The value after "API_KEY=": quoted, or bare up to a comment or the end of the line. */
-static void key_value(char *p, char **start, size_t *len) {
-    char quote = (*p == '"' || *p == '\'') ? *p : 0;
-    if (quote) {
-        char *end = strchr(p + 1, quote);
-        *start = p + 1;
-        *len = end ? (size_t)(end - p - 1) : strcspn(p + 1, "\r\n");
-        return;
-    }
-    *start = p;
-    size_t n = 0;
-    while (p[n] && p[n] != '\r' && p[n] != '\n' && !(p[n] == '#' && (n == 0 || p[n - 1] == ' ' || p[n - 1] == '\t')))
-        n++;
-    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
-    *len = n;
-}
-
 static int key_is_clean(const char *key, size_t len) {
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f) return 0;
     return len > 0;
 }
 
+/* The one key-file reader and format (vg_file.h, docs/config.md "Key files"). */
 int vg_central_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    char line[4096];
-    int found = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *p = skip_space(line);
-        if (strncmp(p, "export ", 7) == 0) p = skip_space(p + 7);
-        if (strncmp(p, "API_KEY", 7) != 0) continue;
-        p = skip_space(p + 7);
-        if (*p != '=') continue;
-        char *value;
-        size_t len;
-        key_value(skip_space(p + 1), &value, &len);
-        found = 1; /* the last API_KEY= line wins, as in a shell */
-        if (!key_is_clean(value, len)) rc = -2;
-        else if (len >= keylen) rc = -3;
-        else rc = 0, memcpy(key, value, len), key[len] = 0;
-    }
-    explicit_bzero(line, sizeof line);
-    fclose(f);
-    if (!found) snprintf(err, errlen, "%s: no API_KEY= line", path);
-    else if (rc == -2) snprintf(err, errlen, "%s: API_KEY is empty or has control characters", path);
-    else if (rc == -3) snprintf(err, errlen, "%s: API_KEY is longer than %zu bytes", path, keylen - 1);
-    return found && rc == 0 ? 0 : -1;
+    return vg_key_file_read(path, key, keylen, err, errlen);
 }
 
 /* ---- HTTP ------------------------------------------------------------------------------------------- */
@@ -266,7 +224,8 @@ static void log_outcome(central_sink *cs, const vg_outbox_item *it, const attemp
     } else if (a->result == VG_SEND_UNAUTHORIZED) {
         if (!cs->auth_refused)
             vg_error(WHO, "%s refused the API key (%s): check api_key / api_key_file; episodes stay queued in %s "
-                     "and are retried every 30 s", cs->shown_url, a->why, vg_spool_dir(cs->spool));
+                     "(a running vigil tries the key again every %d s)", cs->shown_url, a->why, vg_spool_dir(cs->spool),
+                     vg_outbox_auth_retry_ms(cs->outbox) / 1000);
         cs->auth_refused = 1;
     } else if (!cs->unreachable) {
         vg_warn(WHO, "%s: %s; episodes stay queued in %s and are retried with backoff", cs->shown_url, a->why,
@@ -367,22 +326,42 @@ static vg_outbox_item *item_of(const vg_version *v, int spooled) {
     return it;
 }
 
-/* One line per change: full, failing, fine again. Under the lock. */
-static void note_spool_state(central_sink *cs, int rc, const char *err) {
-    spool_state state = rc == 0 ? SPOOL_OK : rc == VG_SPOOL_FULL ? SPOOL_FULL : SPOOL_FAILING;
-    if (state == cs->spool_state) return;
-    cs->spool_state = state;
+/* The spool's state in one line, when it differs from the one last said, at most once per SPOOL_SAY_EVERY_MS:
+ * a spool that flips between full and not (Central freeing room one version at a time) gives one line per
+ * interval with the number of changes. final (at close): the state it ends in, with the changes no line told
+ * yet. Under the lock. */
+static void say_spool_state(central_sink *cs, int final) {
+    int64_t now = vg_monotonic_ms();
+    if (final ? !cs->spool_changes : cs->spool_state == cs->spool_said ||
+                                     (cs->spool_said_ms && now - cs->spool_said_ms < SPOOL_SAY_EVERY_MS))
+        return;
+    char changes[120] = "";
+    if (cs->spool_changes > 1)
+        snprintf(changes, sizeof changes, " (%ld changes of state since the last line; said at most every %d s)",
+                 cs->spool_changes, SPOOL_SAY_EVERY_MS / 1000);
     const char *dir = vg_spool_dir(cs->spool);
-    if (state == SPOOL_OK) {
-        vg_info(WHO, "spool %s stores versions again", dir);
-    } else if (state == SPOOL_FULL) {
+    if (cs->spool_state == SPOOL_OK) {
+        vg_info(WHO, "spool %s stores versions again%s", dir, changes);
+    } else if (cs->spool_state == SPOOL_FULL) {
         long long bytes;
         vg_spool_usage(cs->spool, NULL, &bytes);
         vg_error(WHO, "spool %s is full (%lld bytes): new versions are kept in memory only, not on disk, until "
-                 "Central takes some", dir, bytes);
+                 "Central takes some%s", dir, bytes, changes);
     } else {
-        vg_error(WHO, "%s: new versions are kept in memory only, not on disk", err);
+        vg_error(WHO, "%s: new versions are kept in memory only, not on disk%s", cs->spool_error, changes);
     }
+    cs->spool_said = cs->spool_state;
+    cs->spool_said_ms = now;
+    cs->spool_changes = 0;
+}
+
+/* After every write to the spool: its state now (full, failing, fine). Under the lock. */
+static void note_spool_state(central_sink *cs, int rc, const char *err) {
+    spool_state state = rc == 0 ? SPOOL_OK : rc == VG_SPOOL_FULL ? SPOOL_FULL : SPOOL_FAILING;
+    if (state == SPOOL_FAILING) snprintf(cs->spool_error, sizeof cs->spool_error, "%s", err);
+    if (state != cs->spool_state) cs->spool_changes++;
+    cs->spool_state = state;
+    say_spool_state(cs, 0);
 }
 
 /* First and closing versions are on disk before put returns. An intermediate update is kept in memory
@@ -507,6 +486,9 @@ static void central_close(vg_sink *sink) {
     pthread_mutex_unlock(&cs->lock);
     pthread_join(cs->thread, NULL);
     vg_outbox_each_waiting(cs->outbox, spool_waiting, cs); /* updates held in memory go to disk now */
+    pthread_mutex_lock(&cs->lock);
+    say_spool_state(cs, 1); /* the state it ends in, if a line held it back */
+    pthread_mutex_unlock(&cs->lock);
     long left = vg_outbox_pending(cs->outbox);
     if (left > 0)
         vg_warn(WHO, "%ld episode versions not delivered to %s yet; they stay in the spool %s for the next start",

@@ -43,6 +43,9 @@ for name, fn in pairs(require "vigil.vision") do vigil[name] = fn end
 vigil.episode = {}
 
 -- Opens an episode at the frame's time. opts: episode_type (string), payload (table).
+-- Its methods extend, close(time [, reason]), time_out(time [, reason]) (a close for inactivity: Central's
+-- close_reason "timeout", the reason in payload.close_reason), set_payload, set_type, preview and frame_preview
+-- are C (core/vg_script.c); offer_preview and set_detections are below.
 function vigil.episode.open(frame, opts)
   opts = opts or {}
   return core.open(frame, opts.episode_type, opts.payload)

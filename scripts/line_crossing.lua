@@ -1,8 +1,10 @@
 -- line_crossing.lua — counts objects crossing a line, by direction. Objects are moving blobs (background
 -- subtraction) followed by a tracker; a crossing is a track whose centroid goes from one side of the line to
 -- the other, through the segment between its two points (passing beyond either end is no crossing). Each
--- crossing is a short episode, opened and closed at the first frame the centroid was over the line, with
--- the running counts in its payload.
+-- crossing is a short episode, opened at the first frame the centroid was over the line and closed at the frame
+-- the crossing was confirmed (past the margin: the frame its preview and detection show), with the running
+-- counts in its payload (payload.close_reason "crossed"; no close_reason: docs/lua-api.md, "Why an episode
+-- closed").
 --
 -- Sides. The line is directed, from its first point a to its second point b. Standing at a and looking
 -- toward b on the picture (x to the right, y down), side A is on your left and side B on your right;
@@ -103,7 +105,7 @@ local function crossing(frame, t, st, direction)
     counts = { a_to_b = keep.counts.a_to_b, b_to_a = keep.counts.b_to_a } } })
   if object_class then ep:set_detections({ { box = box, object_class = object_class, track = id, detected_at = frame } }) end
   ep:offer_preview(frame, vigil.pad(box, 0.5), t.w * t.h)
-  ep:close(st.over_ts)
+  ep:close(frame, "crossed")
 end
 
 function on_frame(frame)

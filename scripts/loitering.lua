@@ -2,9 +2,11 @@
 -- subtraction) followed by a tracker; an object is in the zone while its reference point (the bottom-centre
 -- of its box, where a person stands, or its centre) is inside the polygon. Once it has been in for `seconds`,
 -- an episode opens with opened_at = the frame it entered; it is extended while the object stays, and closed
--- at the last frame the object was seen inside when it leaves (close_reason "left") or its track is lost
--- ("lost": it vanished; one that stops stays tracked, see vigil.check_params' moving_objects). An object passing through
--- quicker makes no episode. One episode per object. The preview is the object, biggest seen.
+-- at the last frame the object was seen inside when it leaves or its track is lost (it vanished; one that stops
+-- stays tracked, see vigil.check_params' moving_objects): close_reason "timeout", payload.close_reason "left" or
+-- "lost". When the camera stops, at the same time with the host's reason (shutdown, end_of_stream, ...:
+-- docs/lua-api.md, "Why an episode closed"). An object passing through quicker makes no episode. One episode
+-- per object. The preview is the object, biggest seen.
 --
 -- params:
 --   zone          required: polygon in frame fractions, {{x, y}, {x, y}, {x, y}, ...} (at least 3 points)
@@ -26,9 +28,9 @@
 --   object_class  what the objects are, for Watcher ("human", "vehicle", ...): with it the object's box is the
 --                 episode's detection (Central's schema, with its track id); without it, payload.box
 --
--- Hot reload: open episodes are kept (vigil.keep); the new tracker starts over, so each is handed to the first
--- new track seen inside the zone near where its object was last seen, or closed as "lost" if none comes within
--- 2 s (the new background model learns the first frame, so a still object is found again when it moves).
+-- Hot reload: open episodes are kept (vigil.keep); the new tracker starts over, so each is handed to the new
+-- tracks seen inside the zone near where its object was last seen within 2 s (the object, and the ghost of
+-- where it stood: the new background model learns the first frame), or closed as "lost" if none comes.
 local vigil = require "vigil"
 
 local RULE = "loitering"
@@ -74,10 +76,21 @@ local function payload(o)
            box = not object_class and o.box or nil }
 end
 
+-- Whether another track follows o's episode too (after a reload, see adopt).
+local function shared(o)
+  for _, other in pairs(objects) do
+    if other ~= o and other.episode == o.episode then return true end
+  end
+  return false
+end
+
+-- Closes o's episode at the last frame it was inside: for inactivity ("left", "lost"), or (no reason) at a
+-- stop, for the host to say why.
 local function close(o, reason)
   if not o.episode then return end
+  if shared(o) then o.episode = nil; return end -- another track of the same object carries it on
   o.episode:set_payload(payload(o))
-  o.episode:close(o.last_inside, reason)
+  if reason then o.episode:time_out(o.last_inside, reason) else o.episode:close(o.last_inside) end
   keep.open[o.episode.id] = nil
   o.episode = nil
 end
@@ -86,16 +99,19 @@ local function remember(o)
   keep.open[o.episode.id] = { track = o.id, entered = o.entered, last_inside = o.last_inside, x = o.x, y = o.y }
 end
 
--- A new track inside the zone takes over the nearest episode left open by the previous version.
+-- A new track inside the zone takes over the nearest episode left open by the previous version. One object
+-- may come back as two tracks: itself, and for a while the ghost of where it stood in the first frame the new
+-- background learned. So every new track near it within RELINK_MS follows that episode (shared: the last of
+-- them to leave or be lost closes it), instead of the second one opening a duplicate.
 local function adopt(o, t)
   local best, best_d
-  for i, orphan in ipairs(orphans) do
+  for _, orphan in ipairs(orphans) do
     local d = math.sqrt((orphan.kept.x - t.cx) ^ 2 + (orphan.kept.y - t.cy) ^ 2)
-    if d <= 3 * max_distance and (not best_d or d < best_d) then best, best_d = i, d end
+    if d <= 3 * max_distance and orphan.episode.is_open and (not best_d or d < best_d) then best, best_d = orphan, d end
   end
   if not best then return end
-  local orphan = table.remove(orphans, best)
-  o.episode, o.id, o.entered = orphan.episode, orphan.kept.track, orphan.kept.entered
+  best.adopted = true
+  o.episode, o.id, o.entered = best.episode, best.kept.track, best.kept.entered
 end
 
 function on_frame(frame)
@@ -148,8 +164,10 @@ function on_frame(frame)
   for i = #orphans, 1, -1 do
     local orphan = orphans[i]
     if frame.ts - orphan.since >= RELINK_MS then
-      orphan.episode:close(orphan.kept.last_inside, "lost")
-      keep.open[orphan.episode.id] = nil
+      if not orphan.adopted then
+        orphan.episode:time_out(orphan.kept.last_inside, "lost")
+        keep.open[orphan.episode.id] = nil
+      end
       table.remove(orphans, i)
     end
   end
@@ -173,7 +191,9 @@ function on_reload(kept)
 end
 
 function on_stop()
-  for _, o in pairs(objects) do close(o, "stopped") end
-  for _, orphan in ipairs(orphans) do orphan.episode:close(orphan.kept.last_inside, "stopped") end
+  for _, o in pairs(objects) do close(o) end
+  for _, orphan in ipairs(orphans) do
+    if not orphan.adopted then orphan.episode:close(orphan.kept.last_inside) end
+  end
   orphans = {}
 end

@@ -1,7 +1,12 @@
 -- motion.lua — an episode while something moves in a zone; closed after a quiet period. The background
 -- model (vigil.background) compares away noise, light and exposure changes, forgets what stands still for
 -- absorb_seconds, and lets a ghost (what an object that left uncovers) vanish. The preview is the moving
--- objects (the blobs of the frame where the most of the zone moved), not the box of every changed pixel.
+-- objects (the blobs of the frame where the most of the zone moved), not the box of every changed pixel
+-- (that only when no blob is big enough, the whole frame when not even that).
+--
+-- Closes: quiet_ms without motion -> close_reason "timeout" (payload.close_reason "quiet"), closed_at the last
+-- frame with motion; when the camera stops, at the last frame with motion with the host's reason (shutdown,
+-- end_of_stream, ...: docs/lua-api.md, "Why an episode closed").
 --
 -- params (all optional):
 --   zone           polygon in frame fractions, {{x, y}, ...}; default: the whole frame
@@ -52,9 +57,11 @@ local function objects_box()
   return box
 end
 
-local function offer(frame, changed)
+-- Offers this frame's moving objects as the preview (encoded only when it beats the current one): every
+-- episode gets one.
+local function offer(frame, m)
   local box = objects_box()
-  if box then episode:offer_preview(frame, vigil.pad(box, 0.15), changed) end -- encodes only when it beats
+  episode:offer_preview(frame, vigil.pad(box or m.box, 0.15), m.changed)
   return box
 end
 
@@ -71,19 +78,20 @@ function on_frame(frame)
       peak = m.changed
       keep.peak = peak
       episode = vigil.episode.open(streak_start, { episode_type = episode_type, payload = { changed = peak } })
+      episode:extend(frame) -- it lasts up to this frame, the one its preview shows
       keep.episode = episode.id
-      local box = offer(frame, m.changed)
+      local box = offer(frame, m)
       episode:set_payload { changed = peak, box = box }
     end
   elseif moving then
     if m.changed > peak then
       peak = m.changed
       keep.peak = peak
-      episode:set_payload { changed = peak, box = offer(frame, m.changed) }
+      episode:set_payload { changed = peak, box = offer(frame, m) }
     end
     episode:extend(frame)
   elseif frame.ts - last_motion >= quiet_ms then
-    episode:close(last_motion)
+    episode:time_out(last_motion, "quiet")
     episode, keep.episode = nil, nil
   end
 end
@@ -99,6 +107,7 @@ function on_reload(kept)
   if episode then episode:extend(kept.last_ts) else keep.episode = nil end
 end
 
+-- The camera stops: closed at the last motion; no reason given, so the host says why it stopped.
 function on_stop()
   if episode then episode:close(last_motion); episode = nil end
 end

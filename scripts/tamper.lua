@@ -16,9 +16,12 @@
 --
 -- A condition that has held for min_ms (moved: moved_ms) opens an episode with opened_at = the frame it began and
 -- payload.reason = "covered" | "defocused" | "moved"; it is extended while the condition holds and closed at
--- the last frame it held once it has been gone for clear_ms (close_reason "ended"). One episode per condition.
--- The preview is the whole frame when the episode opened. A "defocused" or "moved" view that lasts
--- relearn_seconds becomes the new normal: the episode closes ("relearned") and the reference is learned anew.
+-- the last frame it held once it has been gone for clear_ms (close_reason "timeout", payload.close_reason
+-- "ended"). One episode per condition. The preview (and the frame_preview, 240 lines high) is the whole frame
+-- when the episode opened. A "defocused" or "moved" view that lasts relearn_seconds becomes the new normal: the
+-- episode closes (payload.close_reason "relearned", no close_reason: the view is still changed) and the
+-- reference is learned anew. When the camera stops, at the last frame the condition held with the host's
+-- reason (shutdown, end_of_stream, ...: docs/lua-api.md, "Why an episode closed").
 --
 -- params (all optional):
 --   learn_seconds     how long the reference is learned at the start (default 3)
@@ -209,9 +212,12 @@ local function condition(m, ref)
   end
 end
 
+-- Closes the condition's episode at the last frame it held: "ended" is a close for inactivity, "relearned" is
+-- not; without a why (a stop) the host says why.
 local function close(reason, why)
   local c = keep.conditions[reason]
-  if episodes[reason] then episodes[reason]:close(c.last, why) end
+  local ep = episodes[reason]
+  if ep and why == "ended" then ep:time_out(c.last, why) elseif ep then ep:close(c.last, why) end
   episodes[reason], keep.conditions[reason] = nil, nil
 end
 
@@ -240,6 +246,7 @@ function on_frame(frame)
       if not ep and frame.ts - c.began >= (reason == "moved" and moved_ms or min_ms) then
         payload.reason = reason
         ep = vigil.episode.open(c.began, { episode_type = episode_type, payload = payload })
+        ep:preview(frame)       -- the whole view, for Watcher's list
         ep:frame_preview(frame)
         episodes[reason], c.episode = ep, ep.id
       end
@@ -273,6 +280,6 @@ end
 
 function on_stop()
   for _, reason in ipairs(REASONS) do
-    if episodes[reason] then close(reason, "stopped") end
+    if episodes[reason] then close(reason) end
   end
 end

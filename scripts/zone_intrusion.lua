@@ -5,6 +5,10 @@
 -- open, and closes quiet_ms after the last one left; closed_at is the last frame an object was seen inside.
 -- The preview is the objects inside, at the frame with the most of them (then the biggest).
 --
+-- Closes: quiet_ms after the last object left -> close_reason "timeout" (payload.close_reason "clear"); when
+-- the camera stops, at the last frame an object was seen inside with the host's reason (shutdown,
+-- end_of_stream, ...: docs/lua-api.md, "Why an episode closed").
+--
 -- params:
 --   zone          required: polygon in frame fractions, {{x, y}, {x, y}, {x, y}, ...} (at least 3 points)
 --   name          the zone's name in the payload (default "zone")
@@ -89,10 +93,12 @@ local function note_track(id)
   return true
 end
 
+-- Closes the episode at the last frame an object was inside: for inactivity ("clear"), or (no reason) at a
+-- stop, for the host to say why.
 local function close(reason)
   if episode then
     episode:set_payload(payload(0))
-    episode:close(keep.last_inside, reason)
+    if reason then episode:time_out(keep.last_inside, reason) else episode:close(keep.last_inside) end
   end
   episode = nil
   keep.episode, keep.tracks, keep.max_objects, keep.track_count = nil, {}, 0, 0
@@ -170,5 +176,5 @@ function on_reload(kept)
 end
 
 function on_stop()
-  if episode then close("stopped") end
+  if episode then close() end
 end

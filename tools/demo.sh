@@ -1,6 +1,7 @@
 #!/bin/sh
 # demo.sh — the main job with no camera and no Central: generate a clip in which a white square crosses
-# the frame between 2 s and 5 s, replay it through scripts/motion.lua, and show the episode it produced.
+# the frame between 2 s and 5 s, replay it through scripts/motion.lua, and show the episode it produced (also
+# as a page, demo-out/report/index.html).
 set -eu
 BUILD=${1:-build}
 OUT=demo-out
@@ -13,7 +14,7 @@ if [ ! -s "$CLIP" ]; then
 fi
 echo "demo: replaying $CLIP (1280x720, 8 s; a square crosses the frame from 2.0 s to 5.0 s) through scripts/motion.lua"
 "$BUILD/vigil" replay "$CLIP" --script scripts/motion.lua --media demo --out "$OUT/episodes.jsonl" \
-    --overlay "$OUT/overlay.mp4"
+    --overlay "$OUT/overlay.mp4" --report "$OUT/report"
 python3 - "$OUT/episodes.jsonl" <<'PY'
 import json, sys
 versions = [json.loads(line) for line in open(sys.argv[1])]
@@ -30,3 +31,4 @@ for eid, vs in episodes.items():
              len(vs), "yes" if "preview" in last else "no"))
 PY
 echo "demo: what the rule saw, frame by frame (motion in red, the open episode's border): $OUT/overlay.mp4"
+echo "demo: the episodes on a page (timeline, previews, payloads; opens from disk): $OUT/report/index.html"

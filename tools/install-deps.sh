@@ -9,11 +9,16 @@ libluajit-5.1-dev luajit libcurl4-openssl-dev libturbojpeg0-dev libjpeg-turbo-pr
 libcjson-dev libmicrohttpd-dev ffmpeg valgrind curl procps
 python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-gstreamer1.0-plugins-ugly gstreamer1.0-libav faketime python3-numpy"
+gstreamer1.0-plugins-ugly gstreamer1.0-libav faketime python3-numpy
+chromium"
 # Benchmarks only (`make bench` runs `install-deps.sh --bench`; `make test` never needs them): Motion, the peer
 # that tests/bench/run compares with, and perf, its profiler.
 BENCH_PACKAGES="motion linux-perf"
 if [ "${1:-}" = "--bench" ]; then PACKAGES="$PACKAGES $BENCH_PACKAGES"; fi
+# Fuzzing only (`make fuzz` runs `install-deps.sh --fuzz`; `make test` replays the corpora with gcc): clang, its
+# libFuzzer and sanitizer runtimes, and llvm-symbolizer for file:line in the reports.
+FUZZ_PACKAGES="clang libclang-rt-14-dev llvm"
+if [ "${1:-}" = "--fuzz" ]; then PACKAGES="$PACKAGES $FUZZ_PACKAGES"; fi
 
 missing=""
 for p in $PACKAGES; do

@@ -26,13 +26,13 @@ function on_frame(frame)
     end
     episode:offer_preview(frame, vigil.pad(m.box, 0.2), m.changed)
   elseif episode and frame.ts - last_seen >= quiet_ms then
-    episode:close(last_seen)
+    episode:time_out(last_seen, "quiet") -- closed for inactivity: Central's close_reason "timeout"
     episode, keep.episode = nil, nil
   end
 end
 
 -- Saving this file while an episode is open: the new version takes that episode over (else vigil closes it
--- after 5 s with close_reason "reload").
+-- after 5 s with payload.close_reason "reload").
 function on_reload(kept)
   keep, last_seen = kept, kept.last_seen
   for _, ep in ipairs(vigil.episodes()) do

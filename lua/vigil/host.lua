@@ -2,8 +2,10 @@
 -- by rules. Owns: the sandbox environment, the sandboxed require and load, and turning the JIT off for
 -- user code so the host's time budget can always stop it (see docs/lua-api.md, "Time budget").
 local host = {}
+host.files = {} -- every module file a rule required (path -> true): a change of one reloads the rule
 
 local vigil = require "vigil"
+local core = require "vigil.core"
 
 local SAFE_GLOBALS = {
   "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring", "type",
@@ -37,10 +39,16 @@ local function sandboxed_load(env, opts)
   end
 end
 
+-- A rule's file, compiled in env: read by the host (a regular file only, size-capped: a FIFO there would
+-- block in a C call no budget can cut), text chunks only.
+local function load_rule_file(path, env)
+  local text, err = core.read_file(path)
+  if not text then return nil, err end
+  return load(text, "@" .. path, "t", env)
+end
+
 local function readable(path)
-  local f = io.open(path, "r")
-  if f then f:close() end
-  return f ~= nil
+  return core.read_file(path) ~= nil
 end
 
 -- require for rules: "vigil" is the module; anything else is a .lua file beside the script. An unsafe
@@ -53,7 +61,8 @@ local function rule_require(env, dir, opts, fallback)
     local path = good and dir .. "/" .. name:gsub("%.", "/") .. ".lua"
     if fallback and not (path and readable(path)) then return fallback(name) end
     if not good then error("require: bad module name " .. tostring(name), 2) end
-    local fn, err = loadfile(path, "t", env)
+    host.files[path] = true
+    local fn, err = load_rule_file(path, env)
     if not fn then error("require '" .. name .. "': " .. err, 2) end
     local result = no_jit(fn, opts)(name)
     loaded[name] = result == nil and true or result
@@ -70,6 +79,104 @@ local function budgeted_xpcall(f, handler, ...)
   return false, handler(result[2])
 end
 
+-- Long C calls. No hook fires inside a C function, so a C call could outlast the budget: each string function
+-- that can take long checks the budget when it returns, and a pattern whose worst case (backtracking repeats
+-- on a long subject) is over PATTERN_STEPS is refused before it starts; a long sort compares in Lua, where the
+-- hook fires. What a call can allocate is held by the rule's memory cap (core/vg_script.c).
+local PATTERN_STEPS = 1e8
+local byte, sub, raw_match = string.byte, string.sub, string.match
+
+-- The end of the single-character class that starts at i (a %-escape, a [set] or one character).
+local function class_end(pattern, i)
+  local c = byte(pattern, i)
+  if c == 37 then return byte(pattern, i + 1) == 98 and i + 3 or i + 1 end -- %x, %bxy
+  if c ~= 91 then return i end
+  i = i + 1
+  if byte(pattern, i) == 94 then i = i + 1 end
+  repeat -- a ] right after [ or [^ is part of the set
+    if byte(pattern, i) == 37 then i = i + 1 end
+    i = i + 1
+  until i > #pattern or byte(pattern, i) == 93
+  return i
+end
+
+-- Repeats (*, +, -, ?) after which the pattern goes on: each may backtrack over the whole subject.
+local function repeats(pattern)
+  local count, i, n = 0, 1, #pattern
+  while i <= n do
+    i = class_end(pattern, i) + 1
+    local q = byte(pattern, i)
+    if q == 42 or q == 43 or q == 45 or q == 63 then
+      i = i + 1
+      if not raw_match(sub(pattern, i), "^%)*$") then count = count + 1 end
+    end
+  end
+  return count
+end
+
+local function check_pattern(name, subject, pattern, plain, anchorable)
+  if plain or type(subject) ~= "string" or type(pattern) ~= "string" then return end
+  local q = repeats(pattern)
+  if q == 0 then return end
+  local n = #subject
+  local steps = n ^ ((anchorable and byte(pattern, 1) == 94) and q or q + 1)
+  if steps > PATTERN_STEPS then
+    error(("%s: a pattern with %d repeats that may backtrack, on %d bytes, may take %.0e steps; a call may take %.0e"
+      .. " (shorten the subject or the pattern)"):format(name, q, n, steps, PATTERN_STEPS), 3)
+  end
+end
+
+local budget_check = core.budget_check
+local function checked(...)
+  budget_check()
+  return ...
+end
+
+local function less(a, b) return a < b end
+jit.off(less)
+
+local function guard_string(lib)
+  local find, match, gmatch, gsub, rep = lib.find, lib.match, lib.gmatch, lib.gsub, lib.rep
+  lib.find = function(s, p, init, plain)
+    check_pattern("string.find", s, p, plain, true)
+    return checked(find(s, p, init, plain))
+  end
+  lib.match = function(s, p, init)
+    check_pattern("string.match", s, p, false, true)
+    return checked(match(s, p, init))
+  end
+  lib.gmatch = function(s, p)
+    check_pattern("string.gmatch", s, p, false, false)
+    local next_match = gmatch(s, p)
+    return function() return checked(next_match()) end
+  end
+  lib.gsub = function(s, p, repl, n)
+    check_pattern("string.gsub", s, p, false, true)
+    return checked(gsub(s, p, repl, n))
+  end
+  lib.rep = function(s, n, sep) return checked(rep(s, n, sep)) end
+  return lib
+end
+
+local function guard_table(lib)
+  local sort = lib.sort
+  lib.sort = function(t, comp)
+    if comp == nil and type(t) == "table" and #t > 1000 then comp = less end
+    sort(t, comp)
+    budget_check()
+  end
+  return lib
+end
+
+-- collectgarbage without the options that would let a rule stop or retune the collector.
+local GC_OPTIONS = { count = true, collect = true, step = true }
+local function rule_collectgarbage(option, arg)
+  if option ~= nil and not GC_OPTIONS[option] then
+    error("collectgarbage: '" .. tostring(option) .. "' is not for rules (count, collect and step are)", 2)
+  end
+  return collectgarbage(option, arg)
+end
+
 local function make_env(dir, opts)
   if opts.unsafe then
     local env = setmetatable({ vigil = vigil }, { __index = _G })
@@ -81,6 +188,9 @@ local function make_env(dir, opts)
   for _, name in ipairs(SAFE_GLOBALS) do env[name] = _G[name] end
   for _, name in ipairs(SAFE_LIBS) do env[name] = copy(_G[name]) end
   env.string.dump = nil
+  guard_string(env.string)
+  guard_table(env.table)
+  env.collectgarbage = rule_collectgarbage
   env.xpcall = budgeted_xpcall
   env.os = {}
   for _, name in ipairs(SAFE_OS) do env.os[name] = os[name] end
@@ -98,7 +208,7 @@ function host.load(path, opts)
   opts = opts or {}
   if opts.keep then vigil.keep = opts.keep end -- a reload: the state the previous version kept
   local env = make_env(dirname(path), opts)
-  local fn, err = loadfile(path, "t", env)
+  local fn, err = load_rule_file(path, env)
   if not fn then error(err, 0) end
   no_jit(fn, opts)()
   return env
@@ -107,7 +217,7 @@ end
 -- Strings share one metatable; keep rules from reaching the real string library through it: methods come from
 -- a copy without dump (("").dump would otherwise hand a rule string.dump).
 do
-  local mt, methods = getmetatable(""), copy(string)
+  local mt, methods = getmetatable(""), guard_string(copy(string))
   methods.dump = nil
   mt.__index = methods
   mt.__metatable = false

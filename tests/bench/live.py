@@ -174,21 +174,23 @@ def describe_clip(path, kbps):
 
 
 class RelayServer:
-    """relay_server.py in its own process group, one mount."""
+    """relay_server.py in its own process group: one mount of clip, or the mounts given ("/main", "/sub=other.mp4":
+    relay_server.py's --mount); .urls in their order, .url the first."""
 
-    def __init__(self, clip, log_path):
+    def __init__(self, clip, log_path, mounts=()):
         self.err = open(log_path, "w")
-        self.proc = subprocess.Popen([PY, RELAY, "--file", clip, "--port", "0"], stdout=subprocess.PIPE,
-                                     stderr=self.err, text=True, start_new_session=True)
-        self.url = None
-        deadline = time.monotonic() + 30
+        cmd = [PY, RELAY, "--file", clip, "--port", "0"] + [arg for m in mounts for arg in ("--mount", m)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, text=True, start_new_session=True)
+        self.urls = []
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
             line = self.proc.stdout.readline() if ready else ""
             if line.startswith("READY "):
-                self.url = line.split()[1]
+                self.urls.append(line.split()[1])
             if line.startswith("UNITS ") or (ready and not line):
                 break
+        self.url = self.urls[0] if self.urls else None
         if not self.url:
             self.stop()
             raise RuntimeError("relay_server.py did not start: see %s" % log_path)
@@ -366,12 +368,23 @@ stream_port 0
 """
 
 
-def motion_command(tmp, url, width, height):
-    d = os.path.join(tmp, "motion")
+# With a high-resolution stream Motion detects on netcam_url and saves its pictures from netcam_high_url: the
+# event's best picture, as a rule's preview is.
+MOTION_HIGH = """netcam_high_url {high}
+netcam_high_params rtsp_transport=tcp
+picture_output best
+"""
+
+
+def motion_command(tmp, url, width, height, high_url=None, name="motion"):
+    d = os.path.join(tmp, name)
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "motion.conf")
+    text = MOTION_CONF.format(dir=d, url=url, w=width, h=height)
+    if high_url:
+        text = text.replace("picture_output off\n", "") + MOTION_HIGH.format(high=high_url)
     with open(conf, "w") as f:
-        f.write(MOTION_CONF.format(dir=d, url=url, w=width, h=height))
+        f.write(text)
     return ["motion", "-n", "-c", conf], os.path.join(d, "motion.log")
 
 

@@ -8,16 +8,20 @@ make_unseekable (a PLAY with Range never seeks the shared media), the shared REA
 
 The file's access units are read once (filesrc ! qtdemux ! h264parse, byte-stream/au, SPS/PPS before every
 IDR) into memory. Each mount's media has an appsrc whose need-data waits on the clock until its slot is due
-(slot n at running time n/fps, like a camera's sensor) and pushes the next unit: dts = n/fps, pts = dts + the
-unit's composition offset in the file, so B-frames keep their order. The file must start with an IDR and
-its length should be a whole number of GOPs: then the loop is seamless (the last unit is followed by the
-first IDR again). Media are shared: every client of a mount gets the same packets; the payloader runs once
-per mount, each client costs only its sends.
+and pushes the unit of that slot: slot k is due at realtime clock time k/fps (slots counted from the Unix
+epoch, like a camera's sensor) and carries unit k mod (units per loop), dts = k/fps - base_time, pts = dts +
+the unit's composition offset in the file, so B-frames keep their order. A mount starts at the first slot
+whose unit is a key frame. So every mount shows the same unit at the same capture time: two mounts of two
+encodings of one scene (the same frames and GOPs at two sizes: --mount /main=big.mp4 --mount /sub=small.mp4)
+are a camera's main and sub-stream from one clock. The file must start with an IDR and its length should be
+a whole number of GOPs: then the loop is seamless (the last unit is followed by the first IDR again). Media
+are shared: every client of a mount gets the same packets; the payloader runs once per mount, each client
+costs only its sends.
 
 Usage (Debian's /usr/bin/python3, it needs gi):
-    /usr/bin/python3 tests/bench/relay_server.py --file clip.mp4 [--port 0] [--mount /cam ...]
+    /usr/bin/python3 tests/bench/relay_server.py --file clip.mp4 [--port 0] [--mount /cam[=other.mp4] ...]
 prints one "READY rtsp://127.0.0.1:PORT/MOUNT" line per mount, then "UNITS n FPS f" (access units per loop,
-frame rate from the file's caps). Exits 0 on SIGTERM/SIGINT."""
+frame rate from --file's caps). Exits 0 on SIGTERM/SIGINT."""
 import argparse
 import os
 import signal
@@ -73,20 +77,24 @@ class Relay:
 
     def __init__(self, media, units, rate):
         self.units, self.dur = units, Gst.SECOND * rate[1] // rate[0]
-        self.pushed, self.last_slot = 0, -1
+        self.last_slot = -1
         media.get_element().get_by_name("relaysrc").connect("need-data", self.on_need_data)
 
     def on_need_data(self, src, _length):
         base = src.get_base_time()
-        # The first slot is "now" (running time goes on before the first need-data); later slots follow
-        # one another, so a late server sends late rather than skipping units the decoder needs.
-        slot = max(self.last_slot + 1, -(-(CLOCK.get_time() - base) // self.dur))
+        # The first slot is the next one of the clock's grid whose unit is a key frame; later slots follow one
+        # another, so a late server sends late rather than skipping units the decoder needs.
+        if self.last_slot < 0:
+            slot = -(-CLOCK.get_time() // self.dur)
+            while not self.units[slot % len(self.units)][2]:
+                slot += 1
+        else:
+            slot = self.last_slot + 1
         self.last_slot = slot
-        Gst.Clock.id_wait(CLOCK.new_single_shot_id(base + slot * self.dur))
-        data, offset, _key = self.units[self.pushed % len(self.units)]
-        self.pushed += 1
+        Gst.Clock.id_wait(CLOCK.new_single_shot_id(slot * self.dur))
+        data, offset, _key = self.units[slot % len(self.units)]
         buf = Gst.Buffer.new_wrapped(data)
-        buf.dts, buf.pts, buf.duration = slot * self.dur, slot * self.dur + offset, self.dur
+        buf.dts, buf.pts, buf.duration = slot * self.dur - base, slot * self.dur - base + offset, self.dur
         src.emit("push-buffer", buf)
 
 
@@ -94,7 +102,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--file", required=True, help="MP4 (or other qtdemux input) with one H.264 stream")
     ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
-    ap.add_argument("--mount", action="append", help="repeatable; default /cam")
+    ap.add_argument("--mount", action="append", help="/PATH or /PATH=FILE (its own file), repeatable; default /cam")
     ap.add_argument("--rtcp-interval", type=float, default=1.0, help="RTCP min interval in seconds")
     a = ap.parse_args()
     units, rate = read_units(os.path.abspath(a.file))
@@ -102,15 +110,21 @@ def main():
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(a.port))
-    mounts = ["/" + m.lstrip("/") for m in (a.mount or ["/cam"])]
-    for m in mounts:
+    mounts = []
+    for spec in a.mount or ["/cam"]:
+        path, _, other = spec.partition("=")
+        mine = read_units(os.path.abspath(other)) if other else (units, rate)
+        if mine[1] != rate:
+            raise SystemExit("relay_server: %s has %d/%d fps, --file %d/%d: one clock needs one rate" % (
+                other, mine[1][0], mine[1][1], rate[0], rate[1]))
+        mounts.append("/" + path.lstrip("/"))
         f = GstRtspServer.RTSPMediaFactory()
         f.set_launch(LAUNCH)
         f.set_shared(True)
         f.set_media_gtype(TestMedia.__gtype__)
         f.set_clock(CLOCK)
-        f.connect("media-configure", lambda _f, media: (make_unseekable(media), Relay(media, units, rate)))
-        server.get_mount_points().add_factory(m, f)
+        f.connect("media-configure", lambda _f, media, mine=mine: (make_unseekable(media), Relay(media, *mine)))
+        server.get_mount_points().add_factory(mounts[-1], f)
     if server.attach(None) == 0:
         raise SystemExit("relay_server: cannot listen on 127.0.0.1:%d" % a.port)
     GLib.timeout_add_seconds(2, lambda: server.get_session_pool().cleanup() >= 0)

@@ -97,6 +97,12 @@ def check_config_example(t, path, server, services):
         t.check(len(newest) == opened and len(closed) == opened,
                 "%s: every episode reached Central (key from the key file), closed, before exit: %d of %d"
                 % (name, len(closed), opened))
+        said = {kind: {m.group(1) for l in lines for m in [re.search(r" info: episode (\d+) %s: " % kind, l)] if m}
+                for kind in ("opened", "closed")}
+        ids = {str(r["episode_id"]) for r in newest.values()}
+        t.check(said["opened"] == ids and said["closed"] == ids,
+                "%s: the log says each episode opened and closed, with its exact id, while Central is the sink: %s"
+                % (name, {k: len(v) for k, v in said.items()}))
     return opened if services.get("stubs") else 0
 
 
@@ -154,6 +160,14 @@ def check_offline_rule(t):
         t.check(abs(ep["opened_at"] - enter) <= 3 * 40 and abs(ep["closed_at"] - leave) <= 3 * 40,
                 "offline-rule: the episode spans the box's passage through the zone, within 3 frames")
         t.check(ep.get("preview"), "offline-rule: the episode has a preview")
+    cmd = readme_command(os.path.join(here, "README.md"), "python3 -c")
+    if t.check(cmd, "offline-rule: the README shows how to list the episodes"):
+        with open(out) as f:
+            r = subprocess.run(shlex.split(cmd.rsplit("<", 1)[0]), stdin=f, capture_output=True, text=True)
+        ids = {str(v["episode_id"]) for v, _ in read_versions(out)}
+        listed = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+        t.check(r.returncode == 0 and listed and listed == ids,
+                "offline-rule: the README's listing prints the ids exactly: %s vs %s %s" % (listed, ids, r.stderr[-200:]))
 
 
 def main():

@@ -6,10 +6,20 @@ they run, the file is replaced the way editors save it (write a temporary file, 
 syntax error, then with version 2. Checked: the broken version is refused with file:line and version 1 keeps
 running; version 2 takes over between two frames with the open episode and vigil.keep handed to it (one
 episode, its frame counter without a gap); the camera kept its one RTSP session (1 connection, 0 lost); the
-pinned camera never reloads and stays on version 1."""
+pinned camera never reloads and stays on version 1.
+
+Reload scope: a third camera, "other", runs other.lua from the same directory, which requires helper.lua. Saving
+rule.lua reloads neither it nor the pinned one; saving helper.lua reloads "other" once and not "watched"."""
 from vigiltest import (Suite, write, read_versions, by_episode, replace_atomically, RELOAD_V1 as V1,
                        RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
 from livetest import Output, Run, Server, config
+
+OTHER = """
+local vigil = require "vigil"
+local helper = require "helper"
+function on_frame(frame) end
+function on_reload(keep) vigil.log("other took over with helper " .. helper.version) end
+"""
 
 # Each step waits for the event the step before caused (frames, a log line), never for a fixed time.
 PINNED_LEAST = 100  # frames of the pinned camera
@@ -24,11 +34,14 @@ def payloads(out, media):
 def main():
     t = Suite("live_reload")
     rule = write(t.path("rule.lua"), V1)
+    write(t.path("other.lua"), OTHER)
+    helper = write(t.path("helper.lua"), "return {version = 1}\n")
     server = Server(t, "live", ["/cam"], stamp=False)
     try:
         cfg, out = config(t, "reload", [
             {"media": "watched", "url": server.url(), "script": "rule.lua"},
             {"media": "pinned", "url": server.url(), "script": "rule.lua", "watch": False},
+            {"media": "other", "url": server.url(), "script": "other.lua"},
         ])
         v = Run(cfg)
         output = Output(out)
@@ -43,6 +56,8 @@ def main():
         replace_atomically(rule, V2)
         t.check(v.wait_line(lambda l: "v2 took over" in l), "version 2 is loaded")
         v.until(lambda: len(frames("watched", 2)) >= AFTER_V2 and len(frames("pinned")) >= PINNED_LEAST)
+        replace_atomically(helper, "return {version = 2}\n")
+        t.check(v.wait_line(lambda l: "other took over with helper 2" in l), "saving helper.lua reloads other.lua")
         rc, err = v.stop()
     finally:
         server.stop()
@@ -71,7 +86,11 @@ def main():
     t.check(len(pinned) >= PINNED_LEAST and all(p["version"] == 1 for p in pinned),
             "pinned: stays on version 1 (%d frames)"
             % len(pinned))
-    t.check(not any(l.startswith("pinned ") and "reload" in l for l in lines), "pinned: never reloads")
+    t.check(not any(l.startswith("pinned ") and ("reloaded" in l or "reload failed" in l) for l in lines),
+            "pinned: never reloads")
+    other = [l for l in lines if l.startswith("other ") and ("reload" in l or "took over" in l)]
+    t.check(len(other) == 2 and "helper 2" in other[0] and "reloaded" in other[1],
+            "other: reloaded once, by its own module, never by rule.lua beside it: %r" % other)
     t.done()
 
 

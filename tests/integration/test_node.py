@@ -5,7 +5,7 @@ A fake config_external (http.server on loopback, in this test, Bearer key checke
 changes while vigil runs; the cameras are on the real RTSP server (tests/servers/rtsp_server.py). Checked:
 - the list's streams start, each with the rule node.stream_scripts gives it (a glob entry, then the default);
   a config-file camera runs beside them, and a Central stream with the same name is refused (the file wins,
-  said once); removing a stream stops its camera (its open episode closes with close_reason "timeout"), a
+  said once); removing a stream stops its camera (its open episode closes with payload.close_reason "removed"), a
   changed URL restarts that camera only ("restart"), a new name starts one; a failing config_external keeps
   the set and is logged once when it starts failing and once when it recovers; a SIGHUP whose file takes a
   name of Central's and drops its own camera hands each name over (the file still wins);
@@ -313,14 +313,14 @@ def check_lifecycle(t, versions):
     tags = {}
     for rec, _ in versions:
         tags.setdefault(rec["media"], set()).add(rec["payload"].get("tag"))
-    t.check(reasons.get("cam2") == ["timeout"], "cam2, removed from the list: its session closed with timeout: %s"
+    t.check(reasons.get("cam2") == ["removed"], "cam2, removed from the list: its session closed as removed: %s"
             % reasons.get("cam2"))
     t.check(reasons.get("lobby-1") == ["restart", "shutdown"],
             "lobby-1, URL changed: closed with restart, ran again until shutdown: %s" % reasons.get("lobby-1"))
-    t.check(reasons.get("cam3") == ["timeout", "shutdown"] and session_tags(s, "cam3") == ["default", "file"],
+    t.check(reasons.get("cam3") == ["removed", "shutdown"] and session_tags(s, "cam3") == ["default", "file"],
             "cam3, added by Central, then taken by the file at SIGHUP: %s, %s" % (reasons.get("cam3"),
                                                                                  session_tags(s, "cam3")))
-    t.check(reasons.get("filecam") == ["timeout", "shutdown"] and session_tags(s, "filecam") == ["file", "default"],
+    t.check(reasons.get("filecam") == ["removed", "shutdown"] and session_tags(s, "filecam") == ["file", "default"],
             "filecam, the file's until SIGHUP dropped it, then Central's: %s, %s" % (reasons.get("filecam"),
                                                                                     session_tags(s, "filecam")))
     t.check(tags == {"filecam": {"file", "default"}, "cam2": {"default"}, "cam3": {"default", "file"},
@@ -436,8 +436,8 @@ def second_run(t, url, external, cfg, out, node_port, versions):
     t.check(not differ, "each is the complete newest version (%d differ)" % len(differ))
     t.check(both and gone, "second run: Central's cam2 came up beside the file's cam3, then stopped when removed")
     later = sessions([(r, raw) for r, raw in read_versions(out) if r["episode_id"] not in newest])
-    t.check([r["payload"].get("close_reason") for r in later.get("cam2", [])] == ["timeout"],
-            "second run: cam2's session closed with timeout: %s" % later.get("cam2"))
+    t.check([r["payload"].get("close_reason") for r in later.get("cam2", [])] == ["removed"],
+            "second run: cam2's session closed as removed: %s" % later.get("cam2"))
     t.check(rc == 0 and "Sanitizer" not in err and "runtime error" not in err,
             "second run%s: clean exit (rc %s): %s" % (" (ASan+UBSan)" if VIGIL_ASAN else "", rc, err[-3000:]))
 

@@ -3,11 +3,9 @@ failing callback leaves no half-made episode; errors are logged once with file:l
 sandbox holds; rules require helpers from their own directory; hot reload keeps the old version on a broken
 edit and hands open episodes and vigil.keep to a good one."""
 import os
-import subprocess
-import threading
 
 from vigiltest import (SLACK_S, SRC, Suite, make_clip, write, run, read_versions, by_episode, replace_atomically,
-                       wait_for, VIGIL, RELOAD_V1 as V1, RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
+                       wait_for, VIGIL, WatchedReplay, RELOAD_V1 as V1, RELOAD_BROKEN as BROKEN, RELOAD_V2 as V2)
 
 ERROR_LOG_INTERVAL_S = 10  # operations.md: "a rule's errors at most once per 10 s per camera"
 
@@ -149,31 +147,6 @@ def test_jit(t, clip):
     t.check(fast.returncode == 0 and len(recs) == 1 and "over the time budget" not in fast.stderr,
             "jit on: the loop runs to its end (%d episodes): %r" % (len(recs), fast.stderr[-300:]))
     t.check("spin.lua runs compiled: its 20 ms budget cannot cut loops" in fast.stderr, "jit on: a warning says so")
-
-
-class WatchedReplay:
-    """`vigil replay CLIP --realtime --watch` of a rule, its log read as it comes (lines), until finish()."""
-
-    def __init__(self, clip, rule, out):
-        self.out = out
-        self.proc = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
-                                      "--out", out], stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
-        self.reader.start()
-
-    def running_after(self, cond):
-        """cond() came true while the replay still runs (waits for it; the wait only bounds a hang)."""
-        return wait_for(lambda: cond() or self.proc.poll() is not None, step=0.05) and self.proc.poll() is None
-
-    def wrote(self):
-        return self.running_after(lambda: os.path.exists(self.out) and os.path.getsize(self.out))
-
-    def finish(self):
-        """(exit status, whole log) once the replay ends."""
-        self.proc.wait(timeout=60)
-        self.reader.join()
-        return self.proc.returncode, "".join(self.lines)
 
 
 ABANDONER_V1 = """

@@ -168,6 +168,11 @@ def check_time(t, rule, what, got, truth_frame, label):
             % (label, what, got, truth_frame, truth_frame * FRAME_MS, err))
 
 
+def reasons(version):
+    """(Central's close_reason, the finer payload.close_reason) of a version (docs/lua-api.md, "Why an episode closed")."""
+    return version.get("close_reason"), version.get("payload", {}).get("close_reason")
+
+
 def central_detection(d, version):
     """One item of Central's detections: a known class, seen at a frame of the episode, a box in fractions."""
     box = d.get("appearance", {}).get("box", {})
@@ -252,7 +257,7 @@ def test_zone_intrusion(t):
             t.check(p.get("max_objects") == most, "%s: max_objects %s, truth %d" % (l, p.get("max_objects"), most))
             t.check(len(p.get("tracks", [])) == len(names) and p.get("track_count") == len(names),
                     "%s: track ids %s for %d objects" % (l, p.get("tracks"), len(names)))
-            t.check(p.get("close_reason") in ("clear", "end_of_stream", "stopped"), "%s: close reason %s" % (l, p.get("close_reason")))
+            t.check(reasons(vs[-1]) in (("timeout", "clear"), (None, "end_of_stream")), "%s: close reasons %s" % (l, reasons(vs[-1])))
             img = decode(t, vs[-1].get("preview"), l)
             if img:
                 t.check(0.05 < white_fraction(img) < 0.9, "%s: the preview shows the object (%.2f white)" % (l, white_fraction(img)))
@@ -342,6 +347,7 @@ def test_line_crossing(t):
             t.check(p.get("direction") == direction, "%s: direction %s, truth %s" % (l, p.get("direction"), direction))
             t.check(p.get("counts") == counts, "%s: counts %s, truth %s" % (l, p.get("counts"), counts))
             t.check(p.get("line") == "door" and v["episode_type"] == "line_crossing", "%s: line name and type" % l)
+            t.check(reasons(v) == (None, "crossed"), "%s: close reasons %s: no inactivity" % (l, reasons(v)))
             tracks.setdefault(name, set()).add(p.get("track"))
             img = decode(t, v.get("preview"), l)
             if img:
@@ -388,7 +394,7 @@ def test_loitering(t):
         check_time(t, "loitering", "first version (dwell reached)", vs[0]["updated_at"], first + limit, l)
         check_time(t, "loitering", "closed_at", vs[-1].get("closed_at"), last, l)
         p = vs[-1]["payload"]
-        t.check(p.get("close_reason") == reason, "%s: close reason %s, truth %s" % (l, p.get("close_reason"), reason))
+        t.check(reasons(vs[-1]) == ("timeout", reason), "%s: close reasons %s, truth timeout, %s" % (l, reasons(vs[-1]), reason))
         t.check(p.get("zone") == "bench" and vs[-1]["episode_type"] == "loitering", "%s: zone name and type" % l)
         t.check(abs(p.get("dwell_ms", 0) - (last - first) * FRAME_MS) <= MAX_ERR * FRAME_MS,
                 "%s: dwell_ms %s, truth %d" % (l, p.get("dwell_ms"), (last - first) * FRAME_MS))
@@ -446,7 +452,7 @@ def test_tamper(t):
         held = 1500 // FRAME_MS if reason == "moved" else min_frames  # moved must hold moved_ms
         check_time(t, "tamper", "first version (held min_ms, moved_ms)", vs[0]["updated_at"], first + held, l)
         check_time(t, "tamper", "closed_at", vs[-1].get("closed_at"), last, l)
-        t.check(p.get("close_reason") == "ended", "%s: close reason %s" % (l, p.get("close_reason")))
+        t.check(reasons(vs[-1]) == ("timeout", "ended"), "%s: close reasons %s" % (l, reasons(vs[-1])))
         img = decode(t, vs[-1].get("frame_preview"), l + " frame preview")
         if img:
             t.check(img[0] >= 320 and abs(img[0] / img[1] - W / H) < 0.05, "%s: whole-frame preview %dx%d" % (l, img[0], img[1]))

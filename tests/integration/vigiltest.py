@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -199,3 +200,28 @@ function on_frame(frame)
   ep:extend(frame)
 end
 """
+
+
+class WatchedReplay:
+    """`vigil replay CLIP --realtime --watch` of a rule, its log read as it comes (lines), until finish()."""
+
+    def __init__(self, clip, rule, out):
+        self.out = out
+        self.proc = subprocess.Popen([VIGIL, "replay", clip, "--script", rule, "--realtime", "--watch", "--start", "0",
+                                      "--out", out], stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self.reader.start()
+
+    def running_after(self, cond):
+        """cond() came true while the replay still runs (waits for it; the wait only bounds a hang)."""
+        return wait_for(lambda: cond() or self.proc.poll() is not None, step=0.05) and self.proc.poll() is None
+
+    def wrote(self):
+        return self.running_after(lambda: os.path.exists(self.out) and os.path.getsize(self.out))
+
+    def finish(self):
+        """(exit status, whole log) once the replay ends."""
+        self.proc.wait(timeout=60)
+        self.reader.join()
+        return self.proc.returncode, "".join(self.lines)

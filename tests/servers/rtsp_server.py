@@ -14,6 +14,10 @@ prints one line per mount once the server listens:
     READY rtsp://127.0.0.1:8554/cam1
     READY rtsp://127.0.0.1:8554/cam2
 
+A mount may give its own picture size, frame rate and, with --stamp, an output
+delay: --mount /main:1280x720 --mount /sub:320x180 --mount /late:1280x720:delay=3
+(PATH[:WxH][:fps=N][:delay=S]; defaults: --width x --height, --fps, no delay).
+
 What it guarantees (tests rely on these):
   * every mount serves a LIVE H.264 stream (x264enc tune=zerolatency, no
     B-frames unless --bframes N (then main profile, N B-frames between P-frames),
@@ -49,7 +53,15 @@ What it guarantees (tests rely on these):
     buffer's pts + base_time on the realtime clock, i.e. exactly what the RTCP
     sender reports map the frame's RTP timestamp to, so a client that stamps
     frames from the SRs can check itself frame by frame (one frame late =
-    +1000/fps ms);
+    +1000/fps ms).  Stamped frames fall on one grid of the realtime clock
+    (capture times are whole multiples of 1/fps since the Unix epoch), so
+    every mount of every --stamp server shows the same capture times, each
+    at its own size: a picture of one mount and the picture of another with
+    the same capture time show the same instant;
+  * delay=S on a --stamp mount pushes each frame S seconds after its capture
+    time (its RTP time and the SRs still say the capture time): a stream that
+    lags by S seconds.  SIGUSR1 drops every mount's delay to 0: the frames
+    held back go out at once and the stream is live again;
   * SRs map RTP time to capture time (rtpsession rtcp-sync-send-time=false):
     with the default (send time) the mapping moved by half a frame as soon
     as a UDP client joined a shared media that also had a TCP client.
@@ -59,6 +71,7 @@ Exits 0 on SIGTERM/SIGINT.
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
@@ -146,8 +159,8 @@ class Settings:
         self.rtcp_interval_ns = int(a.rtcp_interval * Gst.SECOND)
         self.epoch = time.time()  # faked under libfaketime, like CLOCK
 
-    def launch(self):
-        w, h, fps = self.width, self.height, self.fps
+    def launch(self, mount):
+        w, h, fps = mount.width, mount.height, mount.fps
         caps = "video/x-raw,width=%d,height=%d,framerate=%d/1" % (w, h, fps)
         if self.file:
             src = "intervideosrc channel=%s timeout=%d" % (FILE_CHANNEL, 5 * Gst.SECOND)
@@ -169,6 +182,35 @@ class Settings:
                 "videotestsrc is-live=true pattern=solid-color foreground-color=0xffffffff ! "
                 "video/x-raw,format=AYUV,width=%d,height=%d,framerate=%d/1 ! mix.sink_1 )"
                 % (caps, tail, src, caps, bw, bh, fps))
+
+
+class Mount:
+    """One --mount: PATH[:WxH][:fps=N][:delay=S]. delay (seconds, --stamp only) is read at every frame, so
+    SIGUSR1 can drop it while the mount plays."""
+
+    def __init__(self, spec, settings):
+        parts = spec.split(":")
+        self.path = parts[0] if parts[0].startswith("/") else "/" + parts[0]
+        self.width, self.height, self.fps, self.delay = settings.width, settings.height, settings.fps, 0.0
+        for part in parts[1:]:
+            size = re.fullmatch(r"(\d+)x(\d+)", part)
+            if size:
+                self.width, self.height = int(size.group(1)), int(size.group(2))
+                if self.width < 32 or self.height < 32 or self.width % 2 or self.height % 2:
+                    raise SystemExit("rtsp_server: --mount %s: the size must be even and at least 32x32" % spec)
+            elif re.fullmatch(r"fps=\d+", part) and int(part[4:]) > 0:
+                self.fps = int(part[4:])
+            elif part.startswith("delay="):
+                try:
+                    self.delay = float(part[len("delay="):])
+                except ValueError:
+                    raise SystemExit("rtsp_server: --mount %s: %r is not a number of seconds" % (spec, part))
+            else:
+                raise SystemExit("rtsp_server: --mount %s: %r is not WxH, fps=N or delay=S" % (spec, part))
+        if self.delay and not settings.stamp:
+            raise SystemExit("rtsp_server: --mount %s: delay needs --stamp" % spec)
+        if self.delay < 0:
+            raise SystemExit("rtsp_server: --mount %s: delay must not be negative" % spec)
 
 
 class TestMedia(GstRtspServer.RTSPMedia):
@@ -219,15 +261,15 @@ def make_unseekable(media):
     pad.add_probe(Gst.PadProbeType.EVENT_UPSTREAM, on_event)
 
 
-def attach_box(media, settings):
+def attach_box(media, settings, mount):
     """Drive the compositor's box pad (position/alpha) from buffer times."""
     mix = media.get_element().get_by_name("mix")
     pad = mix.get_static_pad("sink_1")
     pad.set_property("zorder", 1)
     pad.set_property("alpha", 0.0)
     appear, leave = settings.box
-    span_x = settings.width - max(8, settings.width // 8)
-    pad.set_property("ypos", (settings.height - max(8, settings.height // 8)) // 2)
+    span_x = mount.width - max(8, mount.width // 8)
+    pad.set_property("ypos", (mount.height - max(8, mount.height // 8)) // 2)
 
     def probe(p, info):
         buf = info.get_buffer()
@@ -253,20 +295,23 @@ def attach_box(media, settings):
 class StampSource:
     """--stamp: feeds the media's appsrc with frames made here, each showing its capture time.
 
-    Frame n of the pipeline is due at running time n/fps; need-data waits for
-    that moment on the realtime clock (like a camera's sensor), then pushes a
-    frame with that pts whose bits say round((base_time + pts) / 1 ms).  The
-    first frame is the one due next when the media starts; after it every
-    frame is made, in order: a frame asked for late (GStreamer is busy, the
-    machine is loaded) is pushed at once with its own capture time, never
-    skipped.  --gap-after-first N skips N frames after the first on purpose
-    (an encoder that drops frames), the only gap this source ever makes.  The
-    connected handler keeps this object alive as long as the appsrc.
+    Frame k is due at realtime clock time k/fps (slots counted from the Unix
+    epoch, so every mount and every server on this clock shares them);
+    need-data waits for that moment (like a camera's sensor), plus the
+    mount's delay, then pushes a frame with pts = k/fps - base_time whose bits
+    say round(k/fps / 1 ms).  The first frame is the one due next when the
+    media starts; after it every frame is made, in order: a frame asked for
+    late (GStreamer is busy, the machine is loaded) is pushed at once with its
+    own capture time, never skipped.  --gap-after-first N skips N frames after
+    the first on purpose (an encoder that drops frames), the only gap this
+    source ever makes.  The connected handler keeps this object alive as long
+    as the appsrc.
     """
 
-    def __init__(self, media, settings):
-        self.width, self.height = settings.width, settings.height
-        self.dur = Gst.SECOND // settings.fps
+    def __init__(self, media, settings, mount):
+        self.mount = mount
+        self.width, self.height = mount.width, mount.height
+        self.dur = Gst.SECOND // mount.fps
         self.gap_after_first = settings.gap_after_first
         self.block = self.width // 32
         self.band = max(8, self.width // 32)
@@ -284,35 +329,35 @@ class StampSource:
         return (self.row(bits) * self.band + self.row([1 - b for b in bits]) * self.band
                 + self.rest + self.chroma)
 
-    def next_frame(self, base):
+    def next_frame(self):
         if self.last_n is None:
-            return -(-(CLOCK.get_time() - base) // self.dur)
+            return -(-CLOCK.get_time() // self.dur)  # the next slot of the clock's grid
         if self.last_n == self.first_n:
             return self.last_n + 1 + self.gap_after_first
         return self.last_n + 1
 
     def on_need_data(self, src, _length):
         base = src.get_base_time()
-        n = self.next_frame(base)
+        n = self.next_frame()
         if self.last_n is None:
             self.first_n = n
         self.last_n = n
-        pts = n * self.dur
+        capture = n * self.dur
         # A clock wait, not time.sleep: libfaketime breaks Python's sleep (EINVAL). A time already past
         # returns at once (EARLY): the frame goes out late, stamped with when it was due.
-        Gst.Clock.id_wait(CLOCK.new_single_shot_id(base + pts))
-        buf = Gst.Buffer.new_wrapped(self.frame(((base + pts + 500000) // 1000000) & 0xFFFFFFFF))
-        buf.pts, buf.duration = pts, self.dur
+        Gst.Clock.id_wait(CLOCK.new_single_shot_id(capture + int(self.mount.delay * Gst.SECOND)))
+        buf = Gst.Buffer.new_wrapped(self.frame(((capture + 500000) // 1000000) & 0xFFFFFFFF))
+        buf.pts, buf.duration = capture - base, self.dur
         src.emit("push-buffer", buf)
 
 
-def configure(media, settings):
+def configure(media, settings, mount):
     """media-configure handler: runs once per (shared) media pipeline."""
     make_unseekable(media)
     if settings.box:
-        attach_box(media, settings)
+        attach_box(media, settings, mount)
     if settings.stamp:
-        StampSource(media, settings)
+        StampSource(media, settings, mount)
 
 
 class FileLoop:
@@ -366,7 +411,8 @@ class FileLoop:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=8554, help="0 = pick a free port")
-    ap.add_argument("--mount", action="append", help="repeatable; default /cam")
+    ap.add_argument("--mount", action="append",
+                    help="PATH[:WxH][:fps=N][:delay=S], repeatable; default /cam at --width x --height, --fps")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=360)
     ap.add_argument("--fps", type=int, default=25)
@@ -388,7 +434,7 @@ def main():
                     help="exit when the parent process dies (automatic under faketime)")
     a = ap.parse_args()
     settings = Settings(a)
-    mounts = a.mount or ["/cam"]
+    mounts = [Mount(spec, settings) for spec in (a.mount or ["/cam"])]
 
     loop = GLib.MainLoop()
     file_loop = FileLoop(a.file, settings) if a.file else None
@@ -397,18 +443,16 @@ def main():
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(a.port))
-    launch = settings.launch()
-    log("pipeline: " + launch)
     for m in mounts:
-        if not m.startswith("/"):
-            m = "/" + m
+        launch = settings.launch(m)
+        log("pipeline %s: %s" % (m.path, launch))
         f = GstRtspServer.RTSPMediaFactory()
         f.set_launch(launch)
         f.set_shared(True)
         f.set_media_gtype(TestMedia.__gtype__)
         f.set_clock(CLOCK)
-        f.connect("media-configure", lambda _f, media: configure(media, settings))
-        server.get_mount_points().add_factory(m, f)
+        f.connect("media-configure", lambda _f, media, m=m: configure(media, settings, m))
+        server.get_mount_points().add_factory(m.path, f)
 
     if server.attach(None) == 0:
         raise SystemExit("rtsp_server: cannot listen on 127.0.0.1:%d" % a.port)
@@ -417,7 +461,7 @@ def main():
 
     port = server.get_bound_port()
     for m in mounts:
-        print("READY rtsp://127.0.0.1:%d%s" % (port, m if m.startswith("/") else "/" + m))
+        print("READY rtsp://127.0.0.1:%d%s" % (port, m.path))
     print("EPOCH %.6f" % settings.epoch)
     sys.stdout.flush()
 
@@ -426,6 +470,13 @@ def main():
         return GLib.SOURCE_REMOVE
     GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, quit_)
     GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, quit_)
+
+    def catch_up(*_):
+        for m in mounts:
+            m.delay = 0.0
+        log("SIGUSR1: every mount is live now (delay 0)")
+        return GLib.SOURCE_CONTINUE
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGUSR1, catch_up)
     die_with_parent(a.die_with_parent)  # after the handlers: a SIGTERM quits cleanly
     loop.run()
     if file_loop:

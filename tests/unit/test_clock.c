@@ -1,6 +1,6 @@
 /* test_clock.c — frame time: files (start + pts), live streams from PRFT side data with the parser's
  * one-packet lag, packets held before the first sender report, the local fallback, sender clock steps,
- * the skew warning, and time that never goes backwards across reconnects. */
+ * the skew warning, time that never goes backwards across reconnects, and the unclamped wall time of a pts. */
 #include <libavcodec/defs.h>
 
 #include "check.h"
@@ -94,6 +94,21 @@ static void test_never_backwards_and_steps(void) {
     CHECK_INT(vg_clock_stamp(&c, 5 * FRAME), WALL / 1000 + 10000 + 200);
 }
 
+/* B-frames come after a later frame in decode order: vg_clock_wall_ms gives each its own time, with no clamp and
+ * no change to what vg_clock_stamp hands out next. */
+static void test_wall_ms_unclamped(void) {
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 1);
+    observe(&c, 0, WALL + 40000, WALL);
+    observe(&c, FRAME, WALL + 80000, WALL);
+    CHECK_INT(vg_clock_stamp(&c, 3 * FRAME), WALL / 1000 + 120);
+    CHECK_INT(vg_clock_wall_ms(&c, FRAME), WALL / 1000 + 40);      /* earlier than the last stamp: its own time */
+    CHECK_INT(vg_clock_wall_ms(&c, 2 * FRAME), WALL / 1000 + 80);
+    CHECK_INT(vg_clock_stamp(&c, 4 * FRAME), WALL / 1000 + 160);   /* stamping goes on as before */
+    CHECK_INT(vg_clock_stamp(&c, 2 * FRAME), WALL / 1000 + 160);   /* and still never backwards */
+}
+
 static void test_local_fallback_then_reports(void) {
     vg_clock c;
     vg_clock_init_live(&c, "cam");
@@ -179,6 +194,7 @@ int main(void) {
     test_prft_lags_one_packet();
     test_prft_own_packet();
     test_never_backwards_and_steps();
+    test_wall_ms_unclamped();
     test_local_fallback_then_reports();
     test_no_skew_from_late_reads();
     test_skew_and_sessions();

@@ -152,6 +152,124 @@ static void test_bad_input(vg_snowflake *ids) {
     vg_book_free(book); /* frees what is still open */
 }
 
+static const char *json_str(const cJSON *obj, const char *path) {
+    char key[64];
+    snprintf(key, sizeof key, "%s", path);
+    char *dot = strchr(key, '.');
+    if (dot) {
+        *dot = 0;
+        return json_str(cJSON_GetObjectItemCaseSensitive(obj, key), dot + 1);
+    }
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+/* The close reason of a body: "top|payload" (top-level close_reason, payload.close_reason; "-" when absent). */
+static const char *reasons(const char *body, char *out, size_t len) {
+    cJSON *obj = cJSON_Parse(body);
+    const char *top = json_str(obj, "close_reason"), *fine = json_str(obj, "payload.close_reason");
+    snprintf(out, len, "%s|%s", top ? top : "-", fine ? fine : "-");
+    cJSON_Delete(obj);
+    return out;
+}
+
+static void test_close_reasons(vg_snowflake *ids) {
+    /* Central's close_reason is "timeout" for a close for inactivity only; the finer reason is the payload's */
+    collected got = {0};
+    char err[256], r[64];
+    vg_episode_book *book = vg_book_new("cam5", ids, collect, &got);
+    vg_episode *quiet = vg_episode_open(book, 10, NULL, cJSON_Parse("{\"n\":1}"), err, sizeof err);
+    vg_episode *bare = vg_episode_open(book, 10, NULL, NULL, err, sizeof err);
+    vg_episode *central = vg_episode_open(book, 10, NULL, NULL, err, sizeof err);
+    vg_episode *relearned = vg_episode_open(book, 10, NULL, NULL, err, sizeof err);
+    vg_episode *plain = vg_episode_open(book, 10, NULL, NULL, err, sizeof err);
+    vg_episode_retain(quiet); /* as a script's handle does: readable after close */
+    vg_book_commit(book);
+    CHECK_INT(vg_episode_time_out(quiet, 20, "quiet", err, sizeof err), 0);
+    CHECK_INT(vg_episode_time_out(bare, 20, NULL, err, sizeof err), 0);
+    CHECK_INT(vg_episode_close(central, 20, "timeout", err, sizeof err), 0);
+    CHECK_INT(vg_episode_close(relearned, 20, "relearned", err, sizeof err), 0);
+    CHECK_INT(vg_episode_close(plain, 20, NULL, err, sizeof err), 0);
+    CHECK_INT(vg_book_commit(book), 5);
+    CHECK_STR(reasons(got.bodies[0], r, sizeof r), "-|-"); /* open: no reason at all */
+    CHECK_STR(reasons(got.bodies[5], r, sizeof r), "timeout|quiet");
+    CHECK(strstr(got.bodies[5], "\"n\":1") != NULL);      /* the rule's payload stays */
+    CHECK_STR(reasons(got.bodies[6], r, sizeof r), "timeout|timeout");
+    CHECK_STR(reasons(got.bodies[7], r, sizeof r), "timeout|timeout");
+    CHECK_STR(reasons(got.bodies[8], r, sizeof r), "-|relearned");
+    CHECK_STR(reasons(got.bodies[9], r, sizeof r), "-|-");
+    CHECK_INT(vg_episode_time_out(quiet, 30, "again", err, sizeof err), -1); /* closed once */
+    vg_episode_release(quiet);
+    collected_free(&got);
+    vg_book_free(book);
+}
+
+static void test_stop_reasons(vg_snowflake *ids) {
+    /* at a stop, what on_stop closes without a reason is closed at the rule's time with the stop's reason */
+    collected got = {0};
+    char err[256], r[64];
+    vg_episode_book *book = vg_book_new("cam6", ids, collect, &got);
+    vg_episode *ruled = vg_episode_open(book, 100, NULL, NULL, err, sizeof err);
+    vg_episode *own = vg_episode_open(book, 100, NULL, NULL, err, sizeof err);
+    vg_episode *left = vg_episode_open(book, 100, NULL, NULL, err, sizeof err);
+    uint64_t ruled_id = vg_episode_id(ruled), left_id = vg_episode_id(left);
+    vg_book_commit(book);
+    vg_book_begin_stop(book);
+    CHECK_INT(vg_episode_close(ruled, 150, NULL, err, sizeof err), 0);
+    CHECK_INT(vg_episode_close(own, 160, "mine", err, sizeof err), 0);
+    CHECK_INT(vg_book_commit(book), 1); /* "mine" goes at once; ruled waits for the stop's reason */
+    CHECK_STR(reasons(got.bodies[3], r, sizeof r), "-|mine");
+    CHECK_INT(vg_book_close_all(book, 900, "shutdown"), 2);
+    CHECK_INT(got.count, 6);
+    CHECK_U64(got.meta[4].episode_id, ruled_id);
+    CHECK_STR(reasons(got.bodies[4], r, sizeof r), "-|shutdown");
+    CHECK_INT(json_int(got.bodies[4], "closed_at"), 150); /* the rule's time, not the last frame */
+    CHECK_U64(got.meta[5].episode_id, left_id);
+    CHECK_STR(reasons(got.bodies[5], r, sizeof r), "-|shutdown");
+    CHECK_INT(json_int(got.bodies[5], "closed_at"), 900); /* left open by the rule: the last frame */
+    CHECK_INT(vg_book_open_count(book), 0);
+    /* a stop after which a callback fails drops the held close with the rest: the host closes it at the end */
+    vg_episode *again = vg_episode_open(book, 1000, NULL, NULL, err, sizeof err);
+    vg_book_commit(book);
+    vg_book_begin_stop(book);
+    vg_episode_close(again, 1100, NULL, err, sizeof err);
+    vg_book_rollback(book);
+    CHECK_INT(vg_book_close_all(book, 1200, "timeout"), 1);
+    CHECK_INT(json_int(got.bodies[got.count - 1], "closed_at"), 1200);
+    CHECK_STR(reasons(got.bodies[got.count - 1], r, sizeof r), "timeout|timeout"); /* a removed camera */
+    collected_free(&got);
+    vg_book_free(book);
+}
+
+static void test_inference_timestamp(void) {
+    /* every version says when vigil made it (wall clock, the ids' clock), however old its frames are */
+    int64_t now = 1700000000123LL;
+    vg_snowflake ids;
+    vg_snowflake_init(&ids, 2, fixed_clock, &now);
+    collected got = {0};
+    char err[256];
+    vg_episode_book *book = vg_book_new("cam7", &ids, collect, &got);
+    vg_episode *ep = vg_episode_open(book, 5, NULL, NULL, err, sizeof err);
+    vg_book_commit(book);
+    now += 40;
+    vg_episode_extend(ep, 6, err, sizeof err);
+    vg_book_commit(book);
+    cJSON *first = cJSON_Parse(got.bodies[0]), *second = cJSON_Parse(got.bodies[1]);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(first, "episode_appearance_timestamps"),
+                                                      "inference_timestamp");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(second, "episode_appearance_timestamps"),
+                                                      "inference_timestamp");
+    CHECK(cJSON_IsNumber(a) && cJSON_IsNumber(b));
+    CHECK_INT((int64_t)a->valuedouble, 1700000000123LL);
+    CHECK_INT((int64_t)b->valuedouble, 1700000000163LL);
+    cJSON_Delete(first);
+    cJSON_Delete(second);
+    vg_book_close_all(book, 7, NULL);
+    collected_free(&got);
+    vg_book_free(book);
+    vg_snowflake_destroy(&ids);
+}
+
 int main(void) {
     vg_snowflake ids;
     vg_snowflake_init(&ids, 0, NULL, NULL);
@@ -159,6 +277,9 @@ int main(void) {
     test_rollback(&ids);
     test_exact_ids();
     test_bad_input(&ids);
+    test_close_reasons(&ids);
+    test_stop_reasons(&ids);
+    test_inference_timestamp();
     vg_snowflake_destroy(&ids);
     return CHECK_DONE();
 }

@@ -84,6 +84,24 @@ static void test_parse(void) {
     CHECK_STR(err, "the answer has no \"streams\" array");
     CHECK_INT(l.count, 0);
     CHECK_INT(vg_external_parse("{\"streams\":[1", 13, RULES, 3, &l, err, sizeof err), -1);
+
+    /* preview_url: the stream's own key, rtsp only; a second input is a failover source, never the preview */
+    const char *previews =
+        "{\"streams\":["
+        "{\"name\":\"cam1\",\"inputs\":[{\"url\":\"rtsp://h/sub\"},{\"url\":\"rtsp://backup/sub\"}],"
+        "\"preview_url\":\"rtsp://h/main\"},"
+        "{\"name\":\"cam2\",\"inputs\":[{\"url\":\"rtsp://h/a\"},{\"url\":\"rtsp://h/b\"}]},"
+        "{\"name\":\"cam3\",\"url\":\"rtsp://h/c\",\"preview_url\":\"http://h/main\"}]}";
+    CHECK_INT(vg_external_parse(previews, strlen(previews), RULES, 3, &l, err, sizeof err), 0);
+    CHECK_INT(l.count, 2);
+    if (l.count == 2) {
+        CHECK_STR(l.streams[0].url, "rtsp://h/sub");
+        CHECK_STR(l.streams[0].preview_url, "rtsp://h/main");
+        CHECK_STR(l.streams[1].url, "rtsp://h/a");
+        CHECK(l.streams[1].preview_url == NULL);
+    }
+    CHECK_STR(skip_reason(&l, "cam3"), "preview_url is not an rtsp:// or rtsps:// URL");
+    vg_external_list_free(&l);
 }
 
 /* ---------- the source against a real server ---------- */

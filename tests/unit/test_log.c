@@ -1,5 +1,6 @@
 /* test_log.c — passwords never reach a log line: vg_mask_url on one URL, vg_mask_urls_in on free text
- * (FFmpeg messages, error strings) with several URLs, no password, or a truncated buffer. */
+ * (FFmpeg messages, error strings) with several URLs, no password, or a truncated buffer; vg_log_limit says a
+ * repeating line at most once per interval and counts the rest. */
 #include "check.h"
 #include "vg_log.h"
 
@@ -16,5 +17,14 @@ int main(void) {
     CHECK_STR(vg_mask_urls_in("rtsp://user:secretpassword@host", out, 16), "rtsp://user:***");
     CHECK_STR(vg_mask_urls_in("no url", out, 4), "no ");
     CHECK_STR(vg_mask_urls_in(NULL, out, sizeof out), "");
+
+    /* vg_log_limit: the first line at once, then at most one per interval, with the count held back */
+    vg_log_limit limit = {0};
+    long held = -1, said = 0;
+    for (long long ms = 1000; ms < 1000 + 25000; ms += 10) said += vg_log_limit_pass(&limit, ms, 10000, &held);
+    CHECK_INT(said, 3); /* at 1000, 11000 and 21000 */
+    CHECK_INT(held, 999);
+    CHECK_INT(vg_log_limit_pass(&limit, 31000, 10000, &held), 1);
+    CHECK_INT(held, 499); /* 21010..24990 */
     return CHECK_DONE();
 }

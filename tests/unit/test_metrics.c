@@ -118,6 +118,17 @@ static void test_health(void) {
     vg_metrics_health(&s, &out);
     CHECK_STR(out.data, "ok\ncameras: 2 running, 2 connected\n");
     free(out.data);
+    snprintf(cams[0].stats.script.retired, sizeof cams[0].stats.script.retired, "over its memory cap");
+    out = (vg_buf){0};
+    vg_metrics_health(&s, &out);
+    CHECK(strstr(out.data, "\nrule retired: ") && strstr(out.data, ": over its memory cap\n"));
+    free(out.data);
+    out = (vg_buf){0};
+    vg_metrics_format(&s, &out);
+    const char *sample = strstr(out.data, "\nvigil_camera_rule_retired{media=");
+    CHECK(sample && strstr(sample, "} 1\n") && strstr(sample, "} 1\n") < strstr(sample + 1, "\n") + 1);
+    free(out.data);
+    cams[0].stats.script.retired[0] = 0;
 }
 
 static void collect(void *ctx, vg_metrics_snapshot *out) {

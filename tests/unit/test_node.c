@@ -2,7 +2,9 @@
  * prefix of the right one, the right one) with 401 + WWW-Authenticate; 400 naming the parameter at fault;
  * 404 and 405; episodes from a real store, a long poll woken by a put; streams with masked URLs; liveness;
  * the key file;
- * and a stop that does not wait for a long poll to time out (the poll answers, empty). */
+ * long polls set aside without a thread each (three times the pool's threads wait while other requests are
+ * served, and one put wakes them all at once; one waits longer than the HTTP idle timeout and answers at its
+ * own poll_timeout); and a stop that does not wait for a long poll to time out (the poll answers, empty). */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include "check.h"
 #include "http_client.h"
+#include "vg_log.h"
 #include "vg_node.h"
 #include "vg_snowflake.h"
 
@@ -163,7 +166,81 @@ typedef struct waiting {
     int port;
     http_reply r;
     int64_t answered_ms;
+    const char *path;         /* with the key; NULL: poll_long's own, without */
+    pthread_t thread;
 } waiting;
+
+static void *poll_with_key(void *arg) {
+    waiting *w = arg;
+    w->r = http_request(w->port, "GET", w->path, "Bearer " KEY);
+    w->answered_ms = vg_monotonic_ms();
+    return NULL;
+}
+
+/* stderr into a file while the node logs at debug level: its "waits for a newer version" lines are counted. */
+typedef struct log_capture {
+    char path[64];
+    int fd, saved;
+    vg_log_level level;
+} log_capture;
+
+static void capture_start(log_capture *c) {
+    snprintf(c->path, sizeof c->path, "/tmp/vigil-test-node-log-XXXXXX");
+    c->fd = mkstemp(c->path);
+    fflush(stderr);
+    c->saved = dup(2);
+    dup2(c->fd, 2);
+    c->level = vg_log_get_level();
+    vg_log_set_level(VG_LOG_DEBUG);
+}
+
+static int capture_count(log_capture *c, const char *needle) {
+    char text[65536];
+    ssize_t n = pread(c->fd, text, sizeof text - 1, 0);
+    text[n > 0 ? n : 0] = 0;
+    int count = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++) count++;
+    return count;
+}
+
+static void capture_stop(log_capture *c) {
+    vg_log_set_level(c->level);
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    close(c->fd);
+    unlink(c->path);
+}
+
+/* Three times the pool's threads wait at once; a request is served meanwhile; one put answers them all. */
+static void test_many_polls(int port, vg_store *st) {
+    enum { POLLS = 3 * VG_NODE_THREADS };
+    waiting polls[POLLS];
+    log_capture log;
+    capture_start(&log);
+    for (int i = 0; i < POLLS; i++) {
+        polls[i] = (waiting){.port = port, .path = VG_NODE_API "/episodes?updated_at_gt=700&poll_timeout=30"};
+        pthread_create(&polls[i].thread, NULL, poll_with_key, &polls[i]);
+    }
+    int64_t end = vg_monotonic_ms() + CHECK_HANG_MS;
+    while (capture_count(&log, "waits for a newer version") < POLLS && vg_monotonic_ms() < end) usleep(10 * 1000);
+    CHECK_INT(capture_count(&log, "waits for a newer version"), POLLS);
+    http_reply r = http_request(port, "GET", VG_NODE_API "/monitoring/liveness", "Bearer " KEY);
+    CHECK_INT(r.status, 200);
+    CHECK(r.took_ms < CHECK_SLACK_MS); /* at once: no thread is held by the waiting polls */
+    http_reply_free(&r);
+    int64_t put_at = vg_monotonic_ms();
+    put(st, 8, 800);
+    int woken = 0;
+    for (int i = 0; i < POLLS; i++) {
+        pthread_join(polls[i].thread, NULL);
+        woken += polls[i].r.status == 200 && polls[i].r.body.data && strstr(polls[i].r.body.data, "\"episode_id\":8,") &&
+                 polls[i].answered_ms >= put_at && polls[i].answered_ms - put_at < CHECK_SLACK_MS;
+        http_reply_free(&polls[i].r);
+    }
+    CHECK_INT(woken, POLLS); /* each woken by the put (promise: at once), none by its 30 s timeout */
+    capture_stop(&log);
+}
 
 static void *poll_long(void *arg) {
     waiting *w = arg;
@@ -182,16 +259,30 @@ int main(void) {
     CHECK(node != NULL);
     if (!node) return CHECK_DONE();
     int port = vg_node_port(node);
+    /* waits longer than the HTTP idle timeout: answered by its own poll_timeout, not cut */
+    char outliving_path[128];
+    snprintf(outliving_path, sizeof outliving_path, VG_NODE_API "/episodes?updated_at_gt=99999&poll_timeout=%d",
+             VG_HTTP_IDLE_TIMEOUT_S + 2);
+    waiting outliving = {.port = port, .path = outliving_path};
+    int64_t outliving_from = vg_monotonic_ms();
+    pthread_create(&outliving.thread, NULL, poll_with_key, &outliving);
     test_auth(port);
     test_errors(port);
     test_streams_and_liveness(port);
     test_episodes(port, st);
+    test_many_polls(port, st);
+    pthread_join(outliving.thread, NULL);
+    CHECK_INT(outliving.r.status, 200);
+    CHECK_STR(outliving.r.body.data, "{\"episodes\":[],\"estimated_count\":0}");
+    CHECK(outliving.answered_ms - outliving_from >= (VG_HTTP_IDLE_TIMEOUT_S + 2) * 1000);
+    CHECK(outliving.answered_ms - outliving_from < (VG_HTTP_IDLE_TIMEOUT_S + 2) * 1000 + CHECK_SLACK_MS);
+    http_reply_free(&outliving.r);
     vg_node_stop(node);
     vg_store_close(st);
 
     /* no key configured: open; a stop ends a waiting long poll at once */
     st = vg_store_open(dir, 0, err, sizeof err);
-    CHECK_INT(vg_store_count(st), 3);
+    CHECK_INT(vg_store_count(st), 4);
     node = vg_node_start(&(vg_node_options){.listen = "127.0.0.1:0", .store = st}, err, sizeof err);
     waiting w = {.port = vg_node_port(node)};
     pthread_t t;

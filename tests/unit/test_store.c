@@ -2,6 +2,7 @@
  * first, limits that never split equal updated_at), long polls woken by a put and ended by a shutdown,
  * persistence across a reopen, retention, and exact ids. */
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,6 +115,61 @@ static void test_end_queries(vg_store *st) {
     free(none);
 }
 
+static void write_entry_file(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Issue 17 items 12 and 15: a FIFO named *.json hung the load (SIGTERM blocked), a symlink was followed, and
+ * updated_at 1e300 was cast to an integer (undefined). Each is said once and skipped; a body that is another
+ * episode's record is not served under this one's id. */
+static void test_hostile_entries(void) {
+    char dir[] = "/tmp/vigil-test-store-hostile-XXXXXX", err[256], path[512];
+    if (!mkdtemp(dir)) return;
+    write_entry_file(dir, "5.json", "{\"episode_id\":5,\"media\":\"cam\",\"opened_at\":1,\"updated_at\":7}");
+    write_entry_file(dir, "6.json", "{\"episode_id\":6,\"updated_at\":1e300}");
+    write_entry_file(dir, "7.json", "{\"episode_id\":999,\"updated_at\":7}");
+    write_entry_file(dir, "8.json", "{\"episode_id\":8,\"updated_at\":7.5}");
+    write_entry_file(dir, "9.json", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+    snprintf(path, sizeof path, "%s/10.json", dir);
+    CHECK_INT(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof path, "%s/11.json", dir);
+    char target[512];
+    snprintf(target, sizeof target, "%s/5.json", dir);
+    CHECK_INT(symlink(target, path), 0);
+    vg_store *st = vg_store_open(dir, 0, err, sizeof err); /* returns: nothing waits on the FIFO */
+    CHECK(st != NULL);
+    if (!st) return;
+    CHECK_INT(vg_store_count(st), 1);
+    char *all = query(st, INT64_MIN, 0, 0);
+    CHECK(strstr(all, "\"episode_id\":5,") && !strstr(all, "999"));
+    free(all);
+    vg_store_close(st);
+    snprintf(path, sizeof path, "%s/10.json", dir);
+    CHECK(access(path, F_OK) == 0); /* left where it was */
+
+    uint64_t id;
+    int64_t updated_at;
+    char why[300];
+    CHECK_INT(vg_store_parse_entry("6.json", "{\"episode_id\":6,\"updated_at\":1e300}", 35, &id, &updated_at, why,
+                                   sizeof why), -1);
+    CHECK_STR(why, "the body's updated_at 1e+300 is out of range (max 2^53)");
+    const char *other = "{\"episode_id\":999,\"updated_at\":7}";
+    CHECK_INT(vg_store_parse_entry("7.json", other, strlen(other), &id, &updated_at, why, sizeof why), -1);
+    CHECK_STR(why, "the body names episode 999, not 7");
+    const char *good = "{\"episode_id\":1722279170848854017,\"updated_at\":-3}";
+    CHECK_INT(vg_store_parse_entry("1722279170848854017.json", good, strlen(good), &id, &updated_at, why,
+                                   sizeof why), 0);
+    CHECK(id == 1722279170848854017ULL && updated_at == -3);
+    CHECK_INT(vg_store_parse_entry("x.json", good, strlen(good), &id, &updated_at, why, sizeof why), -1);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int main(void) {
     char dir[] = "/tmp/vigil-test-store-XXXXXX", err[256];
     if (!mkdtemp(dir)) return 1;
@@ -142,6 +198,7 @@ int main(void) {
     CHECK_INT(vg_store_count(st), 0); /* the files went too */
     vg_store_close(st);
 
+    test_hostile_entries();
     CHECK(vg_store_open("/proc/none/x", 0, err, sizeof err) == NULL);
     CHECK(strstr(err, "/proc/none/x") != NULL);
     char cmd[128];
