@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libavutil/log.h>
@@ -37,6 +39,9 @@ static const char *HELP_REPLAY =
     "  --start UNIX_MS         the first frame's time (default: the file's creation_time, else now)\n"
     "  --out PATH              where versions go, one JSON line each; - is stdout (the default without\n"
     "                          --central or --report)\n"
+    "  --versions all|final    --out gets every version (default) or each episode's last one only\n"
+    "  --previews DIR          --out's previews as JPEG files in DIR, the lines naming them (preview_file,\n"
+    "                          frame_preview_file) instead of carrying base64\n"
     "  --report DIR            also write DIR/index.html: a timeline and every episode with its previews\n"
     "  --overlay OUT.mp4|DIR   the video with what the rule drew (zones, lines, boxes), or a JPEG per frame\n"
     "  --central URL           also send versions to Flussonic Central (PUT /central/api/v3/episodes/ID)\n"
@@ -90,7 +95,7 @@ typedef struct central_args {
 
 typedef struct replay_args {
     central_args central;
-    const char *file, *script, *media, *params, *out, *decode, *overlay, *report;
+    const char *file, *script, *media, *params, *out, *decode, *overlay, *report, *versions, *previews;
     int64_t start_ms;
     int realtime, watch, jit, unsafe;
     long machine_id, analysis_width;
@@ -182,6 +187,11 @@ static vg_sink *open_replay_sink(const replay_args *a, const vg_report_options *
         snprintf(err, errlen, "--out %s", reason);
         return NULL;
     }
+    vg_file_shape shape = {.final_only = strcmp(a->versions, "final") == 0, .previews_dir = a->previews};
+    if (file && (shape.final_only || shape.previews_dir) && !(file = vg_sink_shape(file, &shape, reason, sizeof reason))) {
+        snprintf(err, errlen, "--previews %s", reason);
+        return NULL;
+    }
     if (ro->dir && !(*report = vg_report_open(ro, reason, sizeof reason))) {
         snprintf(err, errlen, "--report %s", reason);
         vg_sink_close(file);
@@ -197,7 +207,7 @@ static vg_sink *open_replay_sink(const replay_args *a, const vg_report_options *
 }
 
 static int parse_replay(int argc, char **argv, replay_args *a) {
-    *a = (replay_args){.start_ms = INT64_MIN, .decode = "all"};
+    *a = (replay_args){.start_ms = INT64_MIN, .decode = "all", .versions = "all"};
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i];
         if (opt[0] != '-') {
@@ -220,6 +230,12 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
         else if (strcmp(opt, "--out") == 0) a->out = val;
         else if (strcmp(opt, "--overlay") == 0) a->overlay = val;
         else if (strcmp(opt, "--report") == 0) a->report = val;
+        else if (strcmp(opt, "--previews") == 0) a->previews = val;
+        else if (strcmp(opt, "--versions") == 0) {
+            if (strcmp(val, "all") != 0 && strcmp(val, "final") != 0)
+                return usage_error("--versions: '%s' is not all or final", val);
+            a->versions = val;
+        }
         else if (strcmp(opt, "--decode") == 0) a->decode = val;
         else if (strcmp(opt, "--start") == 0) {
             if (parse_long(val, 0, LONG_MAX, &n) < 0) return usage_error("--start: '%s' is not unix ms", val);
@@ -250,6 +266,8 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
     if (!a->central.url && (a->central.api_key || a->central.api_key_file || a->central.spool))
         return usage_error("%s", "--api-key, --api-key-file and --spool go with --central URL");
     if (!a->out && !a->central.url && !a->report) a->out = "-";
+    if (!a->out && (a->previews || strcmp(a->versions, "all") != 0))
+        return usage_error("%s", "--versions and --previews shape --out's lines: give --out too");
     return 0;
 }
 
@@ -265,9 +283,80 @@ static int check_params(const char *params) {
 static void print_summary(const replay_args *a, const vg_camera_stats *st) {
     double fps = st->seconds > 0 ? st->frames_analysed / st->seconds : 0;
     const char *out = !a->out ? (a->report ? a->report : "") : strcmp(a->out, "-") == 0 ? "stdout" : a->out;
-    vg_info("replay", "%ld frames in %.2f s (%.0f fps); %ld episodes, %ld versions written to %s%s%s",
-            st->frames_analysed, st->seconds, fps, st->episodes_opened, st->versions_emitted, out,
+    vg_info("replay", "%ld frames in %.2f s (%.0f fps); %ld episodes, %ld versions%s written to %s%s%s",
+            st->frames_analysed, st->seconds, fps, st->episodes_opened, st->versions_emitted,
+            strcmp(a->versions, "final") == 0 ? " (the last of each episode)" : "", out,
             *out && a->central.url ? " and " : "", a->central.url ? "Central" : "");
+}
+
+/* ---------- replay's progress on a terminal ---------- */
+
+#define VG_PROGRESS_EVERY_MS 500
+
+typedef struct progress {
+    vg_camera *cam;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t done_cond;
+    int done;
+} progress;
+
+/* "clip 63.2 of 1380.0 s, 5.1x, 3 episodes, 4 min 18 s left" */
+static void show_progress(const vg_camera_stats *st, double wall_s) {
+    double at = st->first_ts ? (double)(st->last_ts - st->first_ts) / 1000.0 : 0;
+    double speed = wall_s > 0 ? at / wall_s : 0;
+    char left[64] = "";
+    if (st->duration_ms > 0 && speed > 0) {
+        double rest = ((double)st->duration_ms / 1000.0 - at) / speed;
+        snprintf(left, sizeof left, ", %d min %02d s left", (int)(rest / 60), (int)rest % 60);
+    }
+    char total[32] = "";
+    if (st->duration_ms > 0) snprintf(total, sizeof total, " of %.1f", (double)st->duration_ms / 1000.0);
+    fprintf(stderr, "\r\033[Kclip %.1f%s s, %.1fx, %ld episodes%s", at, total, speed, st->episodes_opened, left);
+    fflush(stderr);
+}
+
+static void *progress_main(void *arg) {
+    progress *p = arg;
+    int64_t t0 = vg_monotonic_ms();
+    pthread_mutex_lock(&p->lock);
+    while (!p->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += VG_PROGRESS_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&p->done_cond, &p->lock, &until);
+        if (p->done) break;
+        vg_camera_stats st;
+        vg_camera_get_stats(p->cam, &st);
+        show_progress(&st, (double)(vg_monotonic_ms() - t0) / 1000.0);
+    }
+    pthread_mutex_unlock(&p->lock);
+    fputs("\r\033[K", stderr);
+    return NULL;
+}
+
+/* Only when stderr is a terminal: a pipe or a file gets no progress. */
+static int start_progress(progress *p, vg_camera *cam) {
+    if (!isatty(STDERR_FILENO)) return 0;
+    *p = (progress){.cam = cam};
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->done_cond, NULL);
+    vg_log_set_status_line(1);
+    if (pthread_create(&p->thread, NULL, progress_main, p) == 0) return 1;
+    vg_log_set_status_line(0);
+    return 0;
+}
+
+static void stop_progress(progress *p) {
+    pthread_mutex_lock(&p->lock);
+    p->done = 1;
+    pthread_cond_signal(&p->done_cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
+    vg_log_set_status_line(0);
+    pthread_cond_destroy(&p->done_cond);
+    pthread_mutex_destroy(&p->lock);
 }
 
 static int cmd_replay(int argc, char **argv) {
@@ -304,7 +393,10 @@ static int cmd_replay(int argc, char **argv) {
         vg_sink_close(sink);
         return 1;
     }
+    progress shown;
+    int showing = start_progress(&shown, cam);
     rc = vg_camera_replay(cam, err, sizeof err);
+    if (showing) stop_progress(&shown);
     vg_camera_stats stats;
     vg_camera_get_stats(cam, &stats);
     vg_report_finish(report, stats.first_ts, stats.last_ts);

@@ -408,6 +408,7 @@ static int decode_all(vg_camera *cam, vg_ingest *in, vg_decoder *dec, char *err,
         rc = decode_packet(cam, dec, picture, pkt);
         av_packet_unref(pkt);
         if (rc < 0) break;
+        publish(cam); /* for replay's progress line */
     }
     if (rc == AVERROR_EOF || rc == 0) rc = decode_packet(cam, dec, picture, NULL);
     if (rc < 0) {
@@ -436,6 +437,7 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
         return -1;
     }
     vg_clock_init_file(&cam->clock, replay_start(cam, in), vg_ingest_time_base(in), vg_ingest_start_pts(in));
+    cam->stats.duration_ms = vg_ingest_duration_ms(in);
     int rc = decode_all(cam, in, dec, err, errlen);
     if (rc == 0 && cam->stats.frames_analysed == 0) {
         snprintf(err, errlen, "%s: no picture could be decoded", cam->config.url);

@@ -47,6 +47,7 @@ typedef struct vg_camera_stats {
     long frames_untimed;      /* decoded, but the stream gave no time for them (no pts): kept from the rule */
     long episodes_opened, versions_emitted, sink_errors;
     int64_t first_ts, last_ts; /* unix ms of the first and last frame the rule saw (0 before any) */
+    int64_t duration_ms;       /* replay: the file's duration (-1 unknown); live: 0 */
     int episodes_open;        /* open now */
     long attempts;            /* live: connection attempts */
     long reconnects;          /* live: times it had to reconnect (a stream lost or an attempt failed) */

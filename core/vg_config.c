@@ -28,7 +28,7 @@ static const char *const NODE_KEYS[] = {"machine_id", "spool_dir", "log_level", 
 static const char *const STREAM_SCRIPT_KEYS[] = {"match", "script", "params", NULL};
 static const char *const CENTRAL_KEYS[] = {"url", "api_key", "api_key_file", "min_update_interval_ms",
                                            "flush_timeout_ms", NULL};
-static const char *const OUTPUT_KEYS[] = {"file", NULL};
+static const char *const OUTPUT_KEYS[] = {"file", "versions", "previews_dir", NULL};
 /* The settings "defaults" gives every camera and a camera may override (parse_tunables). */
 static const char *const TUNABLE_KEYS[] = {"transport", "analysis_width", "fps", "decode", "decoder_threads",
                                            "skip_loop_filter", "budget_ms", "stall_timeout_ms", "rtcp_wait_ms",
@@ -284,6 +284,13 @@ static void parse_output(vg_config_errors *e, const cJSON *root, vg_config *c) {
     check_keys(e, output, "output", OUTPUT_KEYS, NULL);
     const char *file = get_string(e, output, "output", "file", 0);
     c->output_file = file && strcmp(file, "-") == 0 ? strdup(file) : resolve(c->dir, file);
+    const char *versions = get_string(e, output, "output", "versions", 0);
+    if (versions && strcmp(versions, "all") != 0 && strcmp(versions, "final") != 0)
+        problem(e, "output.versions", "'%s' is not all or final", versions);
+    c->output_final_only = versions && strcmp(versions, "final") == 0;
+    c->output_previews_dir = resolve(c->dir, get_string(e, output, "output", "previews_dir", 0));
+    if ((c->output_final_only || c->output_previews_dir) && !c->output_file)
+        problem(e, "output", "versions and previews_dir shape output.file's lines: give file too");
 }
 
 /* The settings a camera may override (TUNABLE_KEYS); the same checks in "defaults" and in each camera. */
@@ -781,6 +788,7 @@ void vg_config_free(vg_config *c) {
     free(c->central_api_key);
     free(c->central_api_key_file);
     free(c->output_file);
+    free(c->output_previews_dir);
     free(c->node_listen);
     if (c->node_api_key) explicit_bzero(c->node_api_key, strlen(c->node_api_key));
     free(c->node_api_key);
@@ -879,6 +887,9 @@ int vg_config_fixed_changes(const vg_config *old, const vg_config *new, vg_confi
     if (old->central_flush_timeout_ms != new->central_flush_timeout_ms)
         problem(changed, "central.flush_timeout_ms", "changed");
     if (!same_text(old->output_file, new->output_file)) problem(changed, "output.file", "changed");
+    if (old->output_final_only != new->output_final_only) problem(changed, "output.versions", "changed");
+    if (!same_text(old->output_previews_dir, new->output_previews_dir))
+        problem(changed, "output.previews_dir", "changed");
     node_mode_changes(old, new, changed);
     return changed->count - before;
 }

@@ -56,6 +56,8 @@ typedef struct vg_config {
     int central_min_update_interval_ms; /* 0 = no rate limit */
     int central_flush_timeout_ms;       /* how long a stop waits for Central to take what is queued */
     char *output_file;        /* NULL when not given */
+    int output_final_only;    /* output.versions "final": each episode's closing version only */
+    char *output_previews_dir; /* output.previews_dir: previews as JPEG files there (NULL: inline) */
     /* analytics-node mode (docs/config.md, "Analytics node") */
     char *node_listen;        /* node.listen "HOST:PORT": the node API is served; NULL when not given */
     char *node_api_key;       /* inline; at most one of it and node_api_key_file */

@@ -142,6 +142,10 @@ double vg_ingest_frame_rate(const vg_ingest *in) {
     return r.num > 0 && r.den > 0 ? av_q2d(r) : 0;
 }
 
+int64_t vg_ingest_duration_ms(const vg_ingest *in) {
+    return in->fmt->duration > 0 ? in->fmt->duration / (AV_TIME_BASE / 1000) : -1;
+}
+
 int64_t vg_ingest_creation_time_ms(const vg_ingest *in) {
     const AVDictionaryEntry *e = av_dict_get(in->fmt->metadata, "creation_time", NULL, 0);
     if (!e) e = av_dict_get(video(in)->metadata, "creation_time", NULL, 0);

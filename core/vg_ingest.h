@@ -29,6 +29,8 @@ const AVCodecParameters *vg_ingest_codecpar(const vg_ingest *in);
 AVRational vg_ingest_time_base(const vg_ingest *in);
 /* The stream's first timestamp in its time base (0 when unknown). */
 int64_t vg_ingest_start_pts(const vg_ingest *in);
+/* A file's duration in ms as its container says, or -1 (live sources, or unknown). */
+int64_t vg_ingest_duration_ms(const vg_ingest *in);
 /* The container's creation_time in unix ms, or -1. */
 int64_t vg_ingest_creation_time_ms(const vg_ingest *in);
 double vg_ingest_frame_rate(const vg_ingest *in);

@@ -13,6 +13,7 @@
  * the old level is fine, a torn or undefined read is not). */
 static atomic_int log_level = VG_LOG_INFO;
 static atomic_int log_timestamps;
+static atomic_int status_line; /* a progress line is on the terminal: each log line first wipes it */
 static const char *level_names[] = {"error", "warn", "info", "debug"};
 
 void vg_log_set_level(vg_log_level level) { atomic_store_explicit(&log_level, (int)level, memory_order_relaxed); }
@@ -20,6 +21,7 @@ vg_log_level vg_log_get_level(void) {
     return (vg_log_level)atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 void vg_log_set_timestamps(int on) { atomic_store_explicit(&log_timestamps, on, memory_order_relaxed); }
+void vg_log_set_status_line(int on) { atomic_store_explicit(&status_line, on, memory_order_relaxed); }
 
 int vg_log_parse_level(const char *name, vg_log_level *out) {
     for (int i = 0; i <= VG_LOG_DEBUG; i++) {
@@ -43,7 +45,8 @@ static size_t format_time(char *buf, size_t len) {
 void vg_log(vg_log_level level, const char *who, const char *fmt, ...) {
     if ((int)level > atomic_load_explicit(&log_level, memory_order_relaxed)) return;
     char line[2048];
-    size_t n = atomic_load_explicit(&log_timestamps, memory_order_relaxed) ? format_time(line, sizeof line) : 0;
+    size_t n = atomic_load_explicit(&status_line, memory_order_relaxed) ? (size_t)snprintf(line, sizeof line, "\r\033[K") : 0;
+    if (atomic_load_explicit(&log_timestamps, memory_order_relaxed)) n += format_time(line + n, sizeof line - n);
     n += (size_t)snprintf(line + n, sizeof line - n, "%s %s: ", who ? who : "vigil", level_names[level]);
     if (n < sizeof line) {
         va_list ap;

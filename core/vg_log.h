@@ -8,6 +8,8 @@ typedef enum { VG_LOG_ERROR, VG_LOG_WARN, VG_LOG_INFO, VG_LOG_DEBUG } vg_log_lev
 void vg_log_set_level(vg_log_level level);
 vg_log_level vg_log_get_level(void);
 int vg_log_parse_level(const char *name, vg_log_level *out);
+/* A progress line (vigil replay on a terminal) is shown: each log line wipes it first ("\r", erase line). */
+void vg_log_set_status_line(int on);
 void vg_log_set_timestamps(int on);
 void vg_log(vg_log_level level, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -96,6 +96,11 @@ static vg_sink *open_sinks(const vg_config *c, vg_sink *store, vg_sink **central
         snprintf(err, errlen, "output.file: %s", reason);
         return NULL;
     }
+    vg_file_shape shape = {.final_only = c->output_final_only, .previews_dir = c->output_previews_dir};
+    if (file && (shape.final_only || shape.previews_dir) && !(file = vg_sink_shape(file, &shape, reason, sizeof reason))) {
+        snprintf(err, errlen, "output.previews_dir: %s", reason);
+        return NULL;
+    }
     if (c->central_url && !(central = open_central(c, err, errlen))) {
         vg_sink_close(file);
         return NULL;
@@ -137,7 +142,7 @@ static const vg_config_camera *find_wanted(const vg_config_camera *wanted, int n
 
 static void report(const char *media, const vg_camera_stats *st) {
     char previews[160] = "";
-    if (st->previews_main || st->previews_fallback)
+    if (st->previews_main || st->previews_fallback || st->preview.connects) /* a camera with preview_url */
         snprintf(previews, sizeof previews, "; previews: %ld from preview_url (%ld pictures decoded for them), %ld "
                  "from the analysed stream", st->previews_main, st->preview.decoded, st->previews_fallback);
     vg_info(media, "%ld frames, %ld connections, %ld lost; %ld episodes, %ld versions%s%s", st->frames_analysed,

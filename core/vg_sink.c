@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <libavutil/base64.h>
 
 #include "vg_log.h"
 #include "vg_snowflake.h"
@@ -124,6 +125,95 @@ vg_sink *vg_sink_log_open(void) {
     vg_sink *sink = calloc(1, sizeof *sink);
     *sink = (vg_sink){.name = "log", .put = log_put, .close = log_close};
     return sink;
+}
+
+/* ---------- shaping a file's versions ---------- */
+
+typedef struct shape_sink {
+    vg_sink base;
+    vg_sink *inner;
+    vg_file_shape shape;
+    char *dir;
+    char name[80];
+} shape_sink;
+
+/* The base64 JPEG at key (a top-level string) written to DIR/ID-what-TS.jpg once; the record's text then says
+ * "key_file":"path" where it said "key":"base64". 0, or -1 when the text stays as it was. */
+static int preview_to_file(shape_sink *sh, const vg_version *v, cJSON *record, const char *key, const char *what,
+                           char **text) {
+    const char *b64 = string_field(record, key);
+    char ts_key[48];
+    snprintf(ts_key, sizeof ts_key, "%s_timestamp", key);
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(record, ts_key);
+    if (!b64) return -1;
+    char id[VG_ID_STRLEN], path[4096];
+    snprintf(path, sizeof path, "%s/%s-%s-%.0f.jpg", sh->dir, vg_id_format(v->episode_id, id), what,
+             cJSON_IsNumber(ts) ? ts->valuedouble : 0.0);
+    if (access(path, F_OK) != 0) {
+        size_t cap = strlen(b64) * 3 / 4 + 4;
+        uint8_t *jpeg = malloc(cap);
+        int len = av_base64_decode(jpeg, b64, (int)cap);
+        FILE *f = len > 0 ? fopen(path, "wb") : NULL;
+        int ok = f && fwrite(jpeg, 1, (size_t)len, f) == (size_t)len;
+        if (f && fclose(f) != 0) ok = 0;
+        free(jpeg);
+        if (!ok) {
+            vg_warn(v->media, "cannot write the preview %s: %s; it stays in the record", path, strerror(errno));
+            return -1;
+        }
+    }
+    char from[64], to[64];
+    snprintf(from, sizeof from, "\"%s\":\"", key);
+    snprintf(to, sizeof to, "\"%s_file\":\"", key);
+    char *at = strstr(*text, from);
+    if (!at) return -1;
+    size_t head = (size_t)(at - *text), skip = strlen(from) + strlen(b64), tail = strlen(at + skip);
+    char *out = malloc(head + strlen(to) + strlen(path) + tail + 1);
+    sprintf(out, "%.*s%s%s%s", (int)head, *text, to, path, at + skip);
+    free(*text);
+    *text = out;
+    return 0;
+}
+
+static int shape_put(vg_sink *sink, const vg_version *v) {
+    shape_sink *sh = (shape_sink *)sink;
+    if (sh->shape.final_only && !v->is_closing) return 0;
+    if (!sh->dir) return vg_sink_put(sh->inner, v);
+    cJSON *record = cJSON_ParseWithLength(v->body, v->body_len);
+    char *text = strndup(v->body, v->body_len);
+    preview_to_file(sh, v, record, "preview", "preview", &text);
+    preview_to_file(sh, v, record, "frame_preview", "frame", &text);
+    cJSON_Delete(record);
+    vg_version shaped = *v;
+    shaped.body = text;
+    shaped.body_len = strlen(text);
+    int rc = vg_sink_put(sh->inner, &shaped);
+    free(text);
+    return rc;
+}
+
+static void shape_close(vg_sink *sink) {
+    shape_sink *sh = (shape_sink *)sink;
+    vg_sink_close(sh->inner);
+    free(sh->dir);
+    free(sh);
+}
+
+vg_sink *vg_sink_shape(vg_sink *inner, const vg_file_shape *shape, char *err, size_t errlen) {
+    struct stat st;
+    if (shape->previews_dir && (stat(shape->previews_dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+                                access(shape->previews_dir, W_OK) < 0)) {
+        snprintf(err, errlen, "%s: not a writable directory", shape->previews_dir);
+        vg_sink_close(inner);
+        return NULL;
+    }
+    shape_sink *sh = calloc(1, sizeof *sh);
+    snprintf(sh->name, sizeof sh->name, "%s", inner->name);
+    sh->base = (vg_sink){.name = sh->name, .put = shape_put, .close = shape_close};
+    sh->inner = inner;
+    sh->shape = *shape;
+    sh->dir = shape->previews_dir ? strdup(shape->previews_dir) : NULL;
+    return &sh->base;
 }
 
 /* ---------- fan-out ---------- */

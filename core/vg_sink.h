@@ -20,6 +20,16 @@ vg_sink *vg_sink_file_open(const char *path, int append, char *err, size_t errle
  * updates at debug. Never fails. */
 vg_sink *vg_sink_log_open(void);
 
+/* What a file of versions keeps: every version or each episode's closing one only, and the previews inline
+ * (base64, as Central gets them) or as JPEG files in previews_dir, the record naming them instead
+ * ("preview_file", "frame_preview_file": DIR/ID-preview-TS.jpg, each written once). */
+typedef struct vg_file_shape {
+    int final_only;
+    const char *previews_dir; /* NULL: inline */
+} vg_file_shape;
+/* inner gets the versions shaped; NULL with err when previews_dir is not a writable directory. Takes inner. */
+vg_sink *vg_sink_shape(vg_sink *inner, const vg_file_shape *shape, char *err, size_t errlen);
+
 /* Fan-out: every version goes to a, then b; put fails if either failed. Takes both; close closes both. */
 vg_sink *vg_sink_tee(vg_sink *a, vg_sink *b);
 

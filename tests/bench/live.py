@@ -182,13 +182,13 @@ class RelayServer:
         cmd = [PY, RELAY, "--file", clip, "--port", "0"] + [arg for m in mounts for arg in ("--mount", m)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, text=True, start_new_session=True)
         self.urls = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            line = self.proc.stdout.readline() if ready else ""
+        # The READY lines and UNITS come in one write (UNITS flushes them): once there is something to read,
+        # whole lines follow, so reading on to UNITS never blocks on a line that is not coming.
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
+        for line in iter(self.proc.stdout.readline, "") if ready else ():
             if line.startswith("READY "):
                 self.urls.append(line.split()[1])
-            if line.startswith("UNITS ") or (ready and not line):
+            if line.startswith("UNITS "):
                 break
         self.url = self.urls[0] if self.urls else None
         if not self.url:

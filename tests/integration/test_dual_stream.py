@@ -126,11 +126,12 @@ class Previews:
                                    "offset": r["payload"].get("preview_offset_ms", 0)})
             return list(self.items)
 
-    def of(self, media, since=None, main=None):
-        """media's previews (of frames captured at or after since, unix s), only main (or sub) ones if asked."""
+    def of(self, media, since=None, main=None, before=None):
+        """media's previews (of frames captured at or after since, read before before, unix s), only main (or sub)
+        ones if asked."""
         with self.lock:
             return [p for p in self.items if p["media"] == media and (since is None or p["ts"] >= since * 1000) and
-                    (main is None or is_main(p["size"]) == main)]
+                    (main is None or is_main(p["size"]) == main) and (before is None or p["read"] < before)]
 
 
 def wait_previews(t, run, previews, media, count, main, since=None, what=""):
@@ -242,6 +243,7 @@ def main():
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=HANG_S) as r:
             metrics = r.read().decode()
     finally:
+        stopping = time.time()  # a preview waiting then is cut short: from the analysed frame (not said)
         rc, log = run.stop()
         write(t.path("vigil.log"), log)
         previews.stop()
@@ -252,7 +254,7 @@ def main():
     t.check(SECRET not in log, "the preview URL's password never reaches a log line")
 
     # dual: once the main stream gives previews, every one is from it, at the frame's own time exactly
-    dual = previews.of("dual")
+    dual = previews.of("dual", before=stopping)
     first = next((i for i, p in enumerate(dual) if is_main(p["size"])), len(dual))
     t.check(first < len(dual) and all(is_main(p["size"]) for p in dual[first:]),
             "dual: after the first, every preview is the main stream's %dx%d box: %s"
@@ -266,7 +268,7 @@ def main():
             "dual: fallbacks only while the main stream was coming up: %s" % lines)
 
     # nearest: 30 fps main, 25 fps sub: the nearest picture, its offset in the payload (half a 30 fps frame at most)
-    nearest = previews.of("nearest")
+    nearest = previews.of("nearest", before=stopping)
     first = next((i for i, p in enumerate(nearest) if is_main(p["size"])), len(nearest))
     up = nearest[first:]
     t.check(up and all(is_main(p["size"]) for p in up), "nearest: every preview from the main stream once up")

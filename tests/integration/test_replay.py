@@ -1,6 +1,7 @@
 """test_replay.py — `vigil replay` end to end on generated clips whose truth is known: a white box appears
 at 2.00 s and leaves at 4.00 s; the rule's episode must open and close within one frame of those times, every
 version must be complete with strictly rising updated_at, ids exact, and bad input must fail in one line."""
+import base64
 import os
 import re
 import subprocess
@@ -104,6 +105,40 @@ def check_overlay(t, clip, rule):
             % r.stderr.strip())
 
 
+def check_shaped_output(t, clip, full):
+    """--versions final keeps each episode's closing version only, the same record as the full run's last;
+    --previews DIR writes each preview once as a JPEG and the line names it instead of carrying base64."""
+    motion = os.path.join(SRC, "scripts", "motion.lua")
+    args = ["replay", clip, "--script", motion, "--start", str(START), "--machine-id", "5"]
+    run(args + ["--out", full])
+    final, previews = t.path("final.jsonl"), t.path("previews")
+    os.mkdir(previews)
+    r = run(args + ["--out", final, "--versions", "final", "--previews", previews])
+    everything = read_versions(full)
+    last = {v["opened_at"]: v for v, _ in everything}  # ids differ between runs (made from the wall clock)
+    kept = read_versions(final)
+    t.check(r.returncode == 0 and kept and len(kept) == len(last) and all("closed_at" in v for v, _ in kept),
+            "--versions final: one closing line per episode (%d lines, %d episodes)" % (len(kept), len(last)))
+    for v, _ in kept:
+        want = dict(last.get(v["opened_at"], {}))
+        path = v.get("preview_file", "")
+        t.check("preview" not in v and os.path.dirname(path) == previews and os.path.exists(path),
+                "--previews: the line names a JPEG in DIR instead of base64: %r" % path)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                t.check(base64.b64encode(f.read()).decode() == want.pop("preview", None),
+                        "--previews: the file holds exactly the preview the full run carried")
+        stamps = ("episode_id", "episode_appearance_timestamps")  # made from the wall clock: differ by run
+        same = {k: x for k, x in v.items() if k not in stamps + ("preview_file",)}
+        t.check(same == {k: x for k, x in want.items() if k not in stamps},
+                "--versions final: the same record as the full run's last version, previews aside")
+    t.check(os.path.getsize(final) * 10 < os.path.getsize(full),
+            "much smaller: %d bytes against %d" % (os.path.getsize(final), os.path.getsize(full)))
+    r = run(args + ["--versions", "final", "--report", t.path("rep")])
+    t.check(r.returncode == 2 and "give --out too" in r.stderr, "--versions without --out is refused: %s"
+            % r.stderr[-200:])
+
+
 def main():
     t = Suite("replay")
     clip = make_clip(t.path("gate.mp4"), seconds=6, boxes=[(200, 100, 240, 160, "white", 2, 4)])
@@ -137,6 +172,7 @@ def main():
         t.check(any("preview" in v for v, _ in versions), "asan: the motion replay made episodes with previews")
 
     check_overlay(t, clip, rule)
+    check_shaped_output(t, clip, t.path("motion-all.jsonl"))
 
     # decode modes: every key frame yields a picture in keyframes mode (B-frames delay output otherwise)
     gop = t.path("gop.mp4")

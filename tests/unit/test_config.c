@@ -251,6 +251,37 @@ static vg_config *parse_ok(const char *text) {
     return c;
 }
 
+/* output.versions and output.previews_dir: parsed, resolved, checked, and a change needs a restart. */
+static void test_output_shape(void) {
+    const char *camera = "\"node\": {\"machine_id\": 1}, \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", "
+                         "\"script\": \"rule.lua\"}]}";
+    char text[512];
+    snprintf(text, sizeof text, "{\"output\": {\"file\": \"o.jsonl\", \"versions\": \"final\", \"previews_dir\": \"jpg\"}, %s",
+             camera);
+    vg_config *c = parse_ok(text);
+    if (c) {
+        CHECK(c->output_final_only == 1);
+        CHECK(c->output_previews_dir && c->output_previews_dir[0] == '/' && strstr(c->output_previews_dir, "/jpg"));
+        snprintf(text, sizeof text, "{\"output\": {\"file\": \"o.jsonl\"}, %s", camera);
+        vg_config *d = parse_ok(text);
+        vg_config_errors changed = {0};
+        if (d) vg_config_fixed_changes(c, d, &changed);
+        CHECK(has_line(&changed, "output.versions: changed") && has_line(&changed, "output.previews_dir: changed"));
+        vg_config_errors_free(&changed);
+        vg_config_free(d);
+        vg_config_free(c);
+    }
+    vg_config_errors e = {0};
+    snprintf(text, sizeof text, "{\"output\": {\"versions\": \"last\"}, %s", camera);
+    CHECK(vg_config_parse(text, dir, &e) == NULL);
+    CHECK(has_line(&e, "output.versions: 'last' is not all or final"));
+    vg_config_errors_free(&e);
+    snprintf(text, sizeof text, "{\"output\": {\"versions\": \"final\"}, %s", camera);
+    CHECK(vg_config_parse(text, dir, &e) == NULL);
+    CHECK(has_line(&e, "output: versions and previews_dir shape output.file's lines: give file too"));
+    vg_config_errors_free(&e);
+}
+
 /* What a reload compares: any camera setting makes a camera "changed"; node/central/output are fixed. */
 static void test_reload_comparisons(void) {
     vg_config *c = parse_ok("{\"node\": {\"machine_id\": 1},"
@@ -540,6 +571,7 @@ int main(void) {
     test_whole_document();
     test_node_mode();
     test_hostile_input();
+    test_output_shape();
     char path[128];
     snprintf(path, sizeof path, "%s/rule.lua", dir);
     unlink(path);
