@@ -422,6 +422,7 @@ static int start_node(run *r, char *err, size_t errlen) {
         vg_node_options o = {.listen = c->node_listen, .api_key = key, .store = r->store,
                              .list_streams = list_streams, .streams_ctx = r};
         r->node = vg_node_start(&o, err, errlen);
+        if (r->node) vg_info(NULL, "node API on %s (port %d)", c->node_listen, vg_node_port(r->node));
     }
     explicit_bzero(key, sizeof key);
     if (c->node_listen && !r->node) return -1;
