@@ -233,7 +233,7 @@ static void on_packet(vg_preview_source *ps, AVPacket *pkt, int64_t read_us) {
         append(ps, pkt, key);
         enforce_bounds(ps);
     }
-    wake(ps);
+    if (ps->req.pending) wake(ps); /* only a request waits for packets: an idle decode thread sleeps on */
     pthread_mutex_unlock(&ps->lock);
 }
 

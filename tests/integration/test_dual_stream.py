@@ -193,14 +193,14 @@ def main():
     write(t.path("rule.lua"), RULE)
     a = Server(t, "a", ["/sub:%dx%d" % SUB, "/main:%dx%d" % MAIN, "/main30:%dx%d:fps=30" % MAIN,
                         "/lagging:%dx%d:delay=%d" % (MAIN + (LAG_S,))])
-    b_port, nothing_port, metrics_port = free_port(), free_port(), free_port()
+    b_port, nothing_port = free_port(), free_port()
     sub = a.url(0)
     cams = [("dual", a.url(1), WAIT_MS), ("nearest", a.url(2), WAIT_MS),
             ("nomain", "rtsp://viewer:%s@127.0.0.1:%d/main" % (SECRET, nothing_port), WAIT_MS),
             ("late", "rtsp://viewer:%s@127.0.0.1:%d/main" % (SECRET, b_port), WAIT_MS),
             ("lag", a.url(3), None)]
     out = t.path("out.jsonl")
-    cfg = {"node": {"machine_id": 9, "log_level": "info", "metrics": "127.0.0.1:%d" % metrics_port},
+    cfg = {"node": {"machine_id": 9, "log_level": "info", "metrics": "127.0.0.1:0"},
            "output": {"file": out}, "defaults": {"stall_timeout_ms": 3000, "rtcp_wait_ms": RTCP_WAIT_MS},
            "cameras": [dict({"media": m, "url": sub, "preview_url": p, "script": "rule.lua",
                              "params": {"box": BOX, "every": EVERY}}, **({"preview_wait_ms": w} if w else {}))
@@ -240,7 +240,9 @@ def main():
         wait_previews(t, run, previews, "lag", 10, True, since=caught_up, what=" once its main stream is live")
 
         metrics_before = len(previews.poll())
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=HANG_S) as r:
+        said = run.wait_line(lambda l: l.startswith("vigil info: metrics on http://"))
+        url = said[0][1].split("metrics on ")[1].split()[0] if said else "http://127.0.0.1:1/metrics"
+        with urllib.request.urlopen(url, timeout=HANG_S) as r:
             metrics = r.read().decode()
     finally:
         stopping = time.time()  # a preview waiting then is cut short: from the analysed frame (not said)

@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 
-from vigiltest import HANG_S, SRC, Suite, VIGIL_ASAN, wait_for, write
+from vigiltest import HANG_S, SRC, Suite, VIGIL_ASAN, png_size, wait_for, write
 from livetest import RTCP_WAIT_MS, SECRET, Run, Server, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -290,14 +290,6 @@ def check_no_markup(t, s, label):
     t.check(s.get("markup") == 0 and s.get("images") == len(s.get("eps", [])),
             "%s: no element made of episode or camera text (%s <b>/<i>, %s images for %d episodes)"
             % (label, s.get("markup"), s.get("images"), len(s.get("eps", []))))
-
-
-def png_size(path):
-    with open(path, "rb") as f:
-        head = f.read(24)
-    if head[:8] != b"\x89PNG\r\n\x1a\n":
-        return None
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def check_keyed(t, server):

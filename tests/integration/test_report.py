@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 
-from vigiltest import Suite, run, read_versions, by_episode, HANG_S
+from vigiltest import Suite, run, read_versions, by_episode, png_size, HANG_S
 
 CHROMIUM = "/usr/bin/chromium"
 W, H, FPS, SECONDS = 640, 360, 25, 6
@@ -216,14 +216,6 @@ def check_timeline(t, d, episodes, first_ts, last_ts):
         t.check(last["episode_type"] in bar["text"] and all(r in bar["text"] for r in reasons)
                 and clip_text(last["opened_at"] - first_ts) in bar["text"],
                 "bar of %d says its type, time and close reasons %s: %r" % (eid, reasons, bar["text"]))
-
-
-def png_size(path):
-    with open(path, "rb") as f:
-        head = f.read(24)
-    if head[:8] != b"\x89PNG\r\n\x1a\n":
-        return None
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def check_refusals(t, clip, rule):

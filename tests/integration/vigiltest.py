@@ -225,3 +225,12 @@ class WatchedReplay:
         self.proc.wait(timeout=60)
         self.reader.join()
         return self.proc.returncode, "".join(self.lines)
+
+
+def png_size(path):
+    """(width, height) of a PNG file (a browser test's screenshot), or None when it is no PNG."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
