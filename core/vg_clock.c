@@ -66,17 +66,7 @@ static void check_skew(vg_clock *clock, int64_t sender_us, int64_t now_us) {
             (double)clock->skew_max_us / 1e6);
 }
 
-/* FFmpeg's PRFT is the last sender report's wall time plus (packet's RTP timestamp - the report's), both 32-bit:
- * between a wrap of the RTP timestamp and the next report that difference is off by 2^32 ticks (13.3 h at
- * 90 kHz), for every packet in that second or so. A step of exactly that is no step of the sender's clock. */
-static int rtp_wrap_step(const vg_clock *clock, int64_t step_us) {
-    int64_t wrap_us = av_rescale_q(1LL << 32, clock->time_base, (AVRational){1, 1000000});
-    return llabs(llabs(step_us) - wrap_us) <= VG_CLOCK_JUMP_MS * 1000LL;
-}
-
 static void learn_sender_offset(vg_clock *clock, int64_t offset_us) {
-    if (clock->offset_us != INT64_MIN && clock->source == VG_CLOCK_RTCP && rtp_wrap_step(clock, offset_us - clock->offset_us))
-        return; /* the offset learnt stays; the next sender report gives FFmpeg the right one again */
     if (clock->offset_us != INT64_MIN && clock->source == VG_CLOCK_RTCP &&
         llabs(offset_us - clock->offset_us) > VG_CLOCK_JUMP_MS * 1000LL)
         vg_warn(clock->who, "sender clock stepped by %+.3f s", (double)(offset_us - clock->offset_us) / 1e6);

@@ -9,7 +9,7 @@ from the main stream is 640x360's share of the box (480x90; the sub-stream's is 
 must be the analysed frame's ts to the ms (the crop is in the right place too: misplaced, the bits would not
 read). A 30 fps main mount checks the nearest picture and payload.preview_offset_ms. Faults, each its own
 camera: the main stream missing (no server at the URL), started late then killed and restarted (a second
-server), lagging by seconds (a mount with delay=LAG_S, live again on SIGUSR1). Each falls back to the analysed
+server), lagging by seconds (a mount with delay=3, live again on SIGUSR1). Each falls back to the analysed
 frame within the bound, says so once per change, and comes back to main-stream previews when the main stream
 is back. Every wait is for the event, bounded by HANG_S; the one time limit is preview_wait_ms + SLACK_S
 (tests/README.md, "Timing in tests")."""
@@ -28,14 +28,12 @@ from livetest import RTCP_WAIT_MS, SECRET, Output, Run, Server, free_port
 MAIN, SUB = (640, 360), (320, 180)
 BOX = [0.25, 0.0, 0.75, 0.25]   # bits 8..31 of the stamp (the band is 1/18 of the height at both sizes)
 EVERY = 3                        # a preview every third frame: 120 ms apart, so a 30 fps main has offsets
+LAG_S = 3                        # the lagging mount's delay
 # preview_wait_ms of the cameras that must never fall back once up: what the main stream may trail the sub-stream
 # by (both come from one server and one clock: a frame's time apart at most) plus SLACK_S (tests/README.md: a
 # give-up setting a test needs not to fire). The lagging camera keeps the default.
 WAIT_MS = int(1000 + SLACK_S * 1000)
 DEFAULT_WAIT_MS = 1000           # docs/config.md, preview_wait_ms
-# The lagging mount's delay: more than the lagging camera's wait (the default) plus what a loaded machine may make
-# the analysed stream itself late by (SLACK_S), so its main stream is behind the analysed frames whatever the load.
-LAG_S = int(DEFAULT_WAIT_MS / 1000 + SLACK_S + 1)
 POLL_S = 0.2                     # how often the output is read: a version's read time is this much late at most
 
 RULE = """

@@ -1,7 +1,6 @@
 /* test_clock.c — frame time: files (start + pts), live streams from PRFT side data with the parser's
  * one-packet lag, packets held before the first sender report, the local fallback, sender clock steps,
- * the skew warning, time that never goes backwards across reconnects, the unclamped wall time of a pts, and
- * the RTP timestamp wrap in FFmpeg's PRFT. */
+ * the skew warning, time that never goes backwards across reconnects, and the unclamped wall time of a pts. */
 #include <libavcodec/defs.h>
 
 #include "check.h"
@@ -110,25 +109,6 @@ static void test_wall_ms_unclamped(void) {
     CHECK_INT(vg_clock_stamp(&c, 2 * FRAME), WALL / 1000 + 160);   /* and still never backwards */
 }
 
-/* FFmpeg's PRFT after an RTP timestamp wrap and before the next sender report is 2^32 ticks off (13.3 h at
- * 90 kHz, seen in test_dual_stream): not a step of the sender's clock, the offset stays. */
-static void test_rtp_wrap_is_no_step(void) {
-    vg_clock c;
-    vg_clock_init_live(&c, "cam");
-    vg_clock_new_session(&c, TB, 1);
-    int64_t wrap_us = (1LL << 32) * 1000000 / 90000;
-    observe(&c, 0, WALL + 40000, WALL);
-    observe(&c, FRAME, WALL + 80000, WALL);
-    CHECK_INT(vg_clock_stamp(&c, 2 * FRAME), WALL / 1000 + 80);
-    observe(&c, 2 * FRAME, WALL + 120000 - wrap_us, WALL); /* the wrapped difference: 13.3 h early */
-    observe(&c, 3 * FRAME, WALL + 160000 - wrap_us, WALL);
-    CHECK_INT(vg_clock_stamp(&c, 3 * FRAME), WALL / 1000 + 120);
-    observe(&c, 4 * FRAME, WALL + 200000 + wrap_us, WALL);  /* and the other way */
-    observe(&c, 5 * FRAME, WALL + 240000 + wrap_us, WALL);
-    CHECK_INT(vg_clock_stamp(&c, 5 * FRAME), WALL / 1000 + 200);
-    CHECK_INT(vg_clock_wall_ms(&c, 6 * FRAME), WALL / 1000 + 240);
-}
-
 static void test_local_fallback_then_reports(void) {
     vg_clock c;
     vg_clock_init_live(&c, "cam");
@@ -215,7 +195,6 @@ int main(void) {
     test_prft_own_packet();
     test_never_backwards_and_steps();
     test_wall_ms_unclamped();
-    test_rtp_wrap_is_no_step();
     test_local_fallback_then_reports();
     test_no_skew_from_late_reads();
     test_skew_and_sessions();
