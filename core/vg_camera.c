@@ -103,6 +103,8 @@ static const char *fallback_cause(vg_preview_result r) {
                                      "(the frame is older than they are, or they have a gap there)";
     case VG_PREVIEW_FRAME_UNTIMED: return "the analysed frame has no RTCP sender time to match (frame.clock local)";
     case VG_PREVIEW_STOPPING: return "the camera is stopping";
+    case VG_PREVIEW_FRAME_LATE: return "the analysed stream is behind (its frame came more than preview_wait_ms later "
+                                       "than frames come): no time left to wait";
     }
     return "?";
 }
@@ -113,7 +115,8 @@ static void note_preview_state(vg_camera *cam, vg_preview_result r, int64_t behi
     char masked[1024];
     vg_mask_url(cam->config.preview_url, masked, sizeof masked);
     if (r == VG_PREVIEW_OK)
-        vg_info(cam->media, "previews come from the preview stream %s%s", masked, cam->stats.previews_main ? " again" : "");
+        vg_info(cam->media, "previews come from the preview stream %s%s", masked,
+                cam->stats.previews_main ? " again" : "");
     else if (r == VG_PREVIEW_LAGGING)
         vg_warn(cam->media, "previews come from the analysed stream: %s (%d ms; its newest frame is %.1f s behind)",
                 fallback_cause(r), cam->config.preview_wait_ms, (double)behind_ms / 1000.0);
@@ -122,20 +125,34 @@ static void note_preview_state(vg_camera *cam, vg_preview_result r, int64_t behi
     cam->preview_state = (int)r;
 }
 
+/* How long a frame's previews may wait: preview_wait_ms, less how much later the frame is than its stream brings
+ * frames. A camera behind does not wait: the waits would add up, holding every later frame back as well. When its
+ * stream brings frames is the least (read time - capture time) of the session's packets, which the clock keeps:
+ * the packets read while the first sender report was awaited count too, read as they came, so a camera thread
+ * behind from its start (held frames, then waits) does not take its own lateness for the stream's. */
+static int64_t preview_wait_left(const vg_camera *cam, const vg_frame *frame) {
+    int64_t left = cam->config.preview_wait_ms;
+    const vg_clock *c = &cam->clock;
+    if (c->source != VG_CLOCK_RTCP || c->offset_us == INT64_MIN || c->local_offset_us == INT64_MIN) return left;
+    int64_t late = vg_realtime_ms() - (frame->ts + (c->local_offset_us - c->offset_us) / 1000);
+    return late > 0 ? left - late : left;
+}
+
 /* vg_preview_picture_fn, on the camera thread inside the rule's callback: the preview stream's picture at the
- * frame's time. The previews of one frame wait preview_wait_ms at most in all. */
+ * frame's time. The previews of one frame wait preview_wait_ms at most in all (preview_wait_left). */
 static int preview_picture(void *ctx, const vg_frame *frame, AVFrame *picture, int64_t *shown_ts) {
     vg_camera *cam = ctx;
     if (frame->ts != cam->preview_frame_ts || !cam->preview_deadline_ms) {
         cam->preview_frame_ts = frame->ts;
-        cam->preview_deadline_ms = vg_monotonic_ms() + cam->config.preview_wait_ms;
+        cam->preview_deadline_ms = vg_monotonic_ms() + preview_wait_left(cam, frame);
     }
     int64_t behind = 0;
     vg_preview_result r = !cam->preview ? VG_PREVIEW_DOWN
                           : frame->clock != VG_CLOCK_RTCP ? VG_PREVIEW_FRAME_UNTIMED
                           : vg_preview_source_picture(cam->preview, frame->ts, cam->preview_deadline_ms, picture,
                                                       shown_ts, &behind);
-    if (r == VG_PREVIEW_TIMED_OUT) cam->preview_deadline_ms = vg_monotonic_ms(); /* the frame's other previews: at once */
+    if (r == VG_PREVIEW_TIMED_OUT) /* the frame's other previews: at once */
+        cam->preview_deadline_ms = vg_monotonic_ms();
     note_preview_state(cam, r, behind);
     if (r == VG_PREVIEW_OK) cam->stats.previews_main++;
     else cam->stats.previews_fallback++;

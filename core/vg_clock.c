@@ -66,9 +66,25 @@ static void check_skew(vg_clock *clock, int64_t sender_us, int64_t now_us) {
             (double)clock->skew_max_us / 1e6);
 }
 
-static void learn_sender_offset(vg_clock *clock, int64_t offset_us) {
-    if (clock->offset_us != INT64_MIN && clock->source == VG_CLOCK_RTCP &&
-        llabs(offset_us - clock->offset_us) > VG_CLOCK_JUMP_MS * 1000LL)
+/* Debian 12's FFmpeg (5.1) computes a packet's PRFT as the last sender report's wall time plus (the packet's RTP
+ * timestamp - the report's) taken as 64-bit differences of 32-bit values: from a wrap of the RTP timestamp to the
+ * next report it is 2^32 ticks off (13.3 h at 90 kHz; later FFmpeg casts the difference to int32_t). */
+static int rtp_wrap_step(const vg_clock *clock, int64_t step_us) {
+    int64_t wrap_us = av_rescale_q(1LL << 32, clock->time_base, (AVRational){1, 1000000});
+    return llabs(llabs(step_us) - wrap_us) <= VG_CLOCK_JUMP_MS * 1000LL;
+}
+
+/* offset_us is what the packet with pts_us, read at now_us, says. A step of one RTP wrap is no step of the sender's
+ * clock: of the two offsets, the one that puts the packet nearer this host's clock stays (the earlier one, unless
+ * the session's first report came in such a window). */
+static void learn_sender_offset(vg_clock *clock, int64_t offset_us, int64_t pts_us, int64_t now_us) {
+    int known = clock->offset_us != INT64_MIN && clock->source == VG_CLOCK_RTCP;
+    if (known && rtp_wrap_step(clock, offset_us - clock->offset_us)) {
+        if (llabs(offset_us + pts_us - now_us) < llabs(clock->offset_us + pts_us - now_us))
+            clock->offset_us = offset_us;
+        return;
+    }
+    if (known && llabs(offset_us - clock->offset_us) > VG_CLOCK_JUMP_MS * 1000LL)
         vg_warn(clock->who, "sender clock stepped by %+.3f s", (double)(offset_us - clock->offset_us) / 1e6);
     else if (clock->offset_us != INT64_MIN && clock->source == VG_CLOCK_LOCAL)
         vg_info(clock->who, "RTCP sender reports arrived: frames are stamped with the sender's clock again");
@@ -93,7 +109,7 @@ int vg_clock_observe(vg_clock *clock, const AVPacket *pkt, int64_t now_us) {
         int64_t read_us = clock->prft_lags ? clock->pending_read_us : now_us; /* the same lag */
         if (read_us && (clock->local_offset_us == INT64_MIN || read_us - pts_us < clock->local_offset_us))
             clock->local_offset_us = read_us - pts_us;
-        if (wall_us != INT64_MIN) learn_sender_offset(clock, wall_us - pts_us);
+        if (wall_us != INT64_MIN) learn_sender_offset(clock, wall_us - pts_us, pts_us, read_us ? read_us : now_us);
         else if (clock->source == VG_CLOCK_LOCAL && clock->offset_us != INT64_MIN)
             follow_local(clock, pts_us, read_us ? read_us : now_us);
     }

@@ -271,7 +271,8 @@ typedef enum { NOT_CONNECTED, NO_PACKETS, DELIVERED } session_result;
 static void describe_loss(const vg_ingest *in, int rc, char *reason, size_t len) {
     char text[AV_ERROR_MAX_STRING_SIZE];
     av_strerror(rc, text, sizeof text);
-    if (vg_ingest_stalled(in)) snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(in) / 1000.0);
+    if (vg_ingest_stalled(in))
+        snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(in) / 1000.0);
     else snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : text);
 }
 
@@ -340,10 +341,12 @@ static void answer(vg_preview_source *ps, vg_preview_result result, const AVFram
 }
 
 /* Under lock: why the stream cannot give ts's picture within left_ms, known without decoding; 0 (OK) when it
- * may. Lagging: its newest packet trails ts by more than left_ms (*behind_ms: by how much). */
+ * may. Lagging: its newest packet trails ts by more than left_ms (*behind_ms: by how much); no time left at all:
+ * the frame is late. */
 static vg_preview_result unavailable(const vg_preview_source *ps, int64_t ts, int64_t left_ms, int64_t *behind_ms) {
     if (!ps->connected || !ps->live) return VG_PREVIEW_DOWN;
     if (!has_sender_time(ps) || ps->newest_pts == AV_NOPTS_VALUE) return VG_PREVIEW_NO_SENDER_TIME;
+    if (left_ms <= 0) return VG_PREVIEW_FRAME_LATE;
     int64_t behind = ts - vg_clock_wall_ms(&ps->clock, ps->newest_pts);
     if (behind_ms) *behind_ms = behind;
     return behind > left_ms ? VG_PREVIEW_LAGGING : VG_PREVIEW_OK;
@@ -356,7 +359,8 @@ static const kept *gop_of(const vg_preview_source *ps, int64_t ts) {
     for (int i = 0; i < ps->nq; i++) {
         const kept *k = &ps->q[i];
         if (!k->key) continue;
-        if (k->pkt->pts != AV_NOPTS_VALUE && vg_clock_wall_ms(&ps->clock, k->pkt->pts) > ts + VG_PREVIEW_MATCH_MS) break;
+        if (k->pkt->pts != AV_NOPTS_VALUE && vg_clock_wall_ms(&ps->clock, k->pkt->pts) > ts + VG_PREVIEW_MATCH_MS)
+            break;
         found = k;
     }
     return found;
@@ -520,7 +524,9 @@ vg_preview_result vg_preview_source_picture(vg_preview_source *ps, int64_t ts, i
     ps->req = (request){.id = ps->req.id + 1, .pending = 1, .ts = ts, .deadline_ms = deadline_ms, .picture = picture};
     wake(ps);
     while (!ps->req.done && !ps->refusing && vg_monotonic_ms() < deadline_ms) wait_until(ps, deadline_ms);
-    vg_preview_result result = ps->req.done ? ps->req.result : ps->refusing ? VG_PREVIEW_STOPPING : VG_PREVIEW_TIMED_OUT;
+    vg_preview_result result = ps->req.done    ? ps->req.result
+                               : ps->refusing ? VG_PREVIEW_STOPPING
+                                              : VG_PREVIEW_TIMED_OUT;
     *shown_ts = ps->req.shown;
     ps->req.pending = ps->req.done = 0; /* a request given up is not answered later */
     ps->req.picture = NULL;

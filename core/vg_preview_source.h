@@ -35,6 +35,7 @@ typedef enum {
                                   around it are more than VG_PREVIEW_NEAREST_MAX_MS away */
     VG_PREVIEW_FRAME_UNTIMED,  /* (the camera's) the analysed frame has no sender time to match */
     VG_PREVIEW_STOPPING,       /* vg_preview_source_refuse was called */
+    VG_PREVIEW_FRAME_LATE,     /* the deadline had passed when it was asked (the analysed frame is late) */
 } vg_preview_result;
 
 typedef struct vg_preview_source_config {

@@ -443,6 +443,9 @@ def main():
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(a.port))
+    # A thread per client (the default is one for all): a mount whose first frame comes late (delay=S) holds its
+    # own clients' DESCRIBE until it prerolls, not every other client's request as well.
+    server.get_thread_pool().set_max_threads(-1)
     for m in mounts:
         launch = settings.launch(m)
         log("pipeline %s: %s" % (m.path, launch))

@@ -1,6 +1,7 @@
 /* test_clock.c — frame time: files (start + pts), live streams from PRFT side data with the parser's
  * one-packet lag, packets held before the first sender report, the local fallback, sender clock steps,
- * the skew warning, time that never goes backwards across reconnects, and the unclamped wall time of a pts. */
+ * the skew warning, time that never goes backwards across reconnects, the unclamped wall time of a pts, and
+ * FFmpeg's PRFT across an RTP timestamp wrap. */
 #include <libavcodec/defs.h>
 
 #include "check.h"
@@ -109,6 +110,33 @@ static void test_wall_ms_unclamped(void) {
     CHECK_INT(vg_clock_stamp(&c, 2 * FRAME), WALL / 1000 + 160);   /* and still never backwards */
 }
 
+/* Debian's FFmpeg 5.1 puts a PRFT 2^32 ticks off (13.3 h at 90 kHz) on the packets between an RTP timestamp wrap
+ * and the next sender report (seen in test_dual_stream: "sender clock stepped by -47721.859 s", then back): no
+ * step of the sender's clock; the offset that matches this host's clock stays, also when the wrong one came first. */
+static void test_rtp_wrap_is_no_step(void) {
+    int64_t wrap_us = (1LL << 32) * 1000000 / 90000;
+    vg_clock c;
+    vg_clock_init_live(&c, "cam");
+    vg_clock_new_session(&c, TB, 1);
+    observe(&c, 0, WALL + 40000, WALL + 50000);
+    observe(&c, FRAME, WALL + 80000, WALL + 90000);
+    CHECK_INT(vg_clock_stamp(&c, 2 * FRAME), WALL / 1000 + 80);
+    observe(&c, 2 * FRAME, WALL + 120000 - wrap_us, WALL + 130000); /* the wrapped difference: 13.3 h early */
+    observe(&c, 3 * FRAME, WALL + 160000 - wrap_us, WALL + 170000);
+    CHECK_INT(vg_clock_stamp(&c, 3 * FRAME), WALL / 1000 + 120);
+    observe(&c, 4 * FRAME, WALL + 200000 + wrap_us, WALL + 210000); /* and the other way */
+    observe(&c, 5 * FRAME, WALL + 240000 + wrap_us, WALL + 250000);
+    CHECK_INT(vg_clock_stamp(&c, 5 * FRAME), WALL / 1000 + 200);
+    CHECK_INT(vg_clock_wall_ms(&c, 6 * FRAME), WALL / 1000 + 240);
+    /* a session whose first report is read in such a window: the next one puts it right */
+    vg_clock_new_session(&c, TB, 1);
+    observe(&c, 0, WALL + 1000000 - wrap_us, WALL + 1010000);
+    observe(&c, FRAME, WALL + 1040000 - wrap_us, WALL + 1050000);
+    observe(&c, 2 * FRAME, WALL + 1080000, WALL + 1090000);
+    observe(&c, 3 * FRAME, WALL + 1120000, WALL + 1130000);
+    CHECK_INT(vg_clock_wall_ms(&c, 3 * FRAME), WALL / 1000 + 1080); /* a packet's PRFT times the next pts */
+}
+
 static void test_local_fallback_then_reports(void) {
     vg_clock c;
     vg_clock_init_live(&c, "cam");
@@ -195,6 +223,7 @@ int main(void) {
     test_prft_own_packet();
     test_never_backwards_and_steps();
     test_wall_ms_unclamped();
+    test_rtp_wrap_is_no_step();
     test_local_fallback_then_reports();
     test_no_skew_from_late_reads();
     test_skew_and_sessions();
