@@ -333,6 +333,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     vg_http_request req = {
         .method = method, .path = url, .connection = c, .call = call,
         .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        .host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
     };
     vg_http_response res = {.status = 200};
     int rc = s->handler(s->ctx, &req, &res);

@@ -18,6 +18,7 @@ typedef struct vg_http_request {
     const char *method;        /* "GET", ... */
     const char *path;          /* without the query string */
     const char *authorization; /* the Authorization header, or NULL */
+    const char *host;          /* the Host header, or NULL */
     void *connection;          /* for vg_http_query */
     void *call;                /* for vg_http_take */
 } vg_http_request;

@@ -5,6 +5,7 @@
  * The key lives only in this object's memory; no log line carries it or the Authorization header. */
 #include "vg_node.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -94,9 +95,28 @@ static int authorized(const vg_node *node, const char *authorization) {
     return same_secret(token, len, node->api_key, node->key_len);
 }
 
+/* Without a key, only requests addressed to an IP address or localhost are answered: a web page elsewhere that
+ * points a name of its own at 127.0.0.1 (DNS rebinding) sends its name as Host, and a browser then lets it read
+ * the answers. No Host (HTTP/1.0) is addressed to whatever the client connected to. */
+static int addressed_by_address(const char *host) {
+    if (!host) return 1;
+    char name[256];
+    size_t len = strcspn(host, host[0] == '[' ? "]" : ":");
+    if (host[0] == '[') return host[len] == ']'; /* an IPv6 literal */
+    if (len == 0 || len >= sizeof name) return 0;
+    memcpy(name, host, len);
+    name[len] = 0;
+    struct in_addr addr;
+    return strcasecmp(name, "localhost") == 0 || inet_pton(AF_INET, name, &addr) == 1;
+}
+
+static int host_allowed(const vg_node *node, const vg_http_request *req) {
+    return node->api_key || addressed_by_address(req->host);
+}
+
 /* One warn line for the first refusal and then at most one a minute, with the count: a client with a wrong
  * key must not flood the log. */
-static void note_refusal(vg_node *node, const vg_http_request *req) {
+static void note_refusal(vg_node *node, const vg_http_request *req, const char *why) {
     pthread_mutex_lock(&node->lock);
     long n = ++node->refused;
     int64_t now = vg_monotonic_ms();
@@ -104,8 +124,7 @@ static void note_refusal(vg_node *node, const vg_http_request *req) {
     if (say) node->last_refusal_warn_ms = now;
     pthread_mutex_unlock(&node->lock);
     if (say)
-        vg_warn(WHO, "%s %s refused: %s Bearer key (%ld refused so far)", req->method, req->path,
-                req->authorization ? "wrong" : "no", n);
+        vg_warn(WHO, "%s %s refused: %s (%ld refused so far)", req->method, req->path, why, n);
 }
 
 /* ---------- query parameters ---------- */
@@ -301,13 +320,19 @@ static void get_liveness(vg_node *node, vg_http_response *res) {
 static int handle(void *ctx, const vg_http_request *req, vg_http_response *res) {
     vg_node *node = ctx;
     int64_t t0 = vg_monotonic_ms();
+    if (!host_allowed(node, req)) {
+        note_refusal(node, req, "addressed to a name (Host header), not an IP address, on a node without a key");
+        answer_error(res, 403, NULL, "without node.api_key this node answers requests addressed to an IP address or "
+                                     "localhost only (Host header)");
+        return 0;
+    }
     if (vg_page_wanted(req)) { /* the page holds no data: the key guards the API it reads */
         vg_page_answer(req, node->api_key != NULL, res);
         vg_debug(WHO, "%s %s: %d", req->method, req->path, res->status);
         return 0;
     }
     if (!authorized(node, req->authorization)) {
-        note_refusal(node, req);
+        note_refusal(node, req, req->authorization ? "wrong Bearer key" : "no Bearer key");
         answer_error(res, 401, NULL, "a valid Bearer key is required");
         res->header_name = "WWW-Authenticate";
         res->header_value = "Bearer realm=\"vigil\"";

@@ -55,7 +55,7 @@ static void start_node(void) {
 /* GET .../episodes?QUERY with every byte but [A-Za-z0-9=&._~-] as %XX, so the node sees exactly data. */
 static char *request_for(const uint8_t *data, size_t size) {
     static const char head[] = "GET " VG_NODE_API "/episodes?";
-    static const char tail[] = " HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+    static const char tail[] = " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     char *req = malloc(sizeof head + size * 3 + sizeof tail), *p = req;
     p += sprintf(p, "%s", head);
     for (size_t i = 0; i < size; i++) {

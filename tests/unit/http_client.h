@@ -21,17 +21,13 @@ static size_t http_collect(char *data, size_t size, size_t n, void *buf) {
     return size * n;
 }
 
-/* method NULL = GET; auth NULL = no Authorization header. */
-static http_reply http_request(int port, const char *method, const char *path, const char *auth) {
+/* method NULL = GET; header: one "Name: value" line to send, or NULL. */
+static http_reply http_request_header(int port, const char *method, const char *path, const char *header) {
     http_reply r = {0};
-    char url[512], header[256];
+    char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     CURL *c = curl_easy_init();
-    struct curl_slist *headers = NULL;
-    if (auth) {
-        snprintf(header, sizeof header, "Authorization: %s", auth);
-        headers = curl_slist_append(headers, header);
-    }
+    struct curl_slist *headers = header ? curl_slist_append(NULL, header) : NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
     if (method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
@@ -45,6 +41,13 @@ static http_reply http_request(int port, const char *method, const char *path, c
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);
     return r;
+}
+
+/* method NULL = GET; auth NULL = no Authorization header. */
+static http_reply http_request(int port, const char *method, const char *path, const char *auth) {
+    char header[256];
+    if (auth) snprintf(header, sizeof header, "Authorization: %s", auth);
+    return http_request_header(port, method, path, auth ? header : NULL);
 }
 
 static void http_reply_free(http_reply *r) {

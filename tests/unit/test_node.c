@@ -249,6 +249,30 @@ static void *poll_long(void *arg) {
     return NULL;
 }
 
+/* Without a key, a request addressed to a name (DNS rebinding: a page elsewhere pointing its own name at this
+ * node) is refused; addressed to an IP address or localhost, or with no Host, it is answered. With a key, the key
+ * is what guards, whatever the name. */
+static void test_host_names(int port, int keyed) {
+    static const char *const names[] = {"Host: rebind.example", "Host: rebind.example:8080", "Host: 127.0.0.1.nip.io",
+                                        "Host: localhost.example:1"};
+    static const char *const addresses[] = {"Host: 127.0.0.1:9", "Host: localhost", "Host: LOCALHOST:80",
+                                            "Host: [::1]:80", "Host: 10.0.0.5"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        http_reply r = http_request_header(port, "GET", VG_NODE_API "/monitoring/liveness", names[i]);
+        CHECK_INT(r.status, keyed ? 401 : 403);
+        if (!keyed) CHECK(r.body.data && strstr(r.body.data, "IP address or localhost"));
+        http_reply_free(&r);
+        r = http_request_header(port, "GET", "/", names[i]);
+        CHECK_INT(r.status, keyed ? 200 : 403);
+        http_reply_free(&r);
+    }
+    for (size_t i = 0; i < sizeof addresses / sizeof *addresses; i++) {
+        http_reply r = http_request_header(port, "GET", VG_NODE_API "/monitoring/liveness", addresses[i]);
+        CHECK_INT(r.status, keyed ? 401 : 200);
+        http_reply_free(&r);
+    }
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char dir[] = "/tmp/vigil-test-node-XXXXXX", err[256];
@@ -267,6 +291,7 @@ int main(void) {
     int64_t outliving_from = vg_monotonic_ms();
     pthread_create(&outliving.thread, NULL, poll_with_key, &outliving);
     test_auth(port);
+    test_host_names(port, 1);
     test_errors(port);
     test_streams_and_liveness(port);
     test_episodes(port, st);
@@ -284,6 +309,7 @@ int main(void) {
     st = vg_store_open(dir, 0, err, sizeof err);
     CHECK_INT(vg_store_count(st), 4);
     node = vg_node_start(&(vg_node_options){.listen = "127.0.0.1:0", .store = st}, err, sizeof err);
+    test_host_names(vg_node_port(node), 0);
     waiting w = {.port = vg_node_port(node)};
     pthread_t t;
     pthread_create(&t, NULL, poll_long, &w);
