@@ -7,8 +7,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "vg_decode.h"
 #include "vg_log.h"
+#include "vg_settings.h"
 
 typedef struct vg_config_camera {
     char *media;
@@ -22,18 +22,9 @@ typedef struct vg_config_camera {
                                  resolved against the config file's directory; NULL = none */
     char *preview_url;        /* rtsp:// or rtsps:// stream previews are cut from (the camera's main stream; url is
                                  then its sub-stream); NULL = previews from url (may hold a password, like url) */
-    /* the rest: the camera's value, else defaults.*, else the built-in default */
-    char *transport;          /* "tcp" or "udp" */
-    int analysis_width;
-    double fps;               /* at most this many frames per second of stream time to the script; 0 = all */
-    vg_decode_mode decode;
-    int decoder_threads;
-    int skip_loop_filter;     /* applied only when the stream is wider than analysis_width */
-    double budget_ms;
-    int stall_timeout_ms;
-    int rtcp_wait_ms;
-    int preview_wait_ms;      /* with preview_url: a frame's previews wait this long at most for it */
-    int watch;                /* hot-reload the rule when a .lua file beside it changes (default on) */
+    /* every row of VG_CAMERA_SETTINGS (vg_settings.h): the camera's value, else defaults.*, else the table's
+     * default */
+    vg_camera_settings settings;
 } vg_config_camera;
 
 /* One node.stream_scripts entry: the rule a stream handed out by Central runs. */
@@ -53,7 +44,7 @@ typedef struct vg_config {
     char *central_url;        /* NULL without a "central" block */
     char *central_api_key;    /* inline key; exactly one of it and central_api_key_file is set with central */
     char *central_api_key_file;
-    int central_min_update_interval_ms; /* 0 = no rate limit */
+    int central_min_update_interval_ms; /* 0 = no rate limit (vg_central_options: the same) */
     int central_flush_timeout_ms;       /* how long a stop waits for Central to take what is queued */
     char *output_file;        /* NULL when not given */
     int output_final_only;    /* output.versions "final": each episode's closing version only */
