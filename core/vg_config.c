@@ -845,37 +845,14 @@ static int same_stream_scripts(const vg_config *a, const vg_config *b) {
     return 1;
 }
 
-/* Analytics-node mode is set up at start; a reload changes only its cameras (through "defaults"). */
-static void node_mode_changes(const vg_config *old, const vg_config *new, vg_config_errors *changed) {
-    if (!same_text(old->node_listen, new->node_listen)) problem(changed, "node.listen", "changed");
-    if (!same_text(old->node_api_key, new->node_api_key)) problem(changed, "node.api_key", "changed");
-    if (!same_text(old->node_api_key_file, new->node_api_key_file)) problem(changed, "node.api_key_file", "changed");
-    if (old->node_keep_episodes_ms != new->node_keep_episodes_ms) problem(changed, "node.keep_episodes_for", "changed");
-    if (!same_text(old->config_external, new->config_external)) problem(changed, "node.config_external", "changed");
-    if (!same_text(old->config_external_key, new->config_external_key))
-        problem(changed, "node.config_external_key", "changed");
-    if (old->config_external_interval_ms != new->config_external_interval_ms)
-        problem(changed, "node.config_external_interval_ms", "changed");
-    if (!same_stream_scripts(old, new)) problem(changed, "node.stream_scripts", "changed");
-}
+#define SAME_TEXT(a, b, member) same_text((a)->member, (b)->member)
+#define SAME_INT(a, b, member) ((a)->member == (b)->member)
+#define SAME_SCRIPTS(a, b, member) same_stream_scripts(a, b)
+#define REPORT_FIXED_CHANGE(path, kind, member) \
+    if (!SAME_##kind(old, new, member)) problem(changed, path, "changed");
 
 int vg_config_fixed_changes(const vg_config *old, const vg_config *new, vg_config_errors *changed) {
     int before = changed->count;
-    if (old->machine_id != new->machine_id) problem(changed, "node.machine_id", "changed");
-    if (!same_text(old->spool_dir, new->spool_dir)) problem(changed, "node.spool_dir", "changed");
-    if (!same_text(old->metrics_listen, new->metrics_listen)) problem(changed, "node.metrics", "changed");
-    if (!same_text(old->central_url, new->central_url)) problem(changed, "central.url", "changed");
-    if (!same_text(old->central_api_key, new->central_api_key)) problem(changed, "central.api_key", "changed");
-    if (!same_text(old->central_api_key_file, new->central_api_key_file))
-        problem(changed, "central.api_key_file", "changed");
-    if (old->central_min_update_interval_ms != new->central_min_update_interval_ms)
-        problem(changed, "central.min_update_interval_ms", "changed");
-    if (old->central_flush_timeout_ms != new->central_flush_timeout_ms)
-        problem(changed, "central.flush_timeout_ms", "changed");
-    if (!same_text(old->output_file, new->output_file)) problem(changed, "output.file", "changed");
-    if (old->output_final_only != new->output_final_only) problem(changed, "output.versions", "changed");
-    if (!same_text(old->output_previews_dir, new->output_previews_dir))
-        problem(changed, "output.previews_dir", "changed");
-    node_mode_changes(old, new, changed);
+    VG_CONFIG_FIXED_SETTINGS(REPORT_FIXED_CHANGE)
     return changed->count - before;
 }

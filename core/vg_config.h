@@ -101,8 +101,33 @@ void vg_config_camera_clear(vg_config_camera *cam);
 /* 1 when every setting of the two is the same (url, script, params, zones, modes, ...). */
 int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b);
 
-/* The settings read only at start (node.*, central.*, output.*) that differ between the running config and
- * a newly loaded one: one line per JSON path into changed. Returns how many. */
+/* The settings read only at start (node.*, central.*, output.*; node.log_level is not one: a reload applies
+ * it): X(JSON path, KIND, vg_config member). KIND: TEXT (a string or NULL), INT (a number), SCRIPTS
+ * (node.stream_scripts as a whole). A setting added there is one that a reload reports, and test_config
+ * checks it. */
+#define VG_CONFIG_FIXED_SETTINGS(X)                                                                                \
+    X("node.machine_id", INT, machine_id)                                                                          \
+    X("node.spool_dir", TEXT, spool_dir)                                                                           \
+    X("node.metrics", TEXT, metrics_listen)                                                                        \
+    X("central.url", TEXT, central_url)                                                                            \
+    X("central.api_key", TEXT, central_api_key)                                                                    \
+    X("central.api_key_file", TEXT, central_api_key_file)                                                          \
+    X("central.min_update_interval_ms", INT, central_min_update_interval_ms)                                       \
+    X("central.flush_timeout_ms", INT, central_flush_timeout_ms)                                                   \
+    X("output.file", TEXT, output_file)                                                                            \
+    X("output.versions", INT, output_final_only)                                                                   \
+    X("output.previews_dir", TEXT, output_previews_dir)                                                            \
+    X("node.listen", TEXT, node_listen)                                                                            \
+    X("node.api_key", TEXT, node_api_key)                                                                          \
+    X("node.api_key_file", TEXT, node_api_key_file)                                                                \
+    X("node.keep_episodes_for", INT, node_keep_episodes_ms)                                                        \
+    X("node.config_external", TEXT, config_external)                                                               \
+    X("node.config_external_key", TEXT, config_external_key)                                                       \
+    X("node.config_external_interval_ms", INT, config_external_interval_ms)                                        \
+    X("node.stream_scripts", SCRIPTS, stream_scripts)
+
+/* The VG_CONFIG_FIXED_SETTINGS that differ between the running config and a newly loaded one: one line per
+ * JSON path into changed ("central.url: changed"), in the table's order. Returns how many. */
 int vg_config_fixed_changes(const vg_config *running, const vg_config *loaded, vg_config_errors *changed);
 
 #endif

@@ -331,6 +331,29 @@ static void test_reload_comparisons(void) {
     vg_config_free(c);
 }
 
+/* Every row of VG_CONFIG_FIXED_SETTINGS, whatever it is: a reload that changes it (alone) is one line naming
+ * its path. A new row needs no edit here. */
+#define CHANGE_TEXT(c, member) (c)->member = (c)->member ? NULL : (char *)"changed"
+#define CHANGE_INT(c, member) (c)->member += 1
+#define CHANGE_SCRIPTS(c, member) (c)->n##member += 1
+#define CHECK_FIXED_CHANGE(path, kind, member)                                                                    \
+    do {                                                                                                          \
+        vg_config changed_config = *c;                                                                            \
+        CHANGE_##kind(&changed_config, member);                                                                   \
+        vg_config_errors changed = {0};                                                                           \
+        CHECK_INT(vg_config_fixed_changes(c, &changed_config, &changed), 1);                                      \
+        CHECK(has_line(&changed, path ": changed"));                                                              \
+        vg_config_errors_free(&changed);                                                                          \
+    } while (0);
+
+static void test_every_fixed_setting(void) {
+    vg_config *c = parse_ok("{\"node\": {\"machine_id\": 1},"
+                            " \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", \"script\": \"rule.lua\"}]}");
+    if (!c) return;
+    VG_CONFIG_FIXED_SETTINGS(CHECK_FIXED_CHANGE)
+    vg_config_free(c);
+}
+
 /* One bad file, every problem reported. */
 static void test_every_problem(void) {
     const char *bad =
@@ -567,6 +590,7 @@ int main(void) {
     test_inline_key();
     test_tunables_and_zones_problems();
     test_reload_comparisons();
+    test_every_fixed_setting();
     test_every_problem();
     test_whole_document();
     test_node_mode();
