@@ -49,10 +49,10 @@ static const char *HELP_REPLAY =
     "  --api-key-file FILE     read the key from FILE (central.conf's API_KEY= line, or the key alone)\n"
     "  --spool DIR             where versions wait for Central (default ~/.local/state/vigil/spool)\n"
     "  --min-update-interval-ms N  versions of one episode at most this often to Central (0 = no limit;\n"
-    "                          default 1000)\n"
+    "                          default " VG_STR(VG_CENTRAL_MIN_UPDATE_INTERVAL_MS) ")\n"
     "  --machine-id N          the episode ids' machine id, 0..1023 (default 0)\n"
-    "  --analysis-width N      width of the picture the rule analyses, 16..7680 (default 320)\n"
-    "  --budget-ms N           CPU time one callback may take, 1..60000 (default 50)\n"
+    "  --analysis-width N      width of the picture the rule analyses, 16..7680 (default " VG_STR(VG_ANALYSIS_WIDTH_DEFAULT) ")\n"
+    "  --budget-ms N           CPU time one callback may take, 1..60000 (default " VG_STR(VG_BUDGET_MS_DEFAULT) ")\n"
     "  --decode all|nonref|keyframes  which frames are decoded (default all)\n"
     "  --realtime              pace frames as a camera would (with --watch: edit the rule while it plays)\n"
     "  --watch                 reload the rule when it or a module it requires is saved\n"
@@ -71,7 +71,7 @@ static const char *HELP_CHECK =
     "Compiles the rule and runs it on synthetic frames: failures, episodes and on_frame's time. Exit 1 on any failure.\n"
     "  --params JSON           the rule's vigil.params, a JSON object\n"
     "  --frames N              how many frames, 1..100000 (default 100)\n"
-    "  --analysis-width N      width of the analysed picture, 16..640 (default 320)\n";
+    "  --analysis-width N      width of the analysed picture, 16..640 (default " VG_STR(VG_ANALYSIS_WIDTH_DEFAULT) ")\n";
 
 static const char *HELP_FLUSH =
     "usage: vigil flush --central URL --spool DIR (--api-key KEY | --api-key-file central.conf) [options]\n"
@@ -90,17 +90,33 @@ static int wants_help(int argc, char **argv) {
 /* Where episodes go to Central: replay's and flush's options. */
 typedef struct central_args {
     const char *url, *api_key, *api_key_file, *spool;
-    long min_update_interval_ms; /* 0 = the default (1000), -1 = no rate limit */
+    long min_update_interval_ms; /* 0 = no rate limit */
 } central_args;
 
 typedef struct replay_args {
     central_args central;
-    const char *file, *script, *media, *params, *out, *decode, *overlay, *report, *versions, *previews;
+    const char *file, *script, *media, *params, *out, *overlay, *report, *versions, *previews;
     int64_t start_ms;
-    int realtime, watch, jit, unsafe;
-    long machine_id, analysis_width;
-    double budget_ms;
+    int realtime, jit, unsafe;
+    long machine_id;
+    vg_camera_settings settings; /* the config's defaults; replay watches the rule only with --watch */
 } replay_args;
+
+/* replay's flags that set a camera setting: the config's range and choices (vg_settings.h). */
+static const struct { const char *flag, *key; } SETTING_FLAGS[] = {
+    {"--analysis-width", "analysis_width"}, {"--budget-ms", "budget_ms"}, {"--decode", "decode"}};
+
+/* 1 when opt is one of SETTING_FLAGS (a bad value is then said in *rc, 2). */
+static int parse_setting_flag(vg_camera_settings *s, const char *opt, const char *val, int *rc) {
+    char err[200];
+    for (size_t i = 0; i < sizeof SETTING_FLAGS / sizeof *SETTING_FLAGS; i++) {
+        if (strcmp(opt, SETTING_FLAGS[i].flag) != 0) continue;
+        *rc = vg_setting_parse_text(s, vg_setting_find(SETTING_FLAGS[i].key), val, err, sizeof err) < 0 ? 2 : 0;
+        if (*rc) fprintf(stderr, "vigil: %s: %s\n%s", opt, err, USAGE);
+        return 1;
+    }
+    return 0;
+}
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "vigil: ");
@@ -138,7 +154,7 @@ static int parse_central_option(central_args *c, const char *opt, const char *va
     else if (strcmp(opt, "--api-key") == 0) c->api_key = val;
     else if (strcmp(opt, "--api-key-file") == 0) c->api_key_file = val;
     else if (strcmp(opt, "--spool") == 0) c->spool = val;
-    else if (parse_long(val, 0, 3600000, &n) == 0) c->min_update_interval_ms = n ? n : -1;
+    else if (parse_long(val, 0, 3600000, &n) == 0) c->min_update_interval_ms = n;
     else {
         usage_error("--min-update-interval-ms: '%s' is not 0..3600000", val);
         return -1;
@@ -207,7 +223,9 @@ static vg_sink *open_replay_sink(const replay_args *a, const vg_report_options *
 }
 
 static int parse_replay(int argc, char **argv, replay_args *a) {
-    *a = (replay_args){.start_ms = INT64_MIN, .decode = "all", .versions = "all"};
+    *a = (replay_args){.start_ms = INT64_MIN, .versions = "all", .settings = vg_camera_settings_default(),
+                       .central = {.min_update_interval_ms = VG_CENTRAL_MIN_UPDATE_INTERVAL_MS}};
+    a->settings.watch = 0;
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i];
         if (opt[0] != '-') {
@@ -215,7 +233,7 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
             a->file = opt;
             continue;
         }
-        int *flag = strcmp(opt, "--realtime") == 0 ? &a->realtime : strcmp(opt, "--watch") == 0 ? &a->watch
+        int *flag = strcmp(opt, "--realtime") == 0 ? &a->realtime : strcmp(opt, "--watch") == 0 ? &a->settings.watch
                   : strcmp(opt, "--jit") == 0 ? &a->jit : strcmp(opt, "--unsafe") == 0 ? &a->unsafe : NULL;
         if (flag) {
             *flag = 1;
@@ -224,7 +242,10 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
         if (i + 1 >= argc) return usage_error("%s needs a value", opt);
         const char *val = argv[++i];
         long n;
-        if (strcmp(opt, "--script") == 0) a->script = val;
+        int rc;
+        if (parse_setting_flag(&a->settings, opt, val, &rc)) {
+            if (rc) return rc;
+        } else if (strcmp(opt, "--script") == 0) a->script = val;
         else if (strcmp(opt, "--media") == 0) a->media = val;
         else if (strcmp(opt, "--params") == 0) a->params = val;
         else if (strcmp(opt, "--out") == 0) a->out = val;
@@ -236,7 +257,6 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
                 return usage_error("--versions: '%s' is not all or final", val);
             a->versions = val;
         }
-        else if (strcmp(opt, "--decode") == 0) a->decode = val;
         else if (strcmp(opt, "--start") == 0) {
             if (parse_long(val, 0, LONG_MAX, &n) < 0) return usage_error("--start: '%s' is not unix ms", val);
             a->start_ms = n;
@@ -244,12 +264,6 @@ static int parse_replay(int argc, char **argv, replay_args *a) {
             if (parse_long(val, 0, VG_SNOWFLAKE_MAX_MACHINE, &n) < 0)
                 return usage_error("--machine-id: '%s' is not 0..1023", val);
             a->machine_id = n;
-        } else if (strcmp(opt, "--analysis-width") == 0) {
-            if (parse_long(val, 16, 7680, &n) < 0) return usage_error("--analysis-width: '%s' is not 16..7680", val);
-            a->analysis_width = n;
-        } else if (strcmp(opt, "--budget-ms") == 0) {
-            if (parse_long(val, 1, 60000, &n) < 0) return usage_error("--budget-ms: '%s' is not 1..60000", val);
-            a->budget_ms = (double)n;
         } else if (strcmp(opt, "--log-level") == 0) {
             vg_log_level level;
             if (vg_log_parse_level(val, &level) < 0) return usage_error("--log-level: unknown level '%s'", val);
@@ -365,12 +379,9 @@ static int cmd_replay(int argc, char **argv) {
     if (rc) return rc;
     if (check_params(a.params) < 0) return 2;
     vg_camera_config config = {
-        .url = a.file, .script = a.script, .params_json = a.params, .analysis_width = (int)a.analysis_width,
-        .budget_ms = a.budget_ms, .start_ms = a.start_ms, .realtime = a.realtime, .watch = a.watch,
-        .jit = a.jit, .unsafe = a.unsafe, .overlay = a.overlay,
+        .url = a.file, .script = a.script, .params_json = a.params, .start_ms = a.start_ms, .realtime = a.realtime,
+        .jit = a.jit, .unsafe = a.unsafe, .overlay = a.overlay, .settings = a.settings,
     };
-    if (vg_decode_mode_parse(a.decode, &config.decode.mode) < 0)
-        return usage_error("--decode: unknown mode '%s'", a.decode);
     char media[256];
     media_from_path(a.file, media, sizeof media);
     config.media = a.media ? a.media : media;
@@ -414,7 +425,7 @@ static int cmd_replay(int argc, char **argv) {
 /* vigil flush: deliver what earlier runs left in a spool (after a crash, or Central being down at exit);
  * exit 1 if some of it is still there after --timeout-ms (default 10000). */
 static int cmd_flush(int argc, char **argv) {
-    central_args c = {0};
+    central_args c = {.min_update_interval_ms = VG_CENTRAL_MIN_UPDATE_INTERVAL_MS};
     long timeout_ms = 10000;
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i];
@@ -450,7 +461,7 @@ static int cmd_flush(int argc, char **argv) {
 /* vigil check SCRIPT: compile a rule and run it on synthetic frames; exit 1 if anything failed. */
 static int cmd_check(int argc, char **argv) {
     const char *script = NULL, *params = NULL;
-    long frames = 100, width = 320;
+    long frames = 100, width = VG_ANALYSIS_WIDTH_DEFAULT;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--params") == 0 && i + 1 < argc) params = argv[++i];
         else if (strcmp(argv[i], "--analysis-width") == 0 && i + 1 < argc) {

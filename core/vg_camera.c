@@ -119,7 +119,7 @@ static void note_preview_state(vg_camera *cam, vg_preview_result r, int64_t behi
                 cam->stats.previews_main ? " again" : "");
     else if (r == VG_PREVIEW_LAGGING)
         vg_warn(cam->media, "previews come from the analysed stream: %s (%d ms; its newest frame is %.1f s behind)",
-                fallback_cause(r), cam->config.preview_wait_ms, (double)behind_ms / 1000.0);
+                fallback_cause(r), cam->config.settings.preview_wait_ms, (double)behind_ms / 1000.0);
     else
         vg_warn(cam->media, "previews come from the analysed stream: %s", fallback_cause(r));
     cam->preview_state = (int)r;
@@ -131,7 +131,7 @@ static void note_preview_state(vg_camera *cam, vg_preview_result r, int64_t behi
  * the packets read while the first sender report was awaited count too, read as they came, so a camera thread
  * behind from its start (held frames, then waits) does not take its own lateness for the stream's. */
 static int64_t preview_wait_left(const vg_camera *cam, const vg_frame *frame) {
-    int64_t left = cam->config.preview_wait_ms;
+    int64_t left = cam->config.settings.preview_wait_ms;
     const vg_clock *c = &cam->clock;
     if (c->source != VG_CLOCK_RTCP || c->offset_us == INT64_MIN || c->local_offset_us == INT64_MIN) return left;
     int64_t late = vg_realtime_ms() - (frame->ts + (c->local_offset_us - c->offset_us) / 1000);
@@ -165,18 +165,17 @@ vg_camera *vg_camera_new(const vg_camera_config *config, vg_snowflake *ids, vg_s
     cam->config = *config;
     cam->media = strdup(config->media);
     cam->config.media = cam->media;
-    if (cam->config.preview_wait_ms <= 0) cam->config.preview_wait_ms = VG_PREVIEW_WAIT_MS;
     cam->sink = sink;
     cam->damage_logged_ms = -VG_DAMAGE_LOG_INTERVAL_MS; /* the first damage is always said */
     vg_mask_url(config->url, cam->url_masked, sizeof cam->url_masked);
     init_wait(cam);
     cam->book = vg_book_new(cam->media, ids, emit_to_sink, cam);
-    cam->scaler = vg_frame_scaler_new(config->analysis_width);
+    cam->scaler = vg_frame_scaler_new(config->settings.analysis_width);
     cam->preview_state = -1;
     vg_script_config sc = {
         .camera = cam->media, .path = config->script, .params_json = config->params_json,
-        .zones_json = config->zones_json, .budget_ms = config->budget_ms, .unsafe = config->unsafe,
-        .jit = config->jit, .watch = config->watch,
+        .zones_json = config->zones_json, .budget_ms = config->settings.budget_ms, .unsafe = config->unsafe,
+        .jit = config->jit, .watch = config->settings.watch,
         .preview_picture = config->preview_url ? preview_picture : NULL, .preview_ctx = cam,
     };
     cam->script = vg_script_load(&sc, cam->book, err, errlen);
@@ -232,8 +231,8 @@ static double now_seconds(void) {
  * interval (so the mean rate is exact even when frames do not fall on the interval); after a gap longer than
  * an interval it restarts from the frame. */
 static int due_for_script(vg_camera *cam, int64_t ts) {
-    if (cam->config.fps <= 0) return 1;
-    double interval = 1000.0 / cam->config.fps;
+    if (cam->config.settings.fps <= 0) return 1;
+    double interval = 1000.0 / cam->config.settings.fps;
     if (!cam->have_due || (double)ts >= cam->next_due_ts + interval) {
         cam->have_due = 1;
         cam->next_due_ts = (double)ts + interval;
@@ -346,7 +345,7 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
         return 0;
     }
     vg_frame frame = {0};
-    if (cam->config.decode.mode == VG_DECODE_KEYFRAMES) cam->clock.session_stamped = 0; /* key frames are a GOP
+    if (cam->config.settings.decode == VG_DECODE_KEYFRAMES) cam->clock.session_stamped = 0; /* key frames are a GOP
                                                                   apart: the step between two is no jump */
     frame.ts = vg_clock_stamp(&cam->clock, pts);
     if (!due_for_script(cam, frame.ts)) { /* not converted, not copied: the script never sees it */
@@ -397,8 +396,9 @@ static int decode_packet(vg_camera *cam, vg_decoder *dec, AVFrame *picture, cons
 /* The camera's decoder options for this source: skipping the loop filter blurs the picture a little, which
  * only a downscaled analysis plane hides, so it is applied only when the stream is wider than that. */
 static vg_decoder_options decoder_options(vg_camera *cam, const vg_ingest *in) {
-    vg_decoder_options o = cam->config.decode;
-    int analysis_width = cam->config.analysis_width > 0 ? cam->config.analysis_width : 320;
+    const vg_camera_settings *s = &cam->config.settings;
+    vg_decoder_options o = {.mode = s->decode, .threads = s->decoder_threads, .skip_loop_filter = s->skip_loop_filter};
+    int analysis_width = s->analysis_width;
     int width = vg_ingest_codecpar(in)->width;
     if (o.skip_loop_filter && width <= analysis_width) {
         o.skip_loop_filter = 0;
@@ -503,7 +503,7 @@ static void hold(session *s, AVPacket *pkt) {
 }
 
 static int hold_expired(const vg_camera *cam, const session *s) {
-    return s->nheld >= VG_HOLD_MAX_PACKETS || vg_monotonic_ms() - s->hold_since_ms >= cam->config.rtcp_wait_ms;
+    return s->nheld >= VG_HOLD_MAX_PACKETS || vg_monotonic_ms() - s->hold_since_ms >= cam->config.settings.rtcp_wait_ms;
 }
 
 static void drop_held(session *s) {
@@ -535,7 +535,7 @@ static int on_packet(vg_camera *cam, session *s, AVPacket *pkt) {
     hold(s, pkt);
     if (!vg_clock_known(&cam->clock)) {
         if (!hold_expired(cam, s)) return 0;
-        vg_clock_use_local(&cam->clock, cam->config.rtcp_wait_ms);
+        vg_clock_use_local(&cam->clock, cam->config.settings.rtcp_wait_ms);
         s->timed = 1;
     }
     return release_held(cam, s);
@@ -568,13 +568,13 @@ static void describe_loss(const session *s, int rc, char *reason, size_t len) {
 static void log_up(vg_camera *cam, const vg_ingest *in) {
     const AVCodecParameters *par = vg_ingest_codecpar(in);
     vg_info(cam->media, "stream up: %s (%s %dx%d, %.4g fps, %s)", cam->url_masked, avcodec_get_name(par->codec_id),
-            par->width, par->height, vg_ingest_frame_rate(in), cam->config.transport ? cam->config.transport : "tcp");
+            par->width, par->height, vg_ingest_frame_rate(in), cam->config.settings.transport);
 }
 
 /* Connects, runs the stream until it fails or the camera stops; reason says why it ended. */
 static session_result run_session(vg_camera *cam, char *reason, size_t len) {
-    vg_ingest_options o = {.transport = cam->config.transport, .stall_timeout_ms = cam->config.stall_timeout_ms,
-                           .stop = &cam->stop};
+    const vg_camera_settings *set = &cam->config.settings;
+    vg_ingest_options o = {.transport = set->transport, .stall_timeout_ms = set->stall_timeout_ms, .stop = &cam->stop};
     session *s = calloc(1, sizeof *s);
     s->opened_ms = vg_monotonic_ms();
     cam->stats.attempts++;
@@ -673,9 +673,9 @@ static void *camera_thread(void *arg) {
 /* preview_url: its reader and decoder run beside the camera's thread, from its start to its end. */
 static int start_preview(vg_camera *cam, char *err, size_t errlen) {
     if (!cam->config.preview_url) return 0;
-    vg_preview_source_config pc = {.media = cam->media, .url = cam->config.preview_url,
-                                   .transport = cam->config.transport, .stall_timeout_ms = cam->config.stall_timeout_ms,
-                                   .rtcp_wait_ms = cam->config.rtcp_wait_ms};
+    const vg_camera_settings *set = &cam->config.settings;
+    vg_preview_source_config pc = {.media = cam->media, .url = cam->config.preview_url, .transport = set->transport,
+                                   .stall_timeout_ms = set->stall_timeout_ms, .rtcp_wait_ms = set->rtcp_wait_ms};
     cam->preview = vg_preview_source_start(&pc, err, errlen);
     return cam->preview ? 0 : -1;
 }

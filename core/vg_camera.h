@@ -10,6 +10,7 @@
 #include "vg_frame.h"
 #include "vg_preview_source.h"
 #include "vg_script.h"
+#include "vg_settings.h"
 #include "vg_sink.h"
 #include "vg_snowflake.h"
 
@@ -20,24 +21,15 @@ typedef struct vg_camera_config {
     const char *script;       /* path of the rule */
     const char *params_json;  /* vigil.params */
     const char *zones_json;   /* vigil.zones (NULL = none) */
-    int analysis_width;       /* 0 = 320 */
-    double fps;               /* at most this many frames per second of stream time reach the script; the others
-                                 are neither converted nor copied (0 = every frame) */
-    double budget_ms;         /* per callback, 0 = 50 */
     int unsafe, jit;
-    int watch;                /* hot-reload the rule when a .lua file beside it changes */
     int realtime;             /* replay: pace frames to their timestamps, as a live camera would */
-    vg_decoder_options decode; /* skip_loop_filter is applied only when the stream is wider than analysis_width */
     int64_t start_ms;         /* replay: time of the first frame; INT64_MIN = creation_time, else now */
-    const char *transport;    /* live RTSP: "tcp" (NULL = tcp) or "udp" */
-    int stall_timeout_ms;     /* live: no packet for this long is a failure (0 = 10000) */
-    int rtcp_wait_ms;         /* live: hold packets this long for the first sender report (0 = none) */
     const char *overlay;      /* draw what the rule saw on every analysed frame into this video or directory
                                  (vg_overlay.h); NULL = none */
     const char *preview_url;  /* live: the stream previews are cut from (vg_preview_source.h), matched to the
                                  analysed frame by RTCP time; NULL = previews from url's own pictures */
-    int preview_wait_ms;      /* live: how long a frame's previews may wait for preview_url to reach its time, in
-                                 all (0 = VG_PREVIEW_WAIT_MS) */
+    vg_camera_settings settings; /* analysis_width, fps, decode, budget_ms, transport, ... (vg_settings.h: what
+                                 each means); start from vg_camera_settings_default() */
 } vg_camera_config;
 
 typedef struct vg_camera_stats {

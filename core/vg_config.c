@@ -15,8 +15,9 @@
 #include <cjson/cJSON.h>
 
 #include "vg_file.h"
-#include "vg_preview_source.h"
+#include "vg_settings.h"
 #include "vg_snowflake.h"
+#include "vg_transport.h"
 
 #define PATH_LEN 256
 
@@ -29,11 +30,7 @@ static const char *const STREAM_SCRIPT_KEYS[] = {"match", "script", "params", NU
 static const char *const CENTRAL_KEYS[] = {"url", "api_key", "api_key_file", "min_update_interval_ms",
                                            "flush_timeout_ms", NULL};
 static const char *const OUTPUT_KEYS[] = {"file", "versions", "previews_dir", NULL};
-/* The settings "defaults" gives every camera and a camera may override (parse_tunables). */
-static const char *const TUNABLE_KEYS[] = {"transport", "analysis_width", "fps", "decode", "decoder_threads",
-                                           "skip_loop_filter", "budget_ms", "stall_timeout_ms", "rtcp_wait_ms",
-                                           "preview_wait_ms",
-                                           "watch", NULL};
+/* The settings "defaults" gives every camera and a camera may override: the rows of VG_CAMERA_SETTINGS. */
 /* Per camera only: "jit" and "unsafe" lift the rule's budget or sandbox, a choice made for one rule at a time. */
 static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "zones", "jit", "unsafe", "overlay",
                                           "preview_url",
@@ -84,12 +81,13 @@ static int allowed(const char *key, const char *const *keys) {
 }
 
 /* Unknown keys are problems too: a typo must not silently fall back to a default. The keys allowed are those
- * of keys and of more (NULL: none). A key given twice is found in the whole document (check_unique_keys). */
+ * of keys (NULL: none) and, with settings, the camera settings' (vg_settings.h). A key given twice is found in
+ * the whole document (check_unique_keys). */
 static void check_keys(vg_config_errors *e, const cJSON *obj, const char *path, const char *const *keys,
-                       const char *const *more) {
+                       int settings) {
     char at[PATH_LEN];
     for (const cJSON *item = obj->child; item; item = item->next)
-        if (!allowed(item->string, keys) && !(more && allowed(item->string, more)))
+        if (!(keys && allowed(item->string, keys)) && !(settings && vg_setting_find(item->string)))
             problem(e, join(at, path, item->string), "unknown key");
 }
 
@@ -230,7 +228,7 @@ static void parse_node_mode(vg_config_errors *e, const cJSON *node, vg_config *c
 static void parse_node(vg_config_errors *e, const cJSON *root, vg_config *c) {
     const cJSON *node = object_at(e, root, "", "node", 1);
     if (!node) return;
-    check_keys(e, node, "node", NODE_KEYS, NULL);
+    check_keys(e, node, "node", NODE_KEYS, 0);
     get_int(e, node, "node", "machine_id", 0, VG_SNOWFLAKE_MAX_MACHINE, 1, &c->machine_id);
     c->spool_dir = resolve(c->dir, get_string(e, node, "node", "spool_dir", 0));
     const char *level = get_string(e, node, "node", "log_level", 0);
@@ -267,7 +265,7 @@ static void parse_central(vg_config_errors *e, const cJSON *root, vg_config *c) 
     static const char *const http[] = {"http://", "https://", NULL};
     const cJSON *central = object_at(e, root, "", "central", 0);
     if (!central) return;
-    check_keys(e, central, "central", CENTRAL_KEYS, NULL);
+    check_keys(e, central, "central", CENTRAL_KEYS, 0);
     const char *url = get_string(e, central, "central", "url", 1);
     if (url && !has_scheme(url, http)) problem(e, "central.url", "\"%s\" is not an http:// or https:// URL", url);
     else if (url) c->central_url = strdup(url);
@@ -281,7 +279,7 @@ static void parse_central(vg_config_errors *e, const cJSON *root, vg_config *c) 
 static void parse_output(vg_config_errors *e, const cJSON *root, vg_config *c) {
     const cJSON *output = object_at(e, root, "", "output", 0);
     if (!output) return;
-    check_keys(e, output, "output", OUTPUT_KEYS, NULL);
+    check_keys(e, output, "output", OUTPUT_KEYS, 0);
     const char *file = get_string(e, output, "output", "file", 0);
     c->output_file = file && strcmp(file, "-") == 0 ? strdup(file) : resolve(c->dir, file);
     const char *versions = get_string(e, output, "output", "versions", 0);
@@ -293,34 +291,30 @@ static void parse_output(vg_config_errors *e, const cJSON *root, vg_config *c) {
         problem(e, "output", "versions and previews_dir shape output.file's lines: give file too");
 }
 
-/* The settings a camera may override (TUNABLE_KEYS); the same checks in "defaults" and in each camera. */
-static void parse_tunables(vg_config_errors *e, const cJSON *obj, const char *path, vg_config_camera *t) {
-    char at[PATH_LEN];
-    const char *transport = get_string(e, obj, path, "transport", 0);
-    if (transport && strcmp(transport, "tcp") != 0 && strcmp(transport, "udp") != 0) {
-        problem(e, join(at, path, "transport"), "\"%s\" is not tcp or udp", transport);
-    } else if (transport) {
-        free(t->transport);
-        t->transport = strdup(transport);
+/* One setting of a camera (a row of VG_CAMERA_SETTINGS) when obj gives it: checked for its kind and range. */
+static void parse_setting(vg_config_errors *e, const cJSON *obj, const char *path, const vg_setting *row,
+                          vg_camera_settings *s) {
+    char at[PATH_LEN], choices[128];
+    double d = vg_setting_get(s, row);
+    int n = (int)d;
+    if (row->choices) {
+        const char *text = get_string(e, obj, path, row->key, 0);
+        int i = text ? vg_setting_choice_index(row, text) : -1;
+        if (text && i < 0)
+            problem(e, join(at, path, row->key), "\"%s\" is not %s", text,
+                    vg_setting_choices_text(row, choices, sizeof choices));
+        if (i >= 0) vg_setting_put(s, row, i);
+        return;
     }
-    get_int(e, obj, path, "analysis_width", 16, 7680, 0, &t->analysis_width);
-    get_number(e, obj, path, "fps", 0, 1000, &t->fps);
-    const char *decode = get_string(e, obj, path, "decode", 0);
-    if (decode && vg_decode_mode_parse(decode, &t->decode) < 0)
-        problem(e, join(at, path, "decode"), "\"%s\" is not all, nonref or keyframes", decode);
-    get_int(e, obj, path, "decoder_threads", 1, 64, 0, &t->decoder_threads);
-    get_bool(e, obj, path, "skip_loop_filter", &t->skip_loop_filter);
-    get_number(e, obj, path, "budget_ms", 1, 60000, &t->budget_ms);
-    get_int(e, obj, path, "stall_timeout_ms", 1000, 600000, 0, &t->stall_timeout_ms);
-    get_int(e, obj, path, "rtcp_wait_ms", 0, 60000, 0, &t->rtcp_wait_ms);
-    get_int(e, obj, path, "preview_wait_ms", 1, 60000, 0, &t->preview_wait_ms);
-    get_bool(e, obj, path, "watch", &t->watch);
+    if (row->kind == VG_SETTING_NUMBER) get_number(e, obj, path, row->key, row->min, row->max, &d);
+    else if (row->kind == VG_SETTING_BOOL) get_bool(e, obj, path, row->key, &n);
+    else get_int(e, obj, path, row->key, (long)row->min, (long)row->max, 0, &n);
+    vg_setting_put(s, row, row->kind == VG_SETTING_NUMBER ? d : n);
 }
 
-/* A camera starts as a copy of the defaults (its own transport string). */
-static void inherit(vg_config_camera *cam, const vg_config_camera *defaults) {
-    *cam = *defaults;
-    cam->transport = strdup(defaults->transport);
+/* The settings a camera may override; the same checks in "defaults" and in each camera. */
+static void parse_settings(vg_config_errors *e, const cJSON *obj, const char *path, vg_camera_settings *s) {
+    for (int i = 0; i < vg_settings_count; i++) parse_setting(e, obj, path, &vg_settings[i], s);
 }
 
 /* ---------- zones: {"name": [[x, y], [x, y], [x, y], ...]} in frame fractions ---------- */
@@ -402,7 +396,7 @@ static void parse_camera(vg_config_errors *e, const cJSON *item, const char *pat
         problem(e, path, "must be an object, not %s", type_name(item));
         return;
     }
-    check_keys(e, item, path, CAMERA_KEYS, TUNABLE_KEYS);
+    check_keys(e, item, path, CAMERA_KEYS, 1);
     const char *media = get_string(e, item, path, "media", 1);
     if (media) check_media(e, path, media, c, index);
     cam->media = media ? strdup(media) : NULL;
@@ -423,10 +417,10 @@ static void parse_camera(vg_config_errors *e, const cJSON *item, const char *pat
     if (preview_url && !has_scheme(preview_url, rtsp))
         problem(e, join(at, path, "preview_url"), "not an rtsp:// or rtsps:// URL");
     cam->preview_url = preview_url ? strdup(preview_url) : NULL;
-    parse_tunables(e, item, path, cam);
+    parse_settings(e, item, path, &cam->settings);
 }
 
-static void parse_cameras(vg_config_errors *e, const cJSON *root, vg_config *c, const vg_config_camera *defaults) {
+static void parse_cameras(vg_config_errors *e, const cJSON *root, vg_config *c, const vg_camera_settings *defaults) {
     const cJSON *cameras = cJSON_GetObjectItemCaseSensitive(root, "cameras");
     int optional = c->config_external != NULL; /* Central hands out the streams */
     if (!cameras) {
@@ -443,7 +437,7 @@ static void parse_cameras(vg_config_errors *e, const cJSON *root, vg_config *c, 
     for (const cJSON *item = cameras->child; item; item = item->next, i++) {
         char path[PATH_LEN];
         snprintf(path, sizeof path, "cameras[%d]", i);
-        inherit(&c->cameras[i], defaults);
+        c->cameras[i].settings = *defaults;
         parse_camera(e, item, path, c, i);
     }
 }
@@ -566,7 +560,7 @@ static void parse_stream_scripts(vg_config_errors *e, const cJSON *node, vg_conf
             problem(e, path, "must be an object, not %s", type_name(item));
             continue;
         }
-        check_keys(e, item, path, STREAM_SCRIPT_KEYS, NULL);
+        check_keys(e, item, path, STREAM_SCRIPT_KEYS, 0);
         parse_stream_script(e, item, path, c->dir, &c->stream_scripts[i]);
         if (catch_all >= 0) problem(e, path, "never used: stream_scripts[%d] before it matches every name", catch_all);
         else if (strcmp(c->stream_scripts[i].match, "*") == 0) catch_all = i;
@@ -708,23 +702,21 @@ int vg_config_check_params(const char *text, size_t len, char *err, size_t errle
 /* ---------- entry points ---------- */
 
 static void parse_document(vg_config_errors *errors, const cJSON *root, vg_config *c) {
-    vg_config_camera defaults = {.transport = strdup("tcp"), .analysis_width = 320, .decode = VG_DECODE_ALL,
-                                 .decoder_threads = 1, .budget_ms = 50, .stall_timeout_ms = 10000, .watch = 1,
-                                 .rtcp_wait_ms = 5000, .preview_wait_ms = VG_PREVIEW_WAIT_MS};
-    c->central_min_update_interval_ms = 1000;
+    vg_camera_settings defaults = vg_camera_settings_default();
+    c->central_min_update_interval_ms = VG_CENTRAL_MIN_UPDATE_INTERVAL_MS;
     c->central_flush_timeout_ms = 5000;
     check_unique_keys(errors, root, "");
-    check_keys(errors, root, "", TOP_KEYS, NULL);
+    check_keys(errors, root, "", TOP_KEYS, 0);
     parse_node(errors, root, c);
     parse_central(errors, root, c);
     parse_output(errors, root, c);
     const cJSON *d = object_at(errors, root, "", "defaults", 0);
     if (d) {
-        check_keys(errors, d, "defaults", TUNABLE_KEYS, NULL);
-        parse_tunables(errors, d, "defaults", &defaults);
+        check_keys(errors, d, "defaults", NULL, 1);
+        parse_settings(errors, d, "defaults", &defaults);
     }
     parse_cameras(errors, root, c, &defaults);
-    c->defaults = defaults;
+    c->defaults.settings = defaults;
 }
 
 vg_config *vg_config_parse_text(const char *text, size_t len, const char *dir, vg_config_errors *errors) {
@@ -818,7 +810,6 @@ void vg_config_camera_copy(vg_config_camera *dst, const vg_config_camera *src) {
     dst->script = dup_or_null(src->script);
     dst->params_json = dup_or_null(src->params_json);
     dst->zones_json = dup_or_null(src->zones_json);
-    dst->transport = dup_or_null(src->transport);
     dst->overlay = dup_or_null(src->overlay);
     dst->preview_url = dup_or_null(src->preview_url);
 }
@@ -829,7 +820,6 @@ void vg_config_camera_clear(vg_config_camera *cam) {
     free(cam->script);
     free(cam->params_json);
     free(cam->zones_json);
-    free(cam->transport);
     free(cam->overlay);
     free(cam->preview_url);
     *cam = (vg_config_camera){0};
@@ -840,12 +830,8 @@ static int same_text(const char *a, const char *b) { return a == b || (a && b &&
 int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b) {
     return same_text(a->media, b->media) && same_text(a->url, b->url) && same_text(a->script, b->script) &&
            same_text(a->params_json, b->params_json) && same_text(a->zones_json, b->zones_json) &&
-           same_text(a->transport, b->transport) && a->analysis_width == b->analysis_width && a->fps == b->fps &&
-           a->decode == b->decode && a->decoder_threads == b->decoder_threads &&
-           a->skip_loop_filter == b->skip_loop_filter && a->budget_ms == b->budget_ms &&
-           a->stall_timeout_ms == b->stall_timeout_ms && a->rtcp_wait_ms == b->rtcp_wait_ms && a->jit == b->jit &&
-           a->unsafe == b->unsafe && a->watch == b->watch && same_text(a->overlay, b->overlay) &&
-           same_text(a->preview_url, b->preview_url) && a->preview_wait_ms == b->preview_wait_ms;
+           a->jit == b->jit && a->unsafe == b->unsafe && same_text(a->overlay, b->overlay) &&
+           same_text(a->preview_url, b->preview_url) && vg_camera_settings_same(&a->settings, &b->settings);
 }
 
 static int same_stream_scripts(const vg_config *a, const vg_config *b) {
@@ -859,37 +845,14 @@ static int same_stream_scripts(const vg_config *a, const vg_config *b) {
     return 1;
 }
 
-/* Analytics-node mode is set up at start; a reload changes only its cameras (through "defaults"). */
-static void node_mode_changes(const vg_config *old, const vg_config *new, vg_config_errors *changed) {
-    if (!same_text(old->node_listen, new->node_listen)) problem(changed, "node.listen", "changed");
-    if (!same_text(old->node_api_key, new->node_api_key)) problem(changed, "node.api_key", "changed");
-    if (!same_text(old->node_api_key_file, new->node_api_key_file)) problem(changed, "node.api_key_file", "changed");
-    if (old->node_keep_episodes_ms != new->node_keep_episodes_ms) problem(changed, "node.keep_episodes_for", "changed");
-    if (!same_text(old->config_external, new->config_external)) problem(changed, "node.config_external", "changed");
-    if (!same_text(old->config_external_key, new->config_external_key))
-        problem(changed, "node.config_external_key", "changed");
-    if (old->config_external_interval_ms != new->config_external_interval_ms)
-        problem(changed, "node.config_external_interval_ms", "changed");
-    if (!same_stream_scripts(old, new)) problem(changed, "node.stream_scripts", "changed");
-}
+#define SAME_TEXT(a, b, member) same_text((a)->member, (b)->member)
+#define SAME_INT(a, b, member) ((a)->member == (b)->member)
+#define SAME_SCRIPTS(a, b, member) same_stream_scripts(a, b)
+#define REPORT_FIXED_CHANGE(path, kind, member) \
+    if (!SAME_##kind(old, new, member)) problem(changed, path, "changed");
 
 int vg_config_fixed_changes(const vg_config *old, const vg_config *new, vg_config_errors *changed) {
     int before = changed->count;
-    if (old->machine_id != new->machine_id) problem(changed, "node.machine_id", "changed");
-    if (!same_text(old->spool_dir, new->spool_dir)) problem(changed, "node.spool_dir", "changed");
-    if (!same_text(old->metrics_listen, new->metrics_listen)) problem(changed, "node.metrics", "changed");
-    if (!same_text(old->central_url, new->central_url)) problem(changed, "central.url", "changed");
-    if (!same_text(old->central_api_key, new->central_api_key)) problem(changed, "central.api_key", "changed");
-    if (!same_text(old->central_api_key_file, new->central_api_key_file))
-        problem(changed, "central.api_key_file", "changed");
-    if (old->central_min_update_interval_ms != new->central_min_update_interval_ms)
-        problem(changed, "central.min_update_interval_ms", "changed");
-    if (old->central_flush_timeout_ms != new->central_flush_timeout_ms)
-        problem(changed, "central.flush_timeout_ms", "changed");
-    if (!same_text(old->output_file, new->output_file)) problem(changed, "output.file", "changed");
-    if (old->output_final_only != new->output_final_only) problem(changed, "output.versions", "changed");
-    if (!same_text(old->output_previews_dir, new->output_previews_dir))
-        problem(changed, "output.previews_dir", "changed");
-    node_mode_changes(old, new, changed);
+    VG_CONFIG_FIXED_SETTINGS(REPORT_FIXED_CHANGE)
     return changed->count - before;
 }

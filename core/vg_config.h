@@ -7,8 +7,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "vg_decode.h"
 #include "vg_log.h"
+#include "vg_settings.h"
 
 typedef struct vg_config_camera {
     char *media;
@@ -22,18 +22,9 @@ typedef struct vg_config_camera {
                                  resolved against the config file's directory; NULL = none */
     char *preview_url;        /* rtsp:// or rtsps:// stream previews are cut from (the camera's main stream; url is
                                  then its sub-stream); NULL = previews from url (may hold a password, like url) */
-    /* the rest: the camera's value, else defaults.*, else the built-in default */
-    char *transport;          /* "tcp" or "udp" */
-    int analysis_width;
-    double fps;               /* at most this many frames per second of stream time to the script; 0 = all */
-    vg_decode_mode decode;
-    int decoder_threads;
-    int skip_loop_filter;     /* applied only when the stream is wider than analysis_width */
-    double budget_ms;
-    int stall_timeout_ms;
-    int rtcp_wait_ms;
-    int preview_wait_ms;      /* with preview_url: a frame's previews wait this long at most for it */
-    int watch;                /* hot-reload the rule when a .lua file beside it changes (default on) */
+    /* every row of VG_CAMERA_SETTINGS (vg_settings.h): the camera's value, else defaults.*, else the table's
+     * default */
+    vg_camera_settings settings;
 } vg_config_camera;
 
 /* One node.stream_scripts entry: the rule a stream handed out by Central runs. */
@@ -53,7 +44,7 @@ typedef struct vg_config {
     char *central_url;        /* NULL without a "central" block */
     char *central_api_key;    /* inline key; exactly one of it and central_api_key_file is set with central */
     char *central_api_key_file;
-    int central_min_update_interval_ms; /* 0 = no rate limit */
+    int central_min_update_interval_ms; /* 0 = no rate limit (vg_central_options: the same) */
     int central_flush_timeout_ms;       /* how long a stop waits for Central to take what is queued */
     char *output_file;        /* NULL when not given */
     int output_final_only;    /* output.versions "final": each episode's closing version only */
@@ -110,8 +101,33 @@ void vg_config_camera_clear(vg_config_camera *cam);
 /* 1 when every setting of the two is the same (url, script, params, zones, modes, ...). */
 int vg_config_camera_same(const vg_config_camera *a, const vg_config_camera *b);
 
-/* The settings read only at start (node.*, central.*, output.*) that differ between the running config and
- * a newly loaded one: one line per JSON path into changed. Returns how many. */
+/* The settings read only at start (node.*, central.*, output.*; node.log_level is not one: a reload applies
+ * it): X(JSON path, KIND, vg_config member). KIND: TEXT (a string or NULL), INT (a number), SCRIPTS
+ * (node.stream_scripts as a whole). A setting added there is one that a reload reports, and test_config
+ * checks it. */
+#define VG_CONFIG_FIXED_SETTINGS(X)                                                                                \
+    X("node.machine_id", INT, machine_id)                                                                          \
+    X("node.spool_dir", TEXT, spool_dir)                                                                           \
+    X("node.metrics", TEXT, metrics_listen)                                                                        \
+    X("central.url", TEXT, central_url)                                                                            \
+    X("central.api_key", TEXT, central_api_key)                                                                    \
+    X("central.api_key_file", TEXT, central_api_key_file)                                                          \
+    X("central.min_update_interval_ms", INT, central_min_update_interval_ms)                                       \
+    X("central.flush_timeout_ms", INT, central_flush_timeout_ms)                                                   \
+    X("output.file", TEXT, output_file)                                                                            \
+    X("output.versions", INT, output_final_only)                                                                   \
+    X("output.previews_dir", TEXT, output_previews_dir)                                                            \
+    X("node.listen", TEXT, node_listen)                                                                            \
+    X("node.api_key", TEXT, node_api_key)                                                                          \
+    X("node.api_key_file", TEXT, node_api_key_file)                                                                \
+    X("node.keep_episodes_for", INT, node_keep_episodes_ms)                                                        \
+    X("node.config_external", TEXT, config_external)                                                               \
+    X("node.config_external_key", TEXT, config_external_key)                                                       \
+    X("node.config_external_interval_ms", INT, config_external_interval_ms)                                        \
+    X("node.stream_scripts", SCRIPTS, stream_scripts)
+
+/* The VG_CONFIG_FIXED_SETTINGS that differ between the running config and a newly loaded one: one line per
+ * JSON path into changed ("central.url: changed"), in the table's order. Returns how many. */
 int vg_config_fixed_changes(const vg_config *running, const vg_config *loaded, vg_config_errors *changed);
 
 #endif

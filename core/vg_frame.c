@@ -8,6 +8,8 @@
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
+#include "vg_settings.h"
+
 struct vg_frame_scaler {
     int analysis_width;
     struct SwsContext *sws;
@@ -28,7 +30,7 @@ const char *vg_clock_source_name(vg_clock_source source) {
 
 vg_frame_scaler *vg_frame_scaler_new(int analysis_width) {
     vg_frame_scaler *s = calloc(1, sizeof *s);
-    if (s) s->analysis_width = analysis_width > 0 ? analysis_width : 320;
+    if (s) s->analysis_width = analysis_width > 0 ? analysis_width : VG_ANALYSIS_WIDTH_DEFAULT;
     return s;
 }
 

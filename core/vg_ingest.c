@@ -14,6 +14,7 @@
 #include <libavutil/parseutils.h>
 
 #include "vg_log.h"
+#include "vg_settings.h"
 #include "vg_snowflake.h"
 
 #define VG_INGEST_OPEN_GRACE_MS 5000 /* opening may also read up to this long to learn the stream */
@@ -75,7 +76,7 @@ static void describe_error(const vg_ingest *in, int code, char *err, size_t errl
 vg_ingest *vg_ingest_open(const char *url, const vg_ingest_options *options, char *err, size_t errlen) {
     vg_ingest *in = calloc(1, sizeof *in);
     if (!in) return NULL;
-    in->stall_timeout_ms = options && options->stall_timeout_ms > 0 ? options->stall_timeout_ms : 10000;
+    in->stall_timeout_ms = options && options->stall_timeout_ms > 0 ? options->stall_timeout_ms : VG_STALL_TIMEOUT_MS_DEFAULT;
     in->stop = options ? options->stop : NULL;
     in->last_packet_ms = vg_monotonic_ms();
     in->deadline_ms = in->last_packet_ms + in->stall_timeout_ms + VG_INGEST_OPEN_GRACE_MS;

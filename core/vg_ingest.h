@@ -11,7 +11,7 @@ typedef struct vg_ingest vg_ingest;
 
 typedef struct vg_ingest_options {
     const char *transport;    /* RTSP: "tcp" (default) or "udp" */
-    int stall_timeout_ms;     /* network: no packet for this long is an error (0 = 10 s) */
+    int stall_timeout_ms;     /* network: no packet for this long is an error (0 = VG_STALL_TIMEOUT_MS_DEFAULT) */
     atomic_int *stop;         /* when non-zero, blocking reads return AVERROR_EXIT */
 } vg_ingest_options;
 

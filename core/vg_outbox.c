@@ -34,8 +34,7 @@ static int or_default(int value, int fallback) { return value ? value : fallback
 
 vg_outbox *vg_outbox_new(const vg_outbox_policy *policy, unsigned seed) {
     vg_outbox *ob = calloc(1, sizeof *ob);
-    vg_outbox_policy p = policy ? *policy : (vg_outbox_policy){0};
-    p.min_update_interval_ms = or_default(p.min_update_interval_ms, 1000);
+    vg_outbox_policy p = policy ? *policy : (vg_outbox_policy){.min_update_interval_ms = VG_CENTRAL_MIN_UPDATE_INTERVAL_MS};
     p.backoff_min_ms = or_default(p.backoff_min_ms, 500);
     p.backoff_max_ms = or_default(p.backoff_max_ms, 30000);
     p.auth_retry_ms = or_default(p.auth_retry_ms, 30000);

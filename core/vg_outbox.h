@@ -36,8 +36,12 @@ typedef enum {
     VG_SEND_UNAUTHORIZED, /* 401/403: keep everything, retry slowly */
 } vg_send_result;
 
+/* central.min_update_interval_ms and --min-update-interval-ms when not given (and a NULL policy's): at most
+ * one intermediate update per episode this often, on stream time. */
+#define VG_CENTRAL_MIN_UPDATE_INTERVAL_MS 1000
+
 typedef struct vg_outbox_policy {
-    int min_update_interval_ms; /* 0 = 1000; -1 = no rate limit */
+    int min_update_interval_ms; /* 0 (or less) = no rate limit; vigil's default: VG_CENTRAL_MIN_UPDATE_INTERVAL_MS */
     int backoff_min_ms;         /* 0 = 500 */
     int backoff_max_ms;         /* 0 = 30000 */
     int auth_retry_ms;          /* 0 = 30000 */
@@ -46,6 +50,7 @@ typedef struct vg_outbox_policy {
 
 typedef struct vg_outbox vg_outbox;
 
+/* policy NULL: every default (the rate limit VG_CENTRAL_MIN_UPDATE_INTERVAL_MS). */
 vg_outbox *vg_outbox_new(const vg_outbox_policy *policy, unsigned seed);
 /* Frees every item still queued or in flight, and the garbage. */
 void vg_outbox_free(vg_outbox *ob);

@@ -21,7 +21,6 @@
 #define VG_PREVIEW_KEEP_BYTES (32LL << 20) /* packets kept at most, bytes: two GOPs of a 4K stream at 16 Mbit/s */
 #define VG_PREVIEW_KEEP_MS 20000           /* ... and stream time: the oldest GOP goes first; a GOP longer than
                                               either bound is dropped whole until the next key frame */
-#define VG_PREVIEW_WAIT_MS 1000            /* preview_wait_ms's default: a frame's previews wait this long at most */
 #define VG_PREVIEW_MATCH_MS 1              /* a picture this close to TS is TS's picture */
 #define VG_PREVIEW_NEAREST_MAX_MS 1000     /* the nearer picture further from TS than this is no picture of TS */
 

@@ -78,7 +78,7 @@ static vg_sink *open_central(const vg_config *c, char *err, size_t errlen) {
     }
     vg_central_options o = {
         .url = c->central_url, .api_key = key, .spool_dir = c->spool_dir,
-        .min_update_interval_ms = c->central_min_update_interval_ms ? c->central_min_update_interval_ms : -1,
+        .min_update_interval_ms = c->central_min_update_interval_ms,
         .drain_timeout_ms = c->central_flush_timeout_ms ? c->central_flush_timeout_ms : -1,
     };
     vg_sink *sink = vg_central_open(&o, reason, sizeof reason);
@@ -118,12 +118,8 @@ static vg_sink *open_sinks(const vg_config *c, vg_sink *store, vg_sink **central
 static vg_camera *make_camera(run *r, const vg_config_camera *cc, char *err, size_t errlen) {
     vg_camera_config config = {
         .media = cc->media, .url = cc->url, .script = cc->script, .params_json = cc->params_json,
-        .zones_json = cc->zones_json, .analysis_width = cc->analysis_width, .fps = cc->fps,
-        .budget_ms = cc->budget_ms, .jit = cc->jit, .unsafe = cc->unsafe, .watch = cc->watch,
-        .start_ms = INT64_MIN, .transport = cc->transport, .overlay = cc->overlay,
-        .stall_timeout_ms = cc->stall_timeout_ms, .rtcp_wait_ms = cc->rtcp_wait_ms,
-        .preview_url = cc->preview_url, .preview_wait_ms = cc->preview_wait_ms,
-        .decode = {.mode = cc->decode, .threads = cc->decoder_threads, .skip_loop_filter = cc->skip_loop_filter},
+        .zones_json = cc->zones_json, .jit = cc->jit, .unsafe = cc->unsafe, .start_ms = INT64_MIN,
+        .overlay = cc->overlay, .preview_url = cc->preview_url, .settings = cc->settings,
     };
     return vg_camera_new(&config, &r->ids, r->sink, err, errlen);
 }

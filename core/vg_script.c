@@ -26,6 +26,7 @@
 #include "vg_file.h"
 #include "vg_jpeg.h"
 #include "vg_log.h"
+#include "vg_settings.h"
 
 #define VG_HOOK_INSTRUCTIONS 10000
 #define VG_LOAD_BUDGET_MS 1000 /* CPU time the rule's top level may take (loading, on every start and reload) */
@@ -1265,7 +1266,7 @@ vg_script *vg_script_load(const vg_script_config *c, vg_episode_book *book, char
     s->unsafe = c->unsafe;
     s->jit = c->jit;
     s->watch_fd = -1;
-    s->budget_ms = c->budget_ms > 0 ? c->budget_ms : 50;
+    s->budget_ms = c->budget_ms > 0 ? c->budget_ms : VG_BUDGET_MS_DEFAULT;
     s->preview_picture = c->preview_picture;
     s->preview_ctx = c->preview_ctx;
     char rule_dir[PATH_MAX], rule_file[2 * PATH_MAX];

@@ -21,7 +21,7 @@ typedef struct vg_script_config {
     const char *path;        /* the rule's .lua file */
     const char *params_json; /* vigil.params, a JSON object (NULL = {}) */
     const char *zones_json;  /* vigil.zones: {"name": [[x, y], ...]} (NULL = {}); seen as name -> {{x=, y=}, ...} */
-    double budget_ms;        /* per callback; 0 = 50 ms */
+    double budget_ms;        /* per callback; 0 = VG_BUDGET_MS_DEFAULT */
     int unsafe;              /* give the script ffi, io, os and the real require */
     int jit;                 /* let the JIT compile user code (a runaway loop can then not be cut) */
     int watch;               /* hot reload: watch the rule's directory for changed .lua files */

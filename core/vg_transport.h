@@ -6,6 +6,7 @@
 #define VG_TRANSPORT_H
 #include <stddef.h>
 
+#include "vg_outbox.h"
 #include "vg_sink.h"
 
 typedef struct vg_central_options {
@@ -13,7 +14,7 @@ typedef struct vg_central_options {
     const char *api_key;        /* the secret; never logged */
     const char *spool_dir;      /* required; created if missing */
     long long spool_max_bytes;  /* 0 = 1 GiB */
-    int min_update_interval_ms; /* 0 = 1000; -1 = no rate limit */
+    int min_update_interval_ms; /* 0 = no rate limit (give VG_CENTRAL_MIN_UPDATE_INTERVAL_MS for the default) */
     int connect_timeout_ms, request_timeout_ms; /* 0 = 5000 / 15000 */
     int drain_timeout_ms;       /* how long close() tries to deliver what is due; 0 = 2000, -1 = not at all */
 } vg_central_options;

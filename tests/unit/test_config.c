@@ -80,30 +80,30 @@ static void test_valid(void) {
     CHECK_STR(a->script, rules);
     CHECK_STR(a->params_json, "{\"threshold\":25,\"zones\":[1,2]}");
     CHECK_STR(a->zones_json, "{\"door\":[[0.1,0.2],[0.5,0.2],[0.5,1]],\"yard\":[[0,0],[1,0],[1,1],[0,1]]}");
-    CHECK_STR(a->transport, "udp"); /* from defaults */
-    CHECK_INT(a->analysis_width, 240);
-    CHECK_NEAR(a->fps, 10, 0);
-    CHECK_INT(a->decode, VG_DECODE_NONREF);
-    CHECK_INT(a->decoder_threads, 2);
-    CHECK_INT(a->skip_loop_filter, 1);
-    CHECK_NEAR(a->budget_ms, 20, 0);
-    CHECK_INT(a->stall_timeout_ms, 4000);
-    CHECK_INT(a->rtcp_wait_ms, 3000);
-    CHECK_INT(a->watch, 0); /* from defaults */
+    CHECK_STR(a->settings.transport, "udp"); /* from defaults */
+    CHECK_INT(a->settings.analysis_width, 240);
+    CHECK_NEAR(a->settings.fps, 10, 0);
+    CHECK_INT(a->settings.decode, VG_DECODE_NONREF);
+    CHECK_INT(a->settings.decoder_threads, 2);
+    CHECK_INT(a->settings.skip_loop_filter, 1);
+    CHECK_NEAR(a->settings.budget_ms, 20, 0);
+    CHECK_INT(a->settings.stall_timeout_ms, 4000);
+    CHECK_INT(a->settings.rtcp_wait_ms, 3000);
+    CHECK_INT(a->settings.watch, 0); /* from defaults */
     CHECK(a->jit && a->unsafe);
     CHECK(!b->jit && !b->unsafe);
-    CHECK_INT(b->watch, 1);
+    CHECK_INT(b->settings.watch, 1);
     CHECK_STR(b->script, rules); /* every default overridden */
     CHECK_STR(b->params_json, "{}");
     CHECK_STR(b->zones_json, "{}");
-    CHECK_STR(b->transport, "tcp");
-    CHECK_INT(b->rtcp_wait_ms, 0);
-    CHECK_INT(b->analysis_width, 640);
-    CHECK_NEAR(b->fps, 0, 0);
-    CHECK_INT(b->decode, VG_DECODE_KEYFRAMES);
-    CHECK_INT(b->decoder_threads, 1);
-    CHECK_INT(b->skip_loop_filter, 0);
-    CHECK_NEAR(b->budget_ms, 12.5, 0);
+    CHECK_STR(b->settings.transport, "tcp");
+    CHECK_INT(b->settings.rtcp_wait_ms, 0);
+    CHECK_INT(b->settings.analysis_width, 640);
+    CHECK_NEAR(b->settings.fps, 0, 0);
+    CHECK_INT(b->settings.decode, VG_DECODE_KEYFRAMES);
+    CHECK_INT(b->settings.decoder_threads, 1);
+    CHECK_INT(b->settings.skip_loop_filter, 0);
+    CHECK_NEAR(b->settings.budget_ms, 12.5, 0);
     vg_config_free(c);
     free(text);
     free(full);
@@ -122,17 +122,17 @@ static void test_builtin_defaults(void) {
     CHECK_INT(c->central_min_update_interval_ms, 1000);
     CHECK_INT(c->central_flush_timeout_ms, 5000);
     vg_config_camera *m = &c->cameras[0];
-    CHECK_STR(m->transport, "tcp");
+    CHECK_STR(m->settings.transport, "tcp");
     CHECK_STR(m->zones_json, "{}");
-    CHECK_INT(m->analysis_width, 320);
-    CHECK_NEAR(m->fps, 0, 0);
-    CHECK_INT(m->decode, VG_DECODE_ALL);
-    CHECK_INT(m->decoder_threads, 1);
-    CHECK_INT(m->skip_loop_filter, 0);
-    CHECK_NEAR(m->budget_ms, 50, 0);
-    CHECK_INT(m->stall_timeout_ms, 10000);
-    CHECK_INT(m->rtcp_wait_ms, 5000);
-    CHECK(m->watch && !m->jit && !m->unsafe);
+    CHECK_INT(m->settings.analysis_width, 320);
+    CHECK_NEAR(m->settings.fps, 0, 0);
+    CHECK_INT(m->settings.decode, VG_DECODE_ALL);
+    CHECK_INT(m->settings.decoder_threads, 1);
+    CHECK_INT(m->settings.skip_loop_filter, 0);
+    CHECK_NEAR(m->settings.budget_ms, 50, 0);
+    CHECK_INT(m->settings.stall_timeout_ms, 10000);
+    CHECK_INT(m->settings.rtcp_wait_ms, 5000);
+    CHECK(m->settings.watch && !m->jit && !m->unsafe);
     CHECK(m->overlay == NULL);
     vg_config_free(c);
 }
@@ -298,12 +298,12 @@ static void test_reload_comparisons(void) {
     vg_config_camera_clear(&copy);
     CHECK(copy.media == NULL);
     vg_config_camera_copy(&copy, &c->cameras[0]);
-    copy.fps = 6;
+    copy.settings.fps = 6;
     CHECK(!vg_config_camera_same(&copy, &c->cameras[0]));
-    copy.fps = 5;
-    copy.decode = VG_DECODE_KEYFRAMES;
+    copy.settings.fps = 5;
+    copy.settings.decode = VG_DECODE_KEYFRAMES;
     CHECK(!vg_config_camera_same(&copy, &c->cameras[0]));
-    copy.decode = VG_DECODE_ALL;
+    copy.settings.decode = VG_DECODE_ALL;
     free(copy.params_json);
     copy.params_json = strdup("{\"a\":1}");
     CHECK(!vg_config_camera_same(&copy, &c->cameras[0]));
@@ -328,6 +328,29 @@ static void test_reload_comparisons(void) {
         vg_config_errors_free(&changed);
     }
     vg_config_free(d);
+    vg_config_free(c);
+}
+
+/* Every row of VG_CONFIG_FIXED_SETTINGS, whatever it is: a reload that changes it (alone) is one line naming
+ * its path. A new row needs no edit here. */
+#define CHANGE_TEXT(c, member) (c)->member = (c)->member ? NULL : (char *)"changed"
+#define CHANGE_INT(c, member) (c)->member += 1
+#define CHANGE_SCRIPTS(c, member) (c)->n##member += 1
+#define CHECK_FIXED_CHANGE(path, kind, member)                                                                    \
+    do {                                                                                                          \
+        vg_config changed_config = *c;                                                                            \
+        CHANGE_##kind(&changed_config, member);                                                                   \
+        vg_config_errors changed = {0};                                                                           \
+        CHECK_INT(vg_config_fixed_changes(c, &changed_config, &changed), 1);                                      \
+        CHECK(has_line(&changed, path ": changed"));                                                              \
+        vg_config_errors_free(&changed);                                                                          \
+    } while (0);
+
+static void test_every_fixed_setting(void) {
+    vg_config *c = parse_ok("{\"node\": {\"machine_id\": 1},"
+                            " \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", \"script\": \"rule.lua\"}]}");
+    if (!c) return;
+    VG_CONFIG_FIXED_SETTINGS(CHECK_FIXED_CHANGE)
     vg_config_free(c);
 }
 
@@ -422,7 +445,7 @@ static void test_node_mode(void) {
         CHECK_STR(c->stream_scripts[1].params_json, "{}");
         CHECK(strstr(c->stream_scripts[1].script, dir) == c->stream_scripts[1].script); /* resolved */
     }
-    CHECK_STR(c->defaults.transport, "udp"); /* kept for Central's cameras */
+    CHECK_STR(c->defaults.settings.transport, "udp"); /* kept for Central's cameras */
 
     vg_config *same = parse_ok("{\"node\": {\"machine_id\": 2, \"spool_dir\": \"spool\", \"listen\": \"0.0.0.0:8021\",\n"
                                "  \"keep_episodes_for\": 3600000, \"config_external\": \"http://central:9019/api\",\n"
@@ -567,6 +590,7 @@ int main(void) {
     test_inline_key();
     test_tunables_and_zones_problems();
     test_reload_comparisons();
+    test_every_fixed_setting();
     test_every_problem();
     test_whole_document();
     test_node_mode();

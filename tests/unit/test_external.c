@@ -184,16 +184,16 @@ static void fetch_sequence(void *arg) {
         s->counts[i] = vg_external_last(x)->count;
         vg_config_camera file_cam = {.media = "cam1"};
         vg_config config = {.ncameras = 1, .cameras = &file_cam,
-                            .defaults = {.transport = "udp", .analysis_width = 240, .stall_timeout_ms = 4000}};
+                            .defaults = {.settings = {.transport = "udp", .analysis_width = 240, .stall_timeout_ms = 4000}}};
         int n;
         vg_config_camera *cams = vg_external_cameras(x, &config, &n);
         s->wanted[i] = n;
         snprintf(s->first_wanted[i], sizeof s->first_wanted[i], "%s", n ? cams[0].media : "-");
-        snprintf(s->transport[i], sizeof s->transport[i], "%s", n ? cams[0].transport : "-");
+        snprintf(s->transport[i], sizeof s->transport[i], "%s", n ? cams[0].settings.transport : "-");
         if (n) {
             CHECK_STR(cams[0].script, "/r/motion.lua");
             CHECK_STR(cams[0].zones_json, "{}");
-            CHECK_INT(cams[0].analysis_width, 240);
+            CHECK_INT(cams[0].settings.analysis_width, 240);
         }
         vg_external_cameras_free(cams, n);
     }
