@@ -61,7 +61,7 @@ local function open_episode(time, opts)
   return core.open(time, opts.episode_type, opts.payload)
 end
 vigil.episode = setmetatable({
-  open = function(time, opts) -- before 0.3
+  open = function(time, opts) -- the older spelling (deprecated)
     deprecate.use("vigil.episode.open(time, opts)", "vigil.episode(time, opts)")
     return open_episode(time, opts)
   end,
@@ -73,7 +73,7 @@ vigil.episode = setmetatable({
 local episode_methods = core.episode_methods()
 function episode_methods.offer_preview(ep, frame, box, opts, old_opts)
   local score
-  if type(opts) == "number" then -- before 0.3: offer_preview(frame, box, score [, opts])
+  if type(opts) == "number" then -- the older spelling (deprecated): offer_preview(frame, box, score [, opts])
     deprecate.use("ep:offer_preview(frame, box, score, opts)", "ep:offer_preview(frame, box, {score = score, ...})")
     score, opts = opts, old_opts
   else
@@ -88,7 +88,7 @@ function episode_methods.offer_preview(ep, frame, box, opts, old_opts)
   return true
 end
 
--- ep:set_episode_type(s) is ep.episode_type = s; ep:set_type(s) is its spelling before 0.3.
+-- ep:set_episode_type(s) is ep.episode_type = s; ep:set_type(s) is its older spelling (deprecated).
 episode_methods.set_episode_type = episode_methods.set_type
 local set_episode_type = episode_methods.set_type
 function episode_methods.set_type(ep, episode_type)

@@ -120,7 +120,7 @@ Zone.__index = Zone
 local zone_mask -- defined below
 
 -- A polygon in frame fractions: {{x =, y =}, ...} (or {{x, y}, ...}, or a flat {x1, y1, x2, y2, ...}), with
--- options {name = "gate"}. vigil.zone(points, "gate") is the spelling before 0.3.
+-- options {name = "gate"}. vigil.zone(points, "gate") is the older spelling (deprecated).
 function vision.zone(points, opts)
   if type(points) ~= "table" then error("zone: a list of points expected", 2) end
   local name
@@ -305,7 +305,7 @@ end
 
 -- Motion and luma statistics inside opts.zone (whole frame when nil):
 -- {changed = fraction of zone pixels moving, motion_pixels, pixels, mean, variance, box = {x,y,w,h}|nil}.
--- bg:measure(zone) is the spelling before 0.3.
+-- bg:measure(zone) is the older spelling (deprecated).
 function Background:measure(opts)
   local zone
   if getmetatable(opts) == Zone then
@@ -431,7 +431,7 @@ end
 
 -- A rule's own marks on the overlay (nothing happens without one): a line {{x1, y1}, {x2, y2}} and a box
 -- {x, y, w, h} in frame fractions, with an optional label.
--- Options {label = text}; a label string in their place is the spelling before 0.3.
+-- Options {label = text}; a label string in their place is the older spelling (deprecated).
 local function label_option(opts, what)
   if opts == nil then return nil end
   if type(opts) == "table" then return opts.label end
@@ -483,7 +483,7 @@ end
 
 function frames.methods.histogram(frame, opts) return histogram(frame, zone_option(opts, "histogram", 2), 2) end
 
--- Before 0.3: functions of the module.
+-- The older spellings (deprecated): functions of the module.
 function vision.sharpness(frame, zone)
   deprecate.use("vigil.sharpness(frame, zone)", "frame:sharpness{zone = zone}")
   return sharpness(frame, zone, 2)
