@@ -212,15 +212,15 @@ end
 local function warn_unknown_callbacks(env)
   local names = {}
   for k, v in pairs(env) do
-    if type(k) == "string" and k:match("^on_") and not IS_CALLBACK[k] and type(v) == "function" then
+    if type(k) == "string" and raw_match(k, "^on_") and not IS_CALLBACK[k] and type(v) == "function" then
       names[#names + 1] = k
     end
   end
   table.sort(names)
   for _, k in ipairs(names) do
     local info = debug.getinfo(env[k], "S")
-    local where = info and info.source:sub(1, 1) == "@" and info.linedefined > 0
-      and (info.source:match("([^/]*)$") .. ":" .. info.linedefined .. ": ") or ""
+    local where = info and sub(info.source, 1, 1) == "@" and info.linedefined > 0
+      and (raw_match(info.source, "([^/]*)$") .. ":" .. info.linedefined .. ": ") or ""
     vigil.warn(("%s%s is not a callback vigil calls (%s) — misspelled?"):format(where, k, table.concat(CALLBACKS, ", ")))
   end
 end

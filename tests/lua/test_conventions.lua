@@ -115,6 +115,7 @@ function on_frame(frame)
     for _ = 1, 2 do vigil.draw_box(frame, { 0.1, 0.1, 0.2, 0.2 }, "old") end
     deprecated_once("vigil.draw_box(frame, ..., label)", "{label = label}")
 
+  elseif frame.index == 1 then
     -- 8. Time arguments: a frame or unix ms; nil is the frame being processed.
     local a = vigil.episode(frame, { episode_type = "a" })
     local b = vigil.episode(frame.ts, { episode_type = "b" })
@@ -168,7 +169,7 @@ function on_frame(frame)
     p.last = "written at the end of frame 0" -- no method after it: applied when on_frame returns
     ep_kept = a.id
     ep_plain = vigil.episode(frame, { episode_type = "plain" }).id
-  elseif frame.index == 1 then
+  else
     local found = {}
     for _, ep in ipairs(vigil.episodes()) do found[ep.id] = ep end
     local a = assert(found[ep_kept], "the episode stays open")
@@ -176,12 +177,14 @@ function on_frame(frame)
     assert(a.payload.big == nil and a.episode_type == "old_setter")
     assert(found[old_open_id] == nil, "the episode opened the old way closed")
     assert(found[ep_plain].payload == nil, "an episode without payload has none")
-    a.payload.n = 99
-    pcall(error, "caught: the callback goes on") -- a caught error does not fail the callback: the write applies
-  else
+  end
+end
+
+function on_stop()
+  assert(frames_seen == 3, "on_frame ran " .. frames_seen .. " times")
+  do
     local a
     for _, ep in ipairs(vigil.episodes()) do if ep.id == ep_kept then a = ep end end
-    assert(a.payload.n == 99, "the write of frame 1 was applied")
     -- the JSON limits hold: a view over 100000 values is refused when applied (as set_payload refuses it)
     local shared = {}
     for i = 1, 401 do shared[i] = i end
@@ -189,14 +192,9 @@ function on_frame(frame)
     for i = 1, 250 do big[i] = shared end
     local p = a.payload
     p.big = big
-    fails(function() a:extend(frame) end, "payload")
+    fails(function() a:extend() end, "payload")
     p.big = nil
-    a:extend(frame)
   end
-end
-
-function on_stop()
-  assert(frames_seen == 3, "on_frame ran " .. frames_seen .. " times")
   -- 12. Log levels: one function per level; vigil.log is info.
   vigil.log("conventions: info"); vigil.debug("conventions: debug"); vigil.error("conventions: error line (expected)")
   assert(type(vigil.error) == "function")
