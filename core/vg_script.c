@@ -46,6 +46,7 @@ static const char *EPISODE_MT = "vigil.episode";
 /* Registry keys of what each Lua state holds for the host. Keeping them in the state (not in vg_script)
  * lets a reload build a second state beside the running one. */
 #define REG_ENV "vigil.env"             /* the rule's environment table */
+#define REG_PAYLOAD_VIEW "vigil.payload_view" /* lua/vigil.lua's ep.payload (a live view) */
 #define REG_FRAME_MT "vigil.frame_mt"   /* metatable of frame tables, set by lua/vigil/frame.lua */
 #define REG_HANDLES "vigil.handles"     /* weak table: episode pointer -> its userdata */
 
@@ -428,11 +429,12 @@ static const vg_frame *check_current_frame(lua_State *L, vg_script *s, int idx) 
     return s->frame;
 }
 
+/* A box's field: the named one (box.x), else the positional one (box[1]), as lua/ reads boxes. */
 static double box_field(lua_State *L, int idx, int pos, const char *name) {
-    lua_rawgeti(L, idx, pos);
+    lua_getfield(L, idx, name);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
-        lua_getfield(L, idx, name);
+        lua_rawgeti(L, idx, pos);
     }
     if (!lua_isnumber(L, -1)) luaL_error(L, "preview: box.%s is %s, a number 0..1 expected", name, luaL_typename(L, -1));
     double v = lua_tonumber(L, -1);
@@ -551,6 +553,14 @@ static void push_time_or_nil(lua_State *L, int64_t ms) {
     else lua_pushnil(L);
 }
 
+/* core.payload(ep): a copy of the episode's payload as a Lua table (nil when it has none). */
+static int episode_payload_copy(lua_State *L) {
+    const cJSON *payload = vg_episode_payload(check_episode(L, 1));
+    if (payload) push_json(L, payload);
+    else lua_pushnil(L);
+    return 1;
+}
+
 static int episode_index(lua_State *L) {
     vg_episode *ep = check_episode(L, 1);
     const char *key = luaL_checkstring(L, 2);
@@ -564,15 +574,39 @@ static int episode_index(lua_State *L) {
     else if (strcmp(key, "preview_score") == 0) lua_pushnumber(L, vg_episode_preview_score(ep));
     else if (strcmp(key, "is_open") == 0) lua_pushboolean(L, vg_episode_is_live(ep) && !vg_episode_closed_at(ep));
     else if (strcmp(key, "payload") == 0) {
-        const cJSON *payload = vg_episode_payload(ep);
-        if (payload) push_json(L, payload);
-        else lua_pushnil(L);
+        lua_getfield(L, LUA_REGISTRYINDEX, REG_PAYLOAD_VIEW); /* lua/vigil.lua's live view, when it set one */
+        if (!lua_isfunction(L, -1)) {
+            lua_pop(L, 1);
+            return episode_payload_copy(L);
+        }
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 1);
     } else {
         luaL_getmetatable(L, EPISODE_MT);
         lua_getfield(L, -1, "methods");
         lua_getfield(L, -1, key);
     }
     return 1;
+}
+
+/* ep.payload = t and ep.episode_type = t are ep:set_payload(t) and ep:set_episode_type(t) (methods, so lua/'s
+ * wrappers apply); every other field is read-only. */
+static int episode_newindex(lua_State *L) {
+    check_episode(L, 1);
+    const char *key = luaL_checkstring(L, 2);
+    const char *setter = strcmp(key, "payload") == 0        ? "set_payload"
+                         : strcmp(key, "episode_type") == 0 ? "set_episode_type"
+                                                            : NULL;
+    if (!setter)
+        return luaL_error(L, "ep.%s is read-only (an episode's writable fields are payload and episode_type)", key);
+    luaL_getmetatable(L, EPISODE_MT);
+    lua_getfield(L, -1, "methods");
+    lua_getfield(L, -1, setter);
+    if (!lua_isfunction(L, -1)) return luaL_error(L, "ep.%s cannot be set", key);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_call(L, 2, 0);
+    return 0;
 }
 
 static int episode_tostring(lua_State *L) {
@@ -619,6 +653,8 @@ static void register_episode_type(lua_State *L, vg_script *s) {
     lua_setfield(L, -2, "methods");
     lua_pushcfunction(L, episode_index);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, episode_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, episode_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, episode_gc);
@@ -635,7 +671,8 @@ static int core_log(lua_State *L) {
     const char *level = luaL_checkstring(L, 1);
     const char *message = luaL_checkstring(L, 2);
     vg_log_level lvl;
-    if (vg_log_parse_level(level, &lvl) < 0) lvl = VG_LOG_INFO;
+    if (vg_log_parse_level(level, &lvl) < 0)
+        return luaL_error(L, "unknown log level '%s' (error, warn, info, debug)", level);
     vg_log(lvl, s->camera, "%s", message);
     return 0;
 }
@@ -666,6 +703,14 @@ static int core_current_frame(lua_State *L) {
     if (pixels_needed && !vg_frame_luma(s->frame)) return luaL_error(L, "the frame's luma plane could not be made");
     lua_pushlightuserdata(L, s->frame);
     return 1;
+}
+
+/* core.payload_view(fn): ep.payload calls fn(ep) from now on (lua/vigil.lua's live view). */
+static int core_payload_view(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_PAYLOAD_VIEW);
+    return 0;
 }
 
 /* The method table of episode handles, so lua/ can add methods written in Lua. */
@@ -725,7 +770,8 @@ static void register_core(lua_State *L, vg_script *s, const cJSON *params, const
         {"frame_metatable", core_frame_metatable}, {"frame_generation", core_frame_generation},
         {"current_frame", core_current_frame}, {"episode_methods", core_episode_methods},
         {"camera", core_camera}, {"budget_check", core_budget_check},
-        {"read_file", core_read_file}, {NULL, NULL}};
+        {"read_file", core_read_file}, {"payload", episode_payload_copy},
+        {"payload_view", core_payload_view}, {NULL, NULL}};
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
     lua_newtable(L);

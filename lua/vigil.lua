@@ -7,7 +7,12 @@ local core = require "vigil.core"
 local vigil = {}
 
 vigil.params = core.params
-vigil.zones = core.zones -- the camera's zones from the config: name -> list of {x = .., y = ..}
+-- the camera's zones from the config: name -> list of points {x = .., y = ..} (also [1], [2]: every point vigil
+-- hands out reads both ways)
+vigil.zones = core.zones
+for _, points in pairs(vigil.zones) do
+  for _, p in ipairs(points) do p[1], p[2] = p.x, p.y end
+end
 vigil.camera = core.camera()
 vigil.keep = {}
 
@@ -23,6 +28,11 @@ end
 function vigil.log(...) core.log("info", join(...)) end
 function vigil.warn(...) core.log("warn", join(...)) end
 function vigil.debug(...) core.log("debug", join(...)) end
+function vigil.error(...) core.log("error", join(...)) end -- logs at error level; the callback goes on
+
+-- Deprecated spellings warn once per load through vigil.warn (looked up at the call: a test may catch it).
+local deprecate = require "vigil.deprecate"
+deprecate.warn = function(message) vigil.warn(message) end
 
 -- Parameters: vigil.check_params(rule, {"zone", "threshold", ...}) warns about unknown keys and returns
 -- accessors :number, :string, :points, :zone, :moving_objects, :bad that stop the rule with a line naming
@@ -40,28 +50,50 @@ for name, fn in pairs(require "vigil.vision") do vigil[name] = fn end
 
 -- Episodes ----------------------------------------------------------------------------------------
 
-vigil.episode = {}
-
--- Opens an episode at the frame's time. opts: episode_type (string), payload (table).
--- Its methods extend, close(time [, reason]), time_out(time [, reason]) (a close for inactivity: Central's
--- close_reason "timeout", the reason in payload.close_reason), set_payload, set_type, preview and frame_preview
--- are C (core/vg_script.c); offer_preview and set_detections are below.
-function vigil.episode.open(frame, opts)
+-- vigil.episode(time, {episode_type =, payload =}) opens an episode at time (a frame or unix ms; nil: the frame
+-- being processed). Its methods extend, close(time [, reason]), time_out(time [, reason]) (a close for inactivity:
+-- Central's close_reason "timeout", the reason in payload.close_reason), set_payload, set_episode_type, preview and
+-- frame_preview are C (core/vg_script.c); offer_preview and set_detections are below. ep.payload is a live view
+-- (vigil/payload.lua); ep.payload = t and ep.episode_type = s are the setters.
+local function open_episode(time, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("vigil.episode: options {episode_type =, payload =} expected", 3) end
   opts = opts or {}
-  return core.open(frame, opts.episode_type, opts.payload)
+  return core.open(time, opts.episode_type, opts.payload)
 end
+vigil.episode = setmetatable({
+  open = function(time, opts) -- the older spelling (deprecated)
+    deprecate.use("vigil.episode.open(time, opts)", "vigil.episode(time, opts)")
+    return open_episode(time, opts)
+  end,
+}, { __call = function(_, time, opts) return open_episode(time, opts) end })
 
 -- ep:offer_preview(frame, box, score [, opts]): takes a preview only when score beats the episode's
 -- current one (e.g. the blob's area, or its sharpness), so a rule can offer every frame and the JPEG is
 -- encoded only when it gets better. Returns true when it took it.
 local episode_methods = core.episode_methods()
-function episode_methods.offer_preview(ep, frame, box, score, opts)
+function episode_methods.offer_preview(ep, frame, box, opts, old_opts)
+  local score
+  if type(opts) == "number" then -- the older spelling (deprecated): offer_preview(frame, box, score [, opts])
+    deprecate.use("ep:offer_preview(frame, box, score, opts)", "ep:offer_preview(frame, box, {score = score, ...})")
+    score, opts = opts, old_opts
+  else
+    if type(opts) ~= "table" then error("offer_preview: options {score = number, ...} expected", 2) end
+    score = opts.score
+  end
   if type(score) ~= "number" or score ~= score then error("offer_preview: score must be a number", 2) end
   if ep.has_preview and score <= ep.preview_score then return false end
   local o = { score = score }
   if opts then for k, v in pairs(opts) do o[k] = v end; o.score = score end
   ep:preview(frame, box, o)
   return true
+end
+
+-- ep:set_episode_type(s) is ep.episode_type = s; ep:set_type(s) is its older spelling (deprecated).
+episode_methods.set_episode_type = episode_methods.set_type
+local set_episode_type = episode_methods.set_type
+function episode_methods.set_type(ep, episode_type)
+  deprecate.use("ep:set_type(s)", "ep.episode_type = s (or ep:set_episode_type(s))")
+  return set_episode_type(ep, episode_type)
 end
 
 -- ep:set_detections(list): Central's detected objects. Each item: object_class (required: Watcher reads
@@ -119,7 +151,16 @@ function episode_methods.set_detections(ep, list)
   return core_set_detections(ep, out)
 end
 
--- A box {x, y, w, h} grown by `by` (a fraction of its own size) on every side, clamped to the frame.
+-- ep.payload, the live view: every method that changes an episode applies it first (vigil/payload.lua).
+local payload_view = require "vigil.payload"
+for _, name in ipairs { "extend", "close", "time_out", "set_payload", "set_episode_type", "set_detections", "preview",
+                        "frame_preview" } do
+  payload_view.wrap(name)
+end
+set_episode_type = episode_methods.set_episode_type
+
+-- A box {x, y, w, h} grown by `by` (a fraction of its own size) on every side, clamped to the frame. Named fields
+-- first, as everywhere (docs/lua-api.md, "Conventions").
 function vigil.pad(box, by)
   if not box then return nil end
   local x, y, w, h = box.x or box[1], box.y or box[2], box.w or box[3], box.h or box[4]

@@ -100,16 +100,16 @@ local function crossing(frame, t, st, direction)
   local id = keep.id_base + t.id
   if id > keep.last_id then keep.last_id = id end
   local box = { x = t.x, y = t.y, w = t.w, h = t.h }
-  local ep = vigil.episode.open(st.over_ts, { episode_type = episode_type, payload = {
+  local ep = vigil.episode(st.over_ts, { episode_type = episode_type, payload = {
     line = line_name, direction = direction, track = id, box = not object_class and box or nil,
     counts = { a_to_b = keep.counts.a_to_b, b_to_a = keep.counts.b_to_a } } })
   if object_class then ep:set_detections({ { box = box, object_class = object_class, track = id, detected_at = frame } }) end
-  ep:offer_preview(frame, vigil.pad(box, 0.5), t.w * t.h)
+  ep:offer_preview(frame, vigil.pad(box, 0.5), { score = t.w * t.h })
   ep:close(frame, "crossed")
 end
 
 function on_frame(frame)
-  vigil.draw_line(frame, line, ("%s %d/%d"):format(line_name, keep.counts.a_to_b, keep.counts.b_to_a))
+  vigil.draw_line(frame, line, { label = ("%s %d/%d"):format(line_name, keep.counts.a_to_b, keep.counts.b_to_a) })
   local live = movers:update(frame)
   local alive = {}
   for _, t in ipairs(live) do

@@ -134,7 +134,7 @@ function on_frame(frame)
         o.last_inside, o.outside, o.x, o.y = frame.ts, 0, t.cx, t.cy
         o.box = { x = t.x, y = t.y, w = t.w, h = t.h }
         if not o.episode and o.last_inside - o.entered >= limit_ms then
-          o.episode = vigil.episode.open(o.entered, { episode_type = episode_type, payload = payload(o) })
+          o.episode = vigil.episode(o.entered, { episode_type = episode_type, payload = payload(o) })
         elseif o.episode then
           o.episode:set_payload(payload(o))
         end
@@ -143,7 +143,7 @@ function on_frame(frame)
           if object_class then
             o.episode:set_detections({ { box = o.box, object_class = object_class, track = o.id } })
           end
-          o.episode:offer_preview(frame, vigil.pad(t, 0.3), t.w * t.h)
+          o.episode:offer_preview(frame, vigil.pad(t, 0.3), { score = t.w * t.h })
           remember(o)
         end
       elseif o.entered then

@@ -23,7 +23,7 @@ local vigil = require "vigil"
 local params = vigil.check_params("motion", { "zone", "threshold", "noise_factor", "learning_rate",
                                               "absorb_seconds", "min_changed", "min_frames", "quiet_ms",
                                               "episode_type" })
-local zone = vigil.params.zone and vigil.zone(params:points("zone", 3, nil, "a polygon"), "motion") or nil
+local zone = vigil.params.zone and vigil.zone(params:points("zone", 3, nil, "a polygon"), { name = "motion" }) or nil
 local background = vigil.background { threshold = params:number("threshold", nil, 1, 255),
                                       noise_factor = params:number("noise_factor", nil, 0, 50),
                                       learning_rate = params:number("learning_rate", nil, 0, 1),
@@ -61,12 +61,12 @@ end
 -- episode gets one.
 local function offer(frame, m)
   local box = objects_box()
-  episode:offer_preview(frame, vigil.pad(box or m.box, 0.15), m.changed)
+  episode:offer_preview(frame, vigil.pad(box or m.box, 0.15), { score = m.changed })
   return box
 end
 
 function on_frame(frame)
-  local m = background:update(frame):measure(zone)
+  local m = background:update(frame):measure { zone = zone }
   local moving = m.changed >= min_changed
   streak = moving and streak + 1 or 0
   if streak == 1 then streak_start = frame.ts end
@@ -77,7 +77,7 @@ function on_frame(frame)
     if streak >= min_frames then
       peak = m.changed
       keep.peak = peak
-      episode = vigil.episode.open(streak_start, { episode_type = episode_type, payload = { changed = peak } })
+      episode = vigil.episode(streak_start, { episode_type = episode_type, payload = { changed = peak } })
       episode:extend(frame) -- it lasts up to this frame, the one its preview shows
       keep.episode = episode.id
       local box = offer(frame, m)

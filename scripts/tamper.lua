@@ -88,7 +88,7 @@ end
 -- Everything compared with the reference: cell means (and their mean), histogram, its mean and standard
 -- deviation, sharpness.
 local function measure(frame)
-  local m = { cells = {}, hist = vigil.histogram(frame), sharpness = vigil.sharpness(frame) }
+  local m = { cells = {}, hist = frame:histogram(), sharpness = frame:sharpness() }
   local sum = 0
   for i, box in ipairs(CELLS) do
     local v = frame:mean(box)
@@ -245,7 +245,7 @@ function on_frame(frame)
       local ep = episodes[reason]
       if not ep and frame.ts - c.began >= (reason == "moved" and moved_ms or min_ms) then
         payload.reason = reason
-        ep = vigil.episode.open(c.began, { episode_type = episode_type, payload = payload })
+        ep = vigil.episode(c.began, { episode_type = episode_type, payload = payload })
         ep:preview(frame)       -- the whole view, for Watcher's list
         ep:frame_preview(frame)
         episodes[reason], c.episode = ep, ep.id

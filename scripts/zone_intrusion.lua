@@ -145,7 +145,7 @@ function on_frame(frame)
     for _, id in ipairs(ids) do changed = note_track(id) or changed end
     if inside > keep.max_objects then keep.max_objects, changed = inside, true end
     if not episode then
-      episode = vigil.episode.open(first_since, { episode_type = episode_type, payload = payload(inside, detections) })
+      episode = vigil.episode(first_since, { episode_type = episode_type, payload = payload(inside, detections) })
       keep.episode = episode.id
       changed = false
     elseif changed or inside ~= keep.objects or (not object_class and seen_inside) then
@@ -156,7 +156,7 @@ function on_frame(frame)
       episode:extend(frame)
       if object_class then episode:set_detections(detections) end
       -- the best preview shows the most objects at once, then the biggest
-      episode:offer_preview(frame, vigil.pad(box, 0.25), inside + math.min(area, 0.99))
+      episode:offer_preview(frame, vigil.pad(box, 0.25), { score = inside + math.min(area, 0.99) })
     end
   elseif episode then
     keep.objects = 0

@@ -42,7 +42,8 @@ function M.in_progress()
   return p and ffi.cast(frame_ptr_t, p) or nil
 end
 
--- Luma (0..255) at analysis pixel (x, y), 0-based.
+-- Luma (0..255) at analysis pixel (x, y), 0-based: the one call in pixels (docs/lua-api.md, "Conventions");
+-- frame:luma(x, y) is the same in frame fractions.
 -- Bounds come from the host's frame, never from the table (a rule may write its fields).
 function methods.pixel(frame, x, y)
   local f = M.current(frame)
@@ -53,12 +54,22 @@ function methods.pixel(frame, x, y)
   return f.luma[floor(y) * f.stride + floor(x)]
 end
 
+-- Luma (0..255) at the point (x, y) in frame fractions (0..1; 1 is the last pixel).
+function methods.luma(frame, x, y)
+  local f = M.current(frame)
+  local width, height = tonumber(f.width), tonumber(f.height)
+  if type(x) ~= "number" or type(y) ~= "number" or not (x >= 0 and y >= 0 and x <= 1 and y <= 1) then
+    error(("luma (%s, %s): a point in frame fractions 0..1 expected"):format(tostring(x), tostring(y)), 2)
+  end
+  return f.luma[math.min(height - 1, floor(y * height)) * f.stride + math.min(width - 1, floor(x * width))]
+end
+
 -- Pixel rectangle [x0, x1) x [y0, y1) of a box {x, y, w, h} in frame fractions, clamped to the frame.
 function M.box_pixels(frame, box, level)
   local f = M.current(frame, (level or 2) + 1)
   local width, height = tonumber(f.width), tonumber(f.height) -- the host's, not the table's
   if box == nil then return 0, 0, width, height end
-  local x, y, w, h = box[1] or box.x, box[2] or box.y, box[3] or box.w, box[4] or box.h
+  local x, y, w, h = box.x or box[1], box.y or box[2], box.w or box[3], box.h or box[4]
   for i, v in ipairs({ x, y, w, h }) do
     if type(v) ~= "number" or v ~= v then
       error(("box value %d is %s, a number 0..1 expected"):format(i, tostring(v)), (level or 2) + 1)

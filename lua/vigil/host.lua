@@ -6,6 +6,12 @@ host.files = {} -- every module file a rule required (path -> true): a change of
 
 local vigil = require "vigil"
 local core = require "vigil.core"
+local payload_view = require "vigil.payload"
+
+-- The callbacks vigil calls; another on_* function is a misspelling, and the load says so.
+local CALLBACKS = { "on_frame", "on_start", "on_stop", "on_stream", "on_reload" }
+local IS_CALLBACK = {}
+for _, name in ipairs(CALLBACKS) do IS_CALLBACK[name] = true end
 
 local SAFE_GLOBALS = {
   "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring", "type",
@@ -203,15 +209,54 @@ local function make_env(dir, opts)
   return env
 end
 
--- Compiles and runs the rule's main chunk; returns its environment (where its callbacks live).
+local function warn_unknown_callbacks(env)
+  local names = {}
+  for k, v in pairs(env) do
+    if type(k) == "string" and raw_match(k, "^on_") and not IS_CALLBACK[k] and type(v) == "function" then
+      names[#names + 1] = k
+    end
+  end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local info = debug.getinfo(env[k], "S")
+    local where = info and sub(info.source, 1, 1) == "@" and info.linedefined > 0
+      and (raw_match(info.source, "([^/]*)$") .. ":" .. info.linedefined .. ": ") or ""
+    vigil.warn(("%s%s is not a callback vigil calls (%s) — misspelled?"):format(where, k, table.concat(CALLBACKS, ", ")))
+  end
+end
+
+-- What the C host calls: env's callbacks, each applying the ep.payload views it made when it returns (inside its
+-- transaction: a failure there fails the callback). Looked up at every call, as a rule may replace a callback.
+local function callbacks_of(env)
+  local wrapped = {}
+  return setmetatable({}, { __index = function(_, name)
+    local fn = env[name]
+    if type(fn) ~= "function" then return fn end
+    local w = wrapped[name]
+    if not w or w.fn ~= fn then
+      w = { fn = fn, call = function(...)
+        payload_view.begin()
+        fn(...)
+        payload_view.finish()
+      end }
+      wrapped[name] = w
+    end
+    return w.call
+  end, __metatable = false })
+end
+
+-- Compiles and runs the rule's main chunk; returns the table the host calls its callbacks from.
 function host.load(path, opts)
   opts = opts or {}
   if opts.keep then vigil.keep = opts.keep end -- a reload: the state the previous version kept
   local env = make_env(dirname(path), opts)
   local fn, err = load_rule_file(path, env)
   if not fn then error(err, 0) end
+  payload_view.begin()
   no_jit(fn, opts)()
-  return env
+  payload_view.finish()
+  warn_unknown_callbacks(env)
+  return callbacks_of(env)
 end
 
 -- Strings share one metatable; keep rules from reaching the real string library through it: methods come from

@@ -60,7 +60,7 @@ function checker:string(name, default, choices)
 end
 
 -- A required list of at least min (at most max) points {x, y} (or {x = .., y = ..}) in frame fractions;
--- returned as {{x, y}, ...}. what names the shape in the message ("a polygon", "a line"). Called like number.
+-- returned as {{x =, y =}, ...} (each also [1], [2], as every point vigil hands out). what names the shape in the message ("a polygon", "a line"). Called like number.
 local function points(self, name, min, max, what)
   local v = self.params[name]
   local expected = ("%s: %s%s points {x, y} in frame fractions 0..1 expected"):format(
@@ -71,11 +71,11 @@ local function points(self, name, min, max, what)
   end
   local out = {}
   for i, pt in ipairs(v) do
-    local x, y = type(pt) == "table" and (pt[1] or pt.x), type(pt) == "table" and (pt[2] or pt.y)
+    local x, y = type(pt) == "table" and (pt.x or pt[1]), type(pt) == "table" and (pt.y or pt[2])
     if type(x) ~= "number" or type(y) ~= "number" or x ~= x or y ~= y or x < 0 or x > 1 or y < 0 or y > 1 then
       fail(name, v, ("point %d is %s: %s"):format(i, show(pt), expected), 3)
     end
-    out[i] = { x, y }
+    out[i] = { x, y, x = x, y = y }
   end
   return out
 end
@@ -89,7 +89,7 @@ end
 function checker:zone(points_key, name_key)
   local name = self.params[name_key] == nil and "zone" or self.params[name_key]
   if type(name) ~= "string" or name == "" then fail(name_key, name, "a non-empty string expected", 2) end
-  local ok, zone = pcall(self.vigil.zone, points(self, points_key, 3, nil, "a polygon"), name)
+  local ok, zone = pcall(self.vigil.zone, points(self, points_key, 3, nil, "a polygon"), { name = name })
   if not ok then fail(points_key, self.params[points_key], tostring(zone), 2) end
   return zone
 end

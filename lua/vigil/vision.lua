@@ -4,6 +4,7 @@
 -- so a rule cannot index memory it does not own.
 local ffi = require "ffi"
 local frames = require "vigil.frame"
+local deprecate = require "vigil.deprecate"
 
 ffi.cdef [[
 typedef struct vg_pixel_rect { int x, y, w, h; } vg_pixel_rect;
@@ -118,12 +119,23 @@ local Zone = {}
 Zone.__index = Zone
 local zone_mask -- defined below
 
--- A polygon in frame fractions: {{x, y}, {x, y}, ...} or a flat {x1, y1, x2, y2, ...}.
-function vision.zone(points, name)
+-- A polygon in frame fractions: {{x =, y =}, ...} (or {{x, y}, ...}, or a flat {x1, y1, x2, y2, ...}), with
+-- options {name = "gate"}. vigil.zone(points, "gate") is the older spelling (deprecated).
+function vision.zone(points, opts)
   if type(points) ~= "table" then error("zone: a list of points expected", 2) end
+  local name
+  if type(opts) == "string" then
+    deprecate.use('vigil.zone(points, "name")', 'vigil.zone(points, {name = "name"})')
+    name = opts
+  elseif type(opts) == "table" then
+    name = opts.name
+    if name ~= nil and type(name) ~= "string" then error("zone: name must be a string", 2) end
+  elseif opts ~= nil then
+    error("zone: options {name = ...} expected", 2)
+  end
   local flat = {}
   for i, p in ipairs(points) do
-    if type(p) == "table" then flat[#flat + 1] = p[1] or p.x; flat[#flat + 1] = p[2] or p.y
+    if type(p) == "table" then flat[#flat + 1] = p.x or p[1]; flat[#flat + 1] = p.y or p[2]
     else flat[#flat + 1] = p end
     if type(flat[#flat]) ~= "number" then error(("zone: point %d is not a pair of numbers"):format(i), 2) end
   end
@@ -165,6 +177,17 @@ function Zone:contains(x, y)
     j = i
   end
   return inside
+end
+
+-- opts.zone of a call that takes {zone = z}: a zone or nil (what a zone passed where options go says).
+local function zone_option(opts, what, level)
+  if opts == nil then return nil end
+  if type(opts) ~= "table" or getmetatable(opts) == Zone then
+    error(what .. ": options {zone = z} expected", level + 1)
+  end
+  local z = opts.zone
+  if z ~= nil and getmetatable(z) ~= Zone then error(what .. ": zone must be a vigil.zone", level + 1) end
+  return z
 end
 
 local full_masks = {}
@@ -250,8 +273,9 @@ function Background:hold(boxes)
   for _, b in ipairs(boxes or {}) do
     if n >= MAX_BLOBS then break end
     local r = hd.holds[n]
-    r.x, r.y = math.floor(b.x * hd.w), math.floor(b.y * hd.h)
-    r.w, r.h = math.ceil(b.w * hd.w) + 1, math.ceil(b.h * hd.h) + 1
+    local x, y, w, h = b.x or b[1], b.y or b[2], b.w or b[3], b.h or b[4]
+    r.x, r.y = math.floor(x * hd.w), math.floor(y * hd.h)
+    r.w, r.h = math.ceil(w * hd.w) + 1, math.ceil(h * hd.h) + 1
     n = n + 1
   end
   C.vg_background_hold(hd.model, hd.holds, n)
@@ -279,9 +303,17 @@ function Background:stats()
            ghosts = tonumber(s.ghosts) }
 end
 
--- Motion and luma statistics inside a zone (whole frame when nil):
+-- Motion and luma statistics inside opts.zone (whole frame when nil):
 -- {changed = fraction of zone pixels moving, motion_pixels, pixels, mean, variance, box = {x,y,w,h}|nil}.
-function Background:measure(zone)
+-- bg:measure(zone) is the older spelling (deprecated).
+function Background:measure(opts)
+  local zone
+  if getmetatable(opts) == Zone then
+    deprecate.use("bg:measure(zone)", "bg:measure{zone = zone}")
+    zone = opts
+  else
+    zone = zone_option(opts, "measure", 2)
+  end
   local f, hd = require_update(self)
   local s = hd.stats
   draw_zone(f, zone)
@@ -399,15 +431,25 @@ end
 
 -- A rule's own marks on the overlay (nothing happens without one): a line {{x1, y1}, {x2, y2}} and a box
 -- {x, y, w, h} in frame fractions, with an optional label.
-function vision.draw_line(frame, points, label)
+-- Options {label = text}; a label string in their place is the older spelling (deprecated).
+local function label_option(opts, what)
+  if opts == nil then return nil end
+  if type(opts) == "table" then return opts.label end
+  deprecate.use(("vigil.%s(frame, ..., label)"):format(what), ("vigil.%s(frame, ..., {label = label})"):format(what))
+  return opts
+end
+
+function vision.draw_line(frame, points, opts)
+  local label = label_option(opts, "draw_line")
   local o = overlay_of(frames.current(frame))
   if not o then return end
   local a, b = points[1], points[2]
-  C.vg_overlay_line(o, a[1] or a.x, a[2] or a.y, b[1] or b.x, b[2] or b.y, INK.line)
-  if label then C.vg_overlay_text(o, a[1] or a.x, a[2] or a.y, tostring(label), INK.line) end
+  C.vg_overlay_line(o, a.x or a[1], a.y or a[2], b.x or b[1], b.y or b[2], INK.line)
+  if label then C.vg_overlay_text(o, a.x or a[1], a.y or a[2], tostring(label), INK.line) end
 end
 
-function vision.draw_box(frame, box, label)
+function vision.draw_box(frame, box, opts)
+  local label = label_option(opts, "draw_box")
   local o = overlay_of(frames.current(frame))
   if not o or not box then return end
   local x, y, w, h = box.x or box[1], box.y or box[2], box.w or box[3], box.h or box[4]
@@ -417,23 +459,39 @@ end
 
 -- Sharpness and histograms -------------------------------------------------------------------------
 
--- Variance of the Laplacian of the luma inside zone (whole frame when nil): low means blurred or covered.
-function vision.sharpness(frame, zone)
-  local f = frames.current(frame)
+-- frame:sharpness{zone = z}: variance of the Laplacian of the luma inside the zone (whole frame when nil): low
+-- means blurred or covered.
+local function sharpness(frame, zone, level)
+  local f = frames.current(frame, level + 1)
   local mask = zone and zone_mask(zone, f.width, f.height) or nil
   return C.vg_sharpness(f.luma, f.width, f.height, f.stride, mask)
 end
 
+function frames.methods.sharpness(frame, opts) return sharpness(frame, zone_option(opts, "sharpness", 2), 2) end
+
 local hist_a, hist_b = ffi.new("uint32_t[256]"), ffi.new("uint32_t[256]")
 
--- 256-bin luma histogram inside zone as a Lua list (hist[1] counts luma 0).
-function vision.histogram(frame, zone)
-  local f = frames.current(frame)
+-- frame:histogram{zone = z}: the 256-bin luma histogram inside the zone as a Lua list (hist[1] counts luma 0).
+local function histogram(frame, zone, level)
+  local f = frames.current(frame, level + 1)
   local mask = zone and zone_mask(zone, f.width, f.height) or nil
   C.vg_histogram(f.luma, f.width, f.height, f.stride, mask, hist_a)
   local out = {}
   for i = 0, 255 do out[i + 1] = hist_a[i] end
   return out
+end
+
+function frames.methods.histogram(frame, opts) return histogram(frame, zone_option(opts, "histogram", 2), 2) end
+
+-- The older spellings (deprecated): functions of the module.
+function vision.sharpness(frame, zone)
+  deprecate.use("vigil.sharpness(frame, zone)", "frame:sharpness{zone = zone}")
+  return sharpness(frame, zone, 2)
+end
+
+function vision.histogram(frame, zone)
+  deprecate.use("vigil.histogram(frame, zone)", "frame:histogram{zone = zone}")
+  return histogram(frame, zone, 2)
 end
 
 local function load_hist(dst, list, which)
