@@ -2,7 +2,8 @@
  * member of vg_camera_settings), kind, range, default, unit and one-line doc. From the table follow the
  * config's key list and checks ("defaults" and each camera), the built-in defaults, copying and comparing a
  * camera's settings, what the camera runs with (vg_camera_config.settings), replay's flags that set the same
- * values, and the table of docs/config.md (`vigil settings-table`, checked by tests/unit/test_settings.c).
+ * values, and the table of docs/config.md (checked by tests/unit/test_settings.c, rewritten by
+ * `build/tests/test_settings --update-docs`).
  * Adding a setting is one row here, plus the code that uses its value. */
 #ifndef VG_SETTINGS_H
 #define VG_SETTINGS_H
