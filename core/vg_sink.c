@@ -201,6 +201,7 @@ static void shape_close(vg_sink *sink) {
 
 vg_sink *vg_sink_shape(vg_sink *inner, const vg_file_shape *shape, char *err, size_t errlen) {
     struct stat st;
+    if (shape->previews_dir) mkdir(shape->previews_dir, 0755); /* made if missing (its parent must exist) */
     if (shape->previews_dir && (stat(shape->previews_dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
                                 access(shape->previews_dir, W_OK) < 0)) {
         snprintf(err, errlen, "%s: not a writable directory", shape->previews_dir);

@@ -48,6 +48,8 @@ def localize(t, name, example_dir, doc, camera_url, services):
             entry["script"] = os.path.join(example_dir, entry["script"])
     if "output" in doc and "file" in doc["output"]:
         doc["output"]["file"] = t.path(name + "-episodes.jsonl")
+    if "previews_dir" in doc.get("output", {}):
+        doc["output"]["previews_dir"] = t.path(name + "-previews")
     if "central" in doc:
         stub = CentralStub(t, name, KEY)
         services.setdefault("stubs", []).append(stub)
@@ -56,6 +58,8 @@ def localize(t, name, example_dir, doc, camera_url, services):
         doc["central"]["api_key_file"] = write(t.path(name + "-central.conf"), "API_KEY=%s\n" % KEY)
     for cam in doc.get("cameras", []):
         cam["url"] = camera_url
+        if "preview_url" in cam:  # the same mount: one scene, one clock, as a camera's two streams are
+            cam["preview_url"] = camera_url
         cam["script"] = os.path.join(example_dir, cam["script"])
     return doc
 
@@ -89,6 +93,14 @@ def check_config_example(t, path, server, services):
         counted = [int(m.group(1)) for l in lines for m in [re.match(re.escape(media) + r" info: (\d+) frames", l)] if m]
         t.check(up and counted and counted[-1] > 25, "%s: camera %s came up and analysed frames (%s)"
                 % (name, media, counted))
+    for cam in (c for c in doc.get("cameras", []) if "preview_url" in c):
+        t.check(any(l.startswith(cam["media"] + " info: previews come from the preview stream") for l in lines),
+                "%s: camera %s's previews come from its preview_url" % (name, cam["media"]))
+    previews_dir = local.get("output", {}).get("previews_dir")
+    if previews_dir:
+        jpegs = glob.glob(os.path.join(previews_dir, "*.jpg"))
+        t.check(jpegs and all(open(p, "rb").read(2) == b"\xff\xd8" for p in jpegs),
+                "%s: previews written as JPEG files to output.previews_dir (%d)" % (name, len(jpegs)))
     opened = sum(int(m.group(1)) for l in lines for m in [re.search(r" info: \d+ frames, .*; (\d+) episodes, ", l)] if m)
     for stub in services.get("stubs", []):
         newest = stub.last_accepted()
