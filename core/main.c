@@ -19,6 +19,7 @@
 #include "vg_report.h"
 #include "vg_run.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 #include "vg_transport.h"
 
 static const char *USAGE =
@@ -321,10 +322,7 @@ static void *progress_main(void *arg) {
     int64_t t0 = vg_monotonic_ms();
     pthread_mutex_lock(&p->lock);
     while (!p->done) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += VG_PROGRESS_EVERY_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = vg_deadline_in_ms(CLOCK_REALTIME, VG_PROGRESS_EVERY_MS);
         pthread_cond_timedwait(&p->done_cond, &p->lock, &until);
         if (p->done) break;
         vg_camera_stats st;

@@ -23,6 +23,7 @@
 #include "vg_log.h"
 #include "vg_overlay.h"
 #include "vg_script.h"
+#include "vg_time.h"
 
 #define VG_DAMAGE_LOG_INTERVAL_MS 60000 /* damaged pictures are said at most this often */
 #define VG_SINK_ERROR_LOG_MS 10000   /* a sink that cannot take versions is said at most this often */
@@ -62,7 +63,7 @@ struct vg_camera {
     pthread_cond_t wake;
     vg_camera_stats published;
     const char *close_reason;
-    unsigned seed;                  /* backoff jitter */
+    uint64_t rng;                   /* backoff jitter */
 };
 
 /* The backoff wait sleeps on a monotonic condition variable so a stop wakes it at once. */
@@ -74,7 +75,7 @@ static void init_wait(vg_camera *cam) {
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&cam->lock, NULL);
     atomic_init(&cam->stop, 0);
-    cam->seed = (unsigned)vg_monotonic_ms() ^ (unsigned)(uintptr_t)cam;
+    cam->rng = vg_random_seed((uint64_t)vg_monotonic_ms() ^ (uint64_t)(uintptr_t)cam);
 }
 
 static void emit_to_sink(void *ctx, const vg_version *version) {
@@ -472,8 +473,6 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
 
 /* ---------- live: sessions, reconnects, the camera thread ---------- */
 
-#define VG_BACKOFF_FIRST_MS 500
-#define VG_BACKOFF_MAX_MS 30000
 #define VG_HOLD_MAX_PACKETS 2048  /* besides rtcp_wait: a bound on what waits for the first sender report */
 
 /* One connection: its source and decoder, and the packets held until their sender time is known. */
@@ -609,24 +608,13 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
     return cam->stats.frames_decoded > frames_before ? SESSION_DELIVERED : SESSION_NO_FRAMES;
 }
 
-/* 0.5 s doubling to 30 s, +-20 % jitter so cameras behind one failed server do not retry in step. */
+/* vg_backoff_ms: 0.5 s doubling to 30 s, jittered so cameras behind one failed server do not retry in step. */
 static int64_t backoff_ms(vg_camera *cam, int failures) {
-    int64_t base = (int64_t)VG_BACKOFF_FIRST_MS << (failures < 7 ? failures : 7);
-    if (base > VG_BACKOFF_MAX_MS) base = VG_BACKOFF_MAX_MS;
-    int64_t jitter = base / 5;
-    int64_t delay = base - jitter + (int64_t)(rand_r(&cam->seed) % (unsigned)(2 * jitter + 1));
-    return delay < VG_BACKOFF_MAX_MS ? delay : VG_BACKOFF_MAX_MS;
+    return vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, failures, vg_random_next(&cam->rng));
 }
 
 static void wait_ms(vg_camera *cam, int64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = vg_deadline_in_ms(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&cam->lock);
     while (!stopping(cam) && pthread_cond_timedwait(&cam->wake, &cam->lock, &until) == 0) {
     }
@@ -650,7 +638,7 @@ static void *camera_thread(void *arg) {
         session_result r = run_session(cam, reason, sizeof reason);
         if (stopping(cam)) break;
         failures = r == SESSION_DELIVERED ? 0 : failures + 1;
-        int64_t delay = backoff_ms(cam, failures ? failures - 1 : 0);
+        int64_t delay = backoff_ms(cam, failures);
         report_failure(cam, r, vg_mask_urls_in(reason, masked, sizeof masked), delay);
         if (r != SESSION_NOT_CONNECTED) {
             cam->stats.disconnects++;

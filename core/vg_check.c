@@ -14,6 +14,7 @@
 #include "vg_frame.h"
 #include "vg_script.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define CHECK_W 640
 #define CHECK_H 360

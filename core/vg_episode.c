@@ -1,5 +1,6 @@
 /* vg_episode.c — episodes, their staged changes, and the rendering of a version as Central's JSON record. */
 #include "vg_episode.h"
+#include "vg_time.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

@@ -21,6 +21,7 @@
 #include "vg_log.h"
 #include "vg_page.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define WHO "node"
 #define AUTH_WARN_EVERY_MS 60000

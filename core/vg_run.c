@@ -29,6 +29,7 @@
 #include "vg_sink.h"
 #include "vg_snowflake.h"
 #include "vg_store.h"
+#include "vg_time.h"
 #include "vg_transport.h"
 
 #define TICK_MS 1000 /* the main thread wakes at least this often (signals wake it at once) */

@@ -17,6 +17,7 @@
 #include "vg_log.h"
 #include "vg_node.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define KEY "k3y-secret"
 
