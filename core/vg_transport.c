@@ -21,11 +21,13 @@
 
 #include <curl/curl.h>
 
+#include "vg_curl.h"
 #include "vg_file.h"
 #include "vg_log.h"
 #include "vg_outbox.h"
 #include "vg_snowflake.h"
 #include "vg_spool.h"
+#include "vg_time.h"
 
 #define WHO "central"
 #define EPISODES_PATH "/central/api/v3/episodes/"
@@ -97,11 +99,8 @@ static int abort_if_stopping(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c
     return __atomic_load_n(&cs->abort_transfer, __ATOMIC_RELAXED);
 }
 
-static void init_curl_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 static int setup_curl(central_sink *cs, char *err, size_t errlen) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, init_curl_once);
+    if (vg_curl_global_init(err, errlen) < 0) return -1;
     cs->curl = curl_easy_init();
     if (!cs->curl) {
         snprintf(err, errlen, "cannot initialise libcurl");
@@ -263,20 +262,12 @@ static int collect_garbage(central_sink *cs) {
     return 1;
 }
 
-static void deadline_in(struct timespec *ts, int64_t ms) {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) ts->tv_sec++, ts->tv_nsec -= 1000000000L;
-}
-
 static void wait_for_work(central_sink *cs, int64_t wait_ms) {
     if (wait_ms < 0) {
         pthread_cond_wait(&cs->wake, &cs->lock);
         return;
     }
-    struct timespec ts;
-    deadline_in(&ts, wait_ms);
+    struct timespec ts = vg_deadline_in_ms(CLOCK_MONOTONIC, wait_ms);
     pthread_cond_timedwait(&cs->wake, &cs->lock, &ts);
 }
 
@@ -446,8 +437,7 @@ long vg_central_drain(vg_sink *sink, int timeout_ms) {
             int64_t wait = vg_outbox_wait_ms(cs->outbox, now);
             if (wait < 0 || now + wait > deadline) break; /* nothing can be attempted in time */
         }
-        struct timespec ts;
-        deadline_in(&ts, deadline - now < 100 ? deadline - now : 100);
+        struct timespec ts = vg_deadline_in_ms(CLOCK_MONOTONIC, deadline - now < 100 ? deadline - now : 100);
         pthread_cond_timedwait(&cs->progress, &cs->lock, &ts);
     }
     vg_outbox_set_flush(cs->outbox, 0);
