@@ -78,10 +78,6 @@ static int key_is_clean(const char *key, size_t len) {
 }
 
 /* The one key-file reader and format (vg_file.h, docs/config.md "Key files"). */
-int vg_central_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen) {
-    return vg_key_file_read(path, key, keylen, err, errlen);
-}
-
 /* ---- HTTP ------------------------------------------------------------------------------------------- */
 
 static size_t keep_response(char *data, size_t size, size_t n, void *ctx) {
@@ -529,7 +525,7 @@ static central_sink *new_sink(const vg_central_options *o) {
     return cs;
 }
 
-vg_sink *vg_central_open(const vg_central_options *o, char *err, size_t errlen) {
+static vg_sink *open_with_key(const vg_central_options *o, char *err, size_t errlen) {
     if (check_options(o, err, errlen) < 0) return NULL;
     central_sink *cs = new_sink(o);
     cs->spool = vg_spool_open(o->spool_dir, o->spool_max_bytes, err, errlen);
@@ -544,6 +540,28 @@ vg_sink *vg_central_open(const vg_central_options *o, char *err, size_t errlen) 
         return NULL;
     }
     return &cs->base;
+}
+
+/* err: "<named><suffix>: why", or why alone without a name. */
+static void say_named(char *err, size_t errlen, const char *named, const char *suffix, const char *why) {
+    if (named) snprintf(err, errlen, "%s%s: %s", named, suffix, why);
+    else snprintf(err, errlen, "%s", why);
+}
+
+vg_sink *vg_central_open(const vg_central_options *o, char *err, size_t errlen) {
+    char key[1024] = "", reason[512];
+    vg_central_options keyed = *o;
+    if (!o->api_key && o->api_key_file) {
+        if (vg_key_file_read(o->api_key_file, key, sizeof key, reason, sizeof reason) < 0) {
+            say_named(err, errlen, o->named, ".api_key_file", reason);
+            return NULL;
+        }
+        keyed.api_key = key;
+    }
+    vg_sink *sink = open_with_key(&keyed, reason, sizeof reason);
+    explicit_bzero(key, sizeof key);
+    if (!sink) say_named(err, errlen, o->named, "", reason);
+    return sink;
 }
 
 void vg_central_get_stats(vg_sink *sink, vg_central_stats *out) {
