@@ -436,7 +436,7 @@ static int cmd_flush(int argc, char **argv) {
     vg_central_stats st;
     vg_central_get_stats(sink, &st);
     vg_sink_close(sink);
-    vg_info("flush", "%ld versions delivered, %ld rejected by Central, %ld left in the spool", st.sent, st.dropped_400, left);
+    vg_info("flush", "%ld versions delivered, %ld rejected by Central, %ld left in the spool", st.sent, st.rejected, left);
     return left ? 1 : 0;
 }
 

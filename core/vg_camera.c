@@ -357,7 +357,7 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
     frame.clock = cam->clock.source;
     frame.keyframe = picture->key_frame;
     frame.index = cam->stats.frames_analysed;
-    if (vg_frame_scaler_run(cam->scaler, picture, &frame) < 0) {
+    if (vg_frame_scaler_describe(cam->scaler, picture, &frame) < 0) {
         vg_error(cam->media, "cannot convert pixel format %d to luma", picture->format);
         return -1;
     }

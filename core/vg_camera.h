@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vg_clock.h" /* vg_clock_source */
 #include "vg_decode.h"
 #include "vg_frame.h"
 #include "vg_preview_source.h"

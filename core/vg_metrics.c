@@ -145,7 +145,7 @@ static void format_central(const vg_central_stats *c, vg_buf *out) {
                      "Attempts that failed and will be retried (5xx, 429, timeouts, connection errors, 401/403).",
                      (double)c->failed);
     gauge_or_counter(out, "vigil_central_versions_rejected_total", "counter",
-                     "Versions Central refused for good (400, 409, 413, 415, 422), dropped.", (double)c->dropped_400);
+                     "Versions Central refused for good (400, 409, 413, 415, 422), dropped.", (double)c->rejected);
     gauge_or_counter(out, "vigil_central_retries_total", "counter", "Attempts of versions that had failed before.",
                      (double)c->retries);
     gauge_or_counter(out, "vigil_central_queued", "gauge", "Versions waiting for Central or in flight.",

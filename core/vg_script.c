@@ -23,6 +23,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "vg_clock.h" /* vg_clock_source_name */
 #include "vg_file.h"
 #include "vg_jpeg.h"
 #include "vg_log.h"

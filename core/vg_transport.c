@@ -236,7 +236,7 @@ static void record(central_sink *cs, vg_outbox_item *it, const attempt *a, int64
              it->updated_at, kind_of(it), a->result == VG_SEND_OK ? "accepted" : a->why, now - started);
     if (it->attempts > 0) cs->stats.retries++;
     if (a->result == VG_SEND_OK) cs->stats.sent++;
-    else if (a->result == VG_SEND_REJECTED && !a->unreadable) cs->stats.dropped_400++;
+    else if (a->result == VG_SEND_REJECTED && !a->unreadable) cs->stats.rejected++;
     else if (a->result != VG_SEND_REJECTED) cs->stats.failed++;
     log_outcome(cs, it, a);
     vg_outbox_done(cs->outbox, it, a->result, now, a->retry_after_ms);

@@ -31,7 +31,7 @@ typedef struct vg_central_stats {
     long sent;        /* accepted by Central (2xx) */
     long failed;      /* attempts that failed and will be retried */
     long retries;     /* attempts of versions that had failed before */
-    long dropped_400; /* versions Central rejected, dropped */
+    long rejected;    /* versions Central refused for good (400, 409, 413, 415, 422), dropped */
     long spool_files;
     long long spool_bytes;
 } vg_central_stats;

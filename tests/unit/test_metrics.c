@@ -25,7 +25,7 @@ static void fill(vg_metrics_snapshot *s) {
     snprintf(cams[1].media, sizeof cams[1].media, "od\"d\\one");
     cams[1].stats = (vg_camera_stats){.clock = VG_CLOCK_LOCAL, .reconnects = 9};
     *s = (vg_metrics_snapshot){.cameras = cams, .ncameras = 2, .has_central = 1, .start_time_s = 1700000000.5,
-                               .central = {.sent = 40, .failed = 3, .dropped_400 = 1, .retries = 2, .queued = 5,
+                               .central = {.sent = 40, .failed = 3, .rejected = 1, .retries = 2, .queued = 5,
                                            .spool_files = 6, .spool_bytes = 7000}};
 }
 
