@@ -13,8 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <libavutil/error.h>
 #include <libavutil/frame.h>
 #include <libavutil/mathematics.h>
+#include <libavutil/pixdesc.h>
 
 #include "vg_clock.h"
 #include "vg_episode.h"
@@ -210,6 +212,7 @@ static void publish(vg_camera *cam) {
     vg_camera_stats st = cam->stats;
     st.clock = cam->clock.source;
     st.episodes_open = vg_book_open_count(cam->book);
+    st.versions_unrendered = vg_book_unrendered(cam->book);
     vg_script_get_stats(cam->script, &st.script);
     if (cam->preview) vg_preview_source_get_stats(cam->preview, &st.preview);
     pthread_mutex_lock(&cam->lock);
@@ -334,7 +337,19 @@ static void end_overlay(vg_camera *cam, const vg_frame *frame) {
     }
 }
 
-/* One decoded picture: stamp it, scale its luma, hand it to the script. */
+/* analyse's failure: a picture whose pixel format has no luma conversion. Every picture of the stream has that
+ * format, so the replay fails, and a live session ends (logged, retried with backoff) instead of dropping
+ * every frame in silence. */
+#define VG_ERROR_NO_LUMA FFERRTAG('V', 'G', 'N', 'L')
+
+/* An FFmpeg error code, or ours, as text. */
+static const char *error_text(int rc, char *text, size_t len) {
+    if (rc == VG_ERROR_NO_LUMA) snprintf(text, len, "pictures in a pixel format that cannot be converted to luma");
+    else av_strerror(rc, text, len);
+    return text;
+}
+
+/* One decoded picture: stamp it, scale its luma, hand it to the script. 0, or VG_ERROR_NO_LUMA. */
 static int analyse(vg_camera *cam, AVFrame *picture) {
     cam->stats.frames_decoded++;
     if (damaged(cam, picture)) {
@@ -358,8 +373,9 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
     frame.keyframe = picture->key_frame;
     frame.index = cam->stats.frames_analysed;
     if (vg_frame_scaler_describe(cam->scaler, picture, &frame) < 0) {
-        vg_error(cam->media, "cannot convert pixel format %d to luma", picture->format);
-        return -1;
+        const char *name = av_get_pix_fmt_name((enum AVPixelFormat)picture->format);
+        vg_error(cam->media, "cannot convert pixel format %s (%d) to luma", name ? name : "unknown", picture->format);
+        return VG_ERROR_NO_LUMA;
     }
     if (!cam->stats.frames_analysed) cam->stats.first_ts = frame.ts;
     cam->last_ts = cam->stats.last_ts = frame.ts;
@@ -379,8 +395,9 @@ static int drain(vg_camera *cam, vg_decoder *dec, AVFrame *picture) {
         cam->stats.decode_seconds += now_seconds() - t0;
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return 0;
         if (rc < 0) return rc;
-        analyse(cam, picture);
+        rc = analyse(cam, picture);
         av_frame_unref(picture);
+        if (rc < 0) return rc;
     }
 }
 
@@ -430,9 +447,8 @@ static int decode_all(vg_camera *cam, vg_ingest *in, vg_decoder *dec, char *err,
     }
     if (rc == AVERROR_EOF || rc == 0) rc = decode_packet(cam, dec, picture, NULL);
     if (rc < 0) {
-        char text[AV_ERROR_MAX_STRING_SIZE];
-        av_strerror(rc, text, sizeof text);
-        snprintf(err, errlen, "%s: %s", cam->config.url, text);
+        char text[128];
+        snprintf(err, errlen, "%s: %s", cam->config.url, error_text(rc, text, sizeof text));
     }
     av_frame_free(&picture);
     av_packet_free(&pkt);
@@ -559,9 +575,8 @@ static void describe_loss(const session *s, int rc, char *reason, size_t len) {
         snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(s->in) / 1000.0);
         return;
     }
-    char text[AV_ERROR_MAX_STRING_SIZE];
-    av_strerror(rc, text, sizeof text);
-    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : text);
+    char text[128];
+    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : error_text(rc, text, sizeof text));
 }
 
 static void log_up(vg_camera *cam, const vg_ingest *in) {
