@@ -19,6 +19,7 @@
 #include "vg_report.h"
 #include "vg_run.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 #include "vg_transport.h"
 
 static const char *USAGE =
@@ -174,24 +175,19 @@ static const char *default_spool(char *buf, size_t len) {
     return buf;
 }
 
-static vg_sink *open_central(const central_args *c, int drain_ms, char *err, size_t errlen) {
-    char key[1024], spool[4096];
-    const char *api_key = c->api_key;
-    if (c->api_key_file) {
-        if (vg_central_read_key_file(c->api_key_file, key, sizeof key, err, errlen) < 0) return NULL;
-        api_key = key;
-    }
-    if (!api_key) {
+/* The --central options, opened by vg_central_open (errors unnamed: they name the file or say the reason). */
+static vg_sink *open_central_from_args(const central_args *c, int drain_ms, char *err, size_t errlen) {
+    char spool[4096];
+    if (!c->api_key && !c->api_key_file) {
         snprintf(err, errlen, "--central needs --api-key KEY or --api-key-file central.conf");
         return NULL;
     }
     vg_central_options o = {
-        .url = c->url, .api_key = api_key, .spool_dir = c->spool ? c->spool : default_spool(spool, sizeof spool),
+        .url = c->url, .api_key = c->api_key, .api_key_file = c->api_key_file,
+        .spool_dir = c->spool ? c->spool : default_spool(spool, sizeof spool),
         .min_update_interval_ms = (int)c->min_update_interval_ms, .drain_timeout_ms = drain_ms,
     };
-    vg_sink *sink = vg_central_open(&o, err, errlen);
-    explicit_bzero(key, sizeof key);
-    return sink;
+    return vg_central_open(&o, err, errlen);
 }
 
 /* --out, --report, --central, or several; *report is the report's sink (to tell it the clip's span). */
@@ -215,7 +211,7 @@ static vg_sink *open_replay_sink(const replay_args *a, const vg_report_options *
     }
     if (*report) file = file ? vg_sink_tee(file, *report) : *report;
     if (!a->central.url) return file;
-    if (!(central = open_central(&a->central, 10000, err, errlen))) { /* replay waits up to 10 s at exit */
+    if (!(central = open_central_from_args(&a->central, 10000, err, errlen))) { /* replay waits up to 10 s at exit */
         vg_sink_close(file);
         return NULL;
     }
@@ -335,10 +331,7 @@ static void *progress_main(void *arg) {
     int64_t t0 = vg_monotonic_ms();
     pthread_mutex_lock(&p->lock);
     while (!p->done) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += VG_PROGRESS_EVERY_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = vg_deadline_in_ms(CLOCK_REALTIME, VG_PROGRESS_EVERY_MS);
         pthread_cond_timedwait(&p->done_cond, &p->lock, &until);
         if (p->done) break;
         vg_camera_stats st;
@@ -445,7 +438,7 @@ static int cmd_flush(int argc, char **argv) {
     }
     if (!c.url || !c.spool) return usage_error("%s", "flush needs --central URL and --spool DIR");
     char err[512];
-    vg_sink *sink = open_central(&c, -1, err, sizeof err);
+    vg_sink *sink = open_central_from_args(&c, 0, err, sizeof err); /* flush drains itself */
     if (!sink) {
         fprintf(stderr, "vigil: %s\n", err);
         return 1;
@@ -454,7 +447,7 @@ static int cmd_flush(int argc, char **argv) {
     vg_central_stats st;
     vg_central_get_stats(sink, &st);
     vg_sink_close(sink);
-    vg_info("flush", "%ld versions delivered, %ld rejected by Central, %ld left in the spool", st.sent, st.dropped_400, left);
+    vg_info("flush", "%ld versions delivered, %ld rejected by Central, %ld left in the spool", st.sent, st.rejected, left);
     return left ? 1 : 0;
 }
 

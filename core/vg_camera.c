@@ -13,8 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <libavutil/error.h>
 #include <libavutil/frame.h>
 #include <libavutil/mathematics.h>
+#include <libavutil/pixdesc.h>
 
 #include "vg_clock.h"
 #include "vg_episode.h"
@@ -23,6 +25,7 @@
 #include "vg_log.h"
 #include "vg_overlay.h"
 #include "vg_script.h"
+#include "vg_time.h"
 
 #define VG_DAMAGE_LOG_INTERVAL_MS 60000 /* damaged pictures are said at most this often */
 #define VG_SINK_ERROR_LOG_MS 10000   /* a sink that cannot take versions is said at most this often */
@@ -62,7 +65,7 @@ struct vg_camera {
     pthread_cond_t wake;
     vg_camera_stats published;
     const char *close_reason;
-    unsigned seed;                  /* backoff jitter */
+    uint64_t rng;                   /* backoff jitter */
 };
 
 /* The backoff wait sleeps on a monotonic condition variable so a stop wakes it at once. */
@@ -74,7 +77,7 @@ static void init_wait(vg_camera *cam) {
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&cam->lock, NULL);
     atomic_init(&cam->stop, 0);
-    cam->seed = (unsigned)vg_monotonic_ms() ^ (unsigned)(uintptr_t)cam;
+    cam->rng = vg_random_seed((uint64_t)vg_monotonic_ms() ^ (uint64_t)(uintptr_t)cam);
 }
 
 static void emit_to_sink(void *ctx, const vg_version *version) {
@@ -208,6 +211,7 @@ static void publish(vg_camera *cam) {
     vg_camera_stats st = cam->stats;
     st.clock = cam->clock.source;
     st.episodes_open = vg_book_open_count(cam->book);
+    st.versions_unrendered = vg_book_unrendered(cam->book);
     vg_script_get_stats(cam->script, &st.script);
     if (cam->preview) vg_preview_source_get_stats(cam->preview, &st.preview);
     pthread_mutex_lock(&cam->lock);
@@ -332,7 +336,19 @@ static void end_overlay(vg_camera *cam, const vg_frame *frame) {
     }
 }
 
-/* One decoded picture: stamp it, scale its luma, hand it to the script. */
+/* analyse's failure: a picture whose pixel format has no luma conversion. Every picture of the stream has that
+ * format, so the replay fails, and a live session ends (logged, retried with backoff) instead of dropping
+ * every frame in silence. */
+#define VG_ERROR_NO_LUMA FFERRTAG('V', 'G', 'N', 'L')
+
+/* An FFmpeg error code, or ours, as text. */
+static const char *error_text(int rc, char *text, size_t len) {
+    if (rc == VG_ERROR_NO_LUMA) snprintf(text, len, "pictures in a pixel format that cannot be converted to luma");
+    else av_strerror(rc, text, len);
+    return text;
+}
+
+/* One decoded picture: stamp it, scale its luma, hand it to the script. 0, or VG_ERROR_NO_LUMA. */
 static int analyse(vg_camera *cam, AVFrame *picture) {
     cam->stats.frames_decoded++;
     if (damaged(cam, picture)) {
@@ -355,9 +371,10 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
     frame.clock = cam->clock.source;
     frame.keyframe = picture->key_frame;
     frame.index = cam->stats.frames_analysed;
-    if (vg_frame_scaler_run(cam->scaler, picture, &frame) < 0) {
-        vg_error(cam->media, "cannot convert pixel format %d to luma", picture->format);
-        return -1;
+    if (vg_frame_scaler_describe(cam->scaler, picture, &frame) < 0) {
+        const char *name = av_get_pix_fmt_name((enum AVPixelFormat)picture->format);
+        vg_error(cam->media, "cannot convert pixel format %s (%d) to luma", name ? name : "unknown", picture->format);
+        return VG_ERROR_NO_LUMA;
     }
     if (!cam->stats.frames_analysed) cam->stats.first_ts = frame.ts;
     cam->last_ts = cam->stats.last_ts = frame.ts;
@@ -377,8 +394,9 @@ static int drain(vg_camera *cam, vg_decoder *dec, AVFrame *picture) {
         cam->stats.decode_seconds += now_seconds() - t0;
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return 0;
         if (rc < 0) return rc;
-        analyse(cam, picture);
+        rc = analyse(cam, picture);
         av_frame_unref(picture);
+        if (rc < 0) return rc;
     }
 }
 
@@ -429,9 +447,8 @@ static int decode_all(vg_camera *cam, vg_ingest *in, vg_decoder *dec, char *err,
     }
     if (rc == AVERROR_EOF || rc == 0) rc = decode_packet(cam, dec, picture, NULL);
     if (rc < 0) {
-        char text[AV_ERROR_MAX_STRING_SIZE];
-        av_strerror(rc, text, sizeof text);
-        snprintf(err, errlen, "%s: %s", cam->config.url, text);
+        char text[128];
+        snprintf(err, errlen, "%s: %s", cam->config.url, error_text(rc, text, sizeof text));
     }
     av_frame_free(&picture);
     av_packet_free(&pkt);
@@ -472,8 +489,6 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
 
 /* ---------- live: sessions, reconnects, the camera thread ---------- */
 
-#define VG_BACKOFF_FIRST_MS 500
-#define VG_BACKOFF_MAX_MS 30000
 #define VG_HOLD_MAX_PACKETS 2048  /* besides rtcp_wait: a bound on what waits for the first sender report */
 
 /* One connection: its source and decoder, and the packets held until their sender time is known. */
@@ -560,9 +575,8 @@ static void describe_loss(const session *s, int rc, char *reason, size_t len) {
         snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(s->in) / 1000.0);
         return;
     }
-    char text[AV_ERROR_MAX_STRING_SIZE];
-    av_strerror(rc, text, sizeof text);
-    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : text);
+    char text[128];
+    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : error_text(rc, text, sizeof text));
 }
 
 static void log_up(vg_camera *cam, const vg_ingest *in) {
@@ -609,24 +623,13 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
     return cam->stats.frames_decoded > frames_before ? SESSION_DELIVERED : SESSION_NO_FRAMES;
 }
 
-/* 0.5 s doubling to 30 s, +-20 % jitter so cameras behind one failed server do not retry in step. */
+/* vg_backoff_ms: 0.5 s doubling to 30 s, jittered so cameras behind one failed server do not retry in step. */
 static int64_t backoff_ms(vg_camera *cam, int failures) {
-    int64_t base = (int64_t)VG_BACKOFF_FIRST_MS << (failures < 7 ? failures : 7);
-    if (base > VG_BACKOFF_MAX_MS) base = VG_BACKOFF_MAX_MS;
-    int64_t jitter = base / 5;
-    int64_t delay = base - jitter + (int64_t)(rand_r(&cam->seed) % (unsigned)(2 * jitter + 1));
-    return delay < VG_BACKOFF_MAX_MS ? delay : VG_BACKOFF_MAX_MS;
+    return vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, failures, vg_random_next(&cam->rng));
 }
 
 static void wait_ms(vg_camera *cam, int64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = vg_deadline_in_ms(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&cam->lock);
     while (!stopping(cam) && pthread_cond_timedwait(&cam->wake, &cam->lock, &until) == 0) {
     }
@@ -650,7 +653,7 @@ static void *camera_thread(void *arg) {
         session_result r = run_session(cam, reason, sizeof reason);
         if (stopping(cam)) break;
         failures = r == SESSION_DELIVERED ? 0 : failures + 1;
-        int64_t delay = backoff_ms(cam, failures ? failures - 1 : 0);
+        int64_t delay = backoff_ms(cam, failures);
         report_failure(cam, r, vg_mask_urls_in(reason, masked, sizeof masked), delay);
         if (r != SESSION_NOT_CONNECTED) {
             cam->stats.disconnects++;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vg_clock.h" /* vg_clock_source */
 #include "vg_decode.h"
 #include "vg_frame.h"
 #include "vg_preview_source.h"
@@ -38,6 +39,7 @@ typedef struct vg_camera_stats {
     long frames_damaged;      /* decoded with errors, or referring to such a frame: kept from the rule */
     long frames_untimed;      /* decoded, but the stream gave no time for them (no pts): kept from the rule */
     long episodes_opened, versions_emitted, sink_errors;
+    long versions_unrendered; /* committed, but could not be rendered as JSON (out of memory): not emitted */
     int64_t first_ts, last_ts; /* unix ms of the first and last frame the rule saw (0 before any) */
     int64_t duration_ms;       /* replay: the file's duration (-1 unknown); live: 0 */
     int episodes_open;        /* open now */

@@ -10,10 +10,12 @@
 
 #include <libavutil/frame.h>
 
+#include "vg_clock.h" /* vg_clock_source */
 #include "vg_episode.h"
 #include "vg_frame.h"
 #include "vg_script.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define CHECK_W 640
 #define CHECK_H 360
@@ -46,7 +48,7 @@ static void feed(vg_script *script, vg_frame_scaler *scaler, AVFrame *pic, int f
     for (int i = 0; i < frames; i++) {
         paint(pic, i);
         vg_frame frame = {.ts = start + i * 40, .index = i, .clock = VG_CLOCK_LOCAL, .keyframe = i == 0};
-        if (vg_frame_scaler_run(scaler, pic, &frame) < 0) break;
+        if (vg_frame_scaler_describe(scaler, pic, &frame) < 0) break;
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         vg_script_on_frame(script, &frame);

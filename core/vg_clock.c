@@ -11,6 +11,15 @@
 
 #include "vg_log.h"
 
+const char *vg_clock_source_name(vg_clock_source source) {
+    switch (source) {
+    case VG_CLOCK_FILE: return "file";
+    case VG_CLOCK_RTCP: return "rtcp";
+    case VG_CLOCK_LOCAL: return "local";
+    }
+    return "unknown";
+}
+
 int64_t vg_clock_realtime_us(void) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);

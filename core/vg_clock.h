@@ -11,13 +11,17 @@
 #include <stdint.h>
 
 #include <libavcodec/packet.h>
+#include <libavutil/avutil.h> /* AV_NOPTS_VALUE: a packet without pts */
 #include <libavutil/rational.h>
-
-#include "vg_frame.h"
 
 #define VG_CLOCK_JUMP_MS 1000   /* consecutive frames further apart than this are logged */
 #define VG_CLOCK_SKEW_MS 2000   /* sender vs local clock difference worth a warning */
 #define VG_CLOCK_SKEW_WINDOW_MS 2000 /* ... measured over this long */
+
+/* Where a frame's time comes from (vg_frame.clock, the camera's stats, the metrics' vigil_camera_clock). */
+typedef enum { VG_CLOCK_FILE, VG_CLOCK_RTCP, VG_CLOCK_LOCAL } vg_clock_source;
+
+const char *vg_clock_source_name(vg_clock_source source); /* "file", "rtcp", "local" */
 
 typedef struct vg_clock {
     vg_clock_source source;

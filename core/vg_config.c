@@ -704,7 +704,7 @@ int vg_config_check_params(const char *text, size_t len, char *err, size_t errle
 static void parse_document(vg_config_errors *errors, const cJSON *root, vg_config *c) {
     vg_camera_settings defaults = vg_camera_settings_default();
     c->central_min_update_interval_ms = VG_CENTRAL_MIN_UPDATE_INTERVAL_MS;
-    c->central_flush_timeout_ms = 5000;
+    c->central_flush_timeout_ms = VG_CENTRAL_FLUSH_TIMEOUT_MS;
     check_unique_keys(errors, root, "");
     check_keys(errors, root, "", TOP_KEYS, 0);
     parse_node(errors, root, c);

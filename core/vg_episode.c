@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vg_log.h"
+#include "vg_time.h"
+
 typedef struct vg_record {
     int64_t opened_at, updated_at, closed_at;
     char *episode_type;
@@ -33,7 +36,8 @@ struct vg_episode {
     vg_record draft;       /* staged view, valid while staged */
     unsigned owned;
     int staged;
-    int versions;          /* how many versions went out */
+    int versions;          /* how many versions were committed */
+    int emitted;           /* one of them reached the emit function (the next one that does is not the first) */
     int discarded;         /* opened by a callback that failed */
     int refs;
 };
@@ -46,6 +50,7 @@ struct vg_episode_book {
     vg_episode **open;
     int count, cap;
     int stopping;          /* vg_book_begin_stop: closes without a reason wait for vg_book_close_all's */
+    long unrendered;       /* versions committed but not rendered (out of memory): logged, never emitted */
 };
 
 /* ---------- records ---------- */
@@ -127,6 +132,8 @@ static void book_remove_at(vg_episode_book *book, int index) {
     ep->book = NULL;
     if (ep->refs == 0) episode_free(ep);
 }
+
+long vg_book_unrendered(const vg_episode_book *book) { return book->unrendered; }
 
 int vg_book_open_count(const vg_episode_book *book) { return book->count; }
 
@@ -362,20 +369,36 @@ static int64_t wall_ms(const vg_episode_book *book) {
     return book->ids && book->ids->now_ms ? book->ids->now_ms(book->ids->clock_ctx) : vg_realtime_ms();
 }
 
-static void emit_version(vg_episode_book *book, vg_episode *ep) {
-    int first = ep->versions == 0;
+/* The committed version could not become JSON (cJSON ran out of memory): one line, counted. Nothing is lost
+ * for good: the record stays, and the episode's next version carries all of it. */
+static void say_unrendered(vg_episode_book *book, const vg_episode *ep) {
+    char idtext[VG_ID_STRLEN];
+    book->unrendered++;
+    vg_error(book->media, "episode %s: version %d (updated_at %" PRId64 ") could not be rendered (out of memory) "
+             "and is not delivered; %ld such version(s) so far", vg_id_format(ep->id, idtext), ep->versions,
+             ep->rec.updated_at, book->unrendered);
+}
+
+/* 1 when the version went to the emit function, 0 when it could not be rendered. */
+static int emit_version(vg_episode_book *book, vg_episode *ep) {
+    int first = !ep->emitted; /* a first version that could not be rendered: the next one opens the episode */
     ep->draft.produced_at = wall_ms(book);
     apply_draft(ep);
     ep->versions++;
     char *body = render_record(ep->id, book->media, &ep->rec);
-    if (!body) return;
+    if (!body) {
+        say_unrendered(book, ep);
+        return 0;
+    }
     vg_version v = {
         .episode_id = ep->id, .media = book->media, .opened_at = ep->rec.opened_at,
         .updated_at = ep->rec.updated_at, .is_first = first, .is_closing = ep->rec.closed_at != 0,
         .body = body, .body_len = strlen(body),
     };
     if (book->emit) book->emit(book->emit_ctx, &v);
+    ep->emitted = 1;
     cJSON_free(body);
+    return 1;
 }
 
 /* Closed in on_stop without a reason: waits for vg_book_close_all's. */
@@ -388,8 +411,7 @@ int vg_book_commit(vg_episode_book *book) {
     for (int i = 0; i < book->count; i++) {
         vg_episode *ep = book->open[i];
         if (!ep->staged || held_for_stop(book, ep)) continue;
-        emit_version(book, ep);
-        emitted++;
+        emitted += emit_version(book, ep);
         if (ep->rec.closed_at) book_remove_at(book, i--);
     }
     return emitted;

@@ -79,8 +79,10 @@ int vg_episode_is_live(const vg_episode *ep);        /* open, or closing in the 
 void vg_episode_retain(vg_episode *ep);
 void vg_episode_release(vg_episode *ep);
 
-/* Emits one version per changed episode; returns how many. */
+/* Emits one version per changed episode; returns how many. A version that cannot be rendered (out of memory)
+ * is committed but not emitted: logged and counted in vg_book_unrendered. */
 int vg_book_commit(vg_episode_book *book);
+long vg_book_unrendered(const vg_episode_book *book);
 void vg_book_rollback(vg_episode_book *book);
 /* Open episodes (committed or staged), oldest first. */
 int vg_book_open_count(const vg_episode_book *book);

@@ -21,9 +21,11 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "vg_curl.h"
 #include "vg_http.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define WHO "config_external"
 #define DEFAULT_INTERVAL_MS 5000
@@ -202,9 +204,6 @@ struct vg_external {
     said clashes_said;        /* names refused because the config file has them */
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void init_curl_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 /* The key from the URL's user part ("user" or "user:password", decoded), and the URL of the stream list
  * without it. -1 with a reason that never quotes the URL (it may hold the key). */
 static int split_url(const char *url, char **key, char **list_url, char *err, size_t errlen) {
@@ -276,7 +275,7 @@ static void make_handle(vg_external *x, const char *key) {
 }
 
 vg_external *vg_external_new(const vg_external_options *o, char *err, size_t errlen) {
-    pthread_once(&curl_once, init_curl_once);
+    if (vg_curl_global_init(err, errlen) < 0) return NULL;
     char *url_key = NULL, *list_url = NULL;
     if (!o->url || split_url(o->url, &url_key, &list_url, err, errlen) < 0) {
         if (!o->url) snprintf(err, errlen, "node.config_external: missing");

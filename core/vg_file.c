@@ -1,6 +1,7 @@
 /* vg_file.c — the one way vigil reads a file whole (interface in vg_file.h): look before opening, open
  * without blocking (a FIFO opened non-blocking for reading never waits for a writer), check again on the
- * open descriptor, then read to EOF into a buffer that never grows past the cap. And the key-file format. */
+ * open descriptor, then read to EOF into a buffer that never grows past the cap. The one atomic writer
+ * (temp file, fsync, rename, fsync of the directory). And the key-file format. */
 #include "vg_file.h"
 
 #include <errno.h>
@@ -120,6 +121,36 @@ const char *vg_file_irregular_at(int dirfd, const char *name, char *why, size_t 
     else if (!S_ISREG(st.st_mode)) snprintf(why, whylen, "%s", irregular_kind(st.st_mode));
     else return NULL;
     return why;
+}
+
+/* ---------- writing ---------- */
+
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        buf += n, len -= (size_t)n;
+    }
+    return 0;
+}
+
+int vg_file_replace_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode, int durable) {
+    char tmp[512];
+    if ((size_t)snprintf(tmp, sizeof tmp, ".%s.tmp", name) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
+    if (fd < 0) return -1;
+    int rc = write_all(fd, buf, len) == 0 && (!durable || fsync(fd) == 0) ? 0 : -1;
+    int saved = errno;
+    if (close(fd) < 0 && rc == 0) rc = -1, saved = errno;
+    if (rc == 0 && renameat(dirfd, tmp, dirfd, name) == 0 && (!durable || fsync(dirfd) == 0)) return 0;
+    saved = rc < 0 ? saved : errno;
+    unlinkat(dirfd, tmp, 0);
+    errno = saved;
+    return -1;
 }
 
 /* ---------- key files ---------- */

@@ -1,10 +1,12 @@
 /* vg_file.h — reading a small file whole, safely: the config, key files, spool versions and episode-store
  * entries. Only a regular file is read (a FIFO, a device, a socket or a directory is refused without
  * reading a byte, so nothing here can wait), never more than the caller's cap, and every problem is one
- * line. Also the one key-file format (docs/config.md, "Key files") and its reader. */
+ * line. Also the one atomic file writer (the spool's versions, the store's episodes), and the one key-file
+ * format (docs/config.md, "Key files") and its reader. */
 #ifndef VG_FILE_H
 #define VG_FILE_H
 #include <stddef.h>
+#include <sys/types.h>
 
 /* The caps, each stated here once (docs/config.md, "Files vigil reads"). */
 #define VG_FILE_CONFIG_MAX ((size_t)4 << 20)          /* vigil run's config file */
@@ -37,6 +39,15 @@ const char *vg_file_irregular_at(int dirfd, const char *name, char *why, size_t 
 
 /* "4 MiB", "64 KiB", "100 bytes": a size for a message. */
 const char *vg_file_size_text(size_t bytes, char *out, size_t outlen);
+
+/* ---------- writing ---------- */
+
+/* Replaces name in the directory dirfd with len bytes of buf, atomically: they are written to
+ * ".<name>.tmp" in the same directory (created with mode; a symlink there is never followed) and renamed
+ * over name, so a reader sees the old content or the new, never a part. durable: the file is fsync'd before
+ * the rename and the directory after it, so once this returns 0 the new content survives a crash; without,
+ * a crash may leave the old content (never a torn file). 0, or -1 with errno set and the temp file gone. */
+int vg_file_replace_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode, int durable);
 
 /* ---------- key files ---------- */
 

@@ -19,15 +19,6 @@ struct vg_frame_scaler {
     int stride;
 };
 
-const char *vg_clock_source_name(vg_clock_source source) {
-    switch (source) {
-    case VG_CLOCK_FILE: return "file";
-    case VG_CLOCK_RTCP: return "rtcp";
-    case VG_CLOCK_LOCAL: return "local";
-    }
-    return "unknown";
-}
-
 vg_frame_scaler *vg_frame_scaler_new(int analysis_width) {
     vg_frame_scaler *s = calloc(1, sizeof *s);
     if (s) s->analysis_width = analysis_width > 0 ? analysis_width : VG_ANALYSIS_WIDTH_DEFAULT;
@@ -71,7 +62,7 @@ static int prepare(vg_frame_scaler *s, const AVFrame *src) {
     return s->sws && s->plane ? 0 : -1;
 }
 
-int vg_frame_scaler_run(vg_frame_scaler *s, const AVFrame *src, vg_frame *frame) {
+int vg_frame_scaler_describe(vg_frame_scaler *s, const AVFrame *src, vg_frame *frame) {
     if (prepare(s, src) < 0) return -1;
     frame->width = s->dst_w;
     frame->height = s->dst_h;

@@ -6,10 +6,6 @@
 
 #include <libavutil/frame.h>
 
-typedef enum { VG_CLOCK_FILE, VG_CLOCK_RTCP, VG_CLOCK_LOCAL } vg_clock_source;
-
-const char *vg_clock_source_name(vg_clock_source source);
-
 /* The layout lua/vigil.lua declares with ffi.cdef: keep the two in step. */
 typedef struct vg_frame {
     int64_t ts;              /* unix ms */
@@ -18,7 +14,7 @@ typedef struct vg_frame {
     int32_t stride;
     const uint8_t *luma;     /* analysis-size luma plane, width x height, row pitch stride */
     int32_t full_width, full_height;
-    int32_t clock;           /* vg_clock_source */
+    int32_t clock;           /* vg_clock_source (vg_clock.h) */
     int32_t keyframe;
     const AVFrame *full;     /* full-resolution decoded picture */
     struct vg_frame_scaler *scaler; /* makes luma on first use (vg_frame_luma) */
@@ -33,7 +29,7 @@ void vg_frame_scaler_free(vg_frame_scaler *scaler);
 /* Describes src in frame (analysis width/height, full size and picture) without touching a pixel: the
  * luma plane is made on first use by vg_frame_luma, so frames a rule never reads cost no scaling.
  * -1 when the pixel format cannot be converted. */
-int vg_frame_scaler_run(vg_frame_scaler *scaler, const AVFrame *src, vg_frame *frame);
+int vg_frame_scaler_describe(vg_frame_scaler *scaler, const AVFrame *src, vg_frame *frame);
 /* The analysis-size luma plane (scaled now if not yet); NULL when scaling failed. */
 const uint8_t *vg_frame_luma(vg_frame *frame);
 

@@ -20,6 +20,7 @@
 
 #include "vg_log.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define STOP_GRACE_MS 1000     /* how long a stop waits for answers being made */
 #define SLOW_WARN_EVERY_MS 60000
@@ -159,14 +160,6 @@ static void close_late(vg_http_server *s, int64_t now) {
     note_slow_closed(s, slow, now);
 }
 
-static void deadline_at(struct timespec *ts, int64_t at_ms) {
-    int64_t now = vg_monotonic_ms();
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    int64_t ns = ts->tv_nsec + (at_ms > now ? at_ms - now : 0) * 1000000LL;
-    ts->tv_sec += (time_t)(ns / 1000000000LL);
-    ts->tv_nsec = (long)(ns % 1000000000LL);
-}
-
 static void *reaper_main(void *arg) {
     vg_http_server *s = arg;
     pthread_mutex_lock(&s->lock);
@@ -176,8 +169,7 @@ static void *reaper_main(void *arg) {
             pthread_cond_wait(&s->reaper_wake, &s->lock);
             continue;
         }
-        struct timespec ts;
-        deadline_at(&ts, s->wait_head->since_ms + VG_HTTP_HEADER_TIMEOUT_S * 1000L);
+        struct timespec ts = vg_deadline_at_monotonic_ms(s->wait_head->since_ms + VG_HTTP_HEADER_TIMEOUT_S * 1000L);
         pthread_cond_timedwait(&s->reaper_wake, &s->lock, &ts);
     }
     pthread_mutex_unlock(&s->lock);
@@ -461,9 +453,7 @@ void vg_http_stop(vg_http_server *s) {
     if (!s) return;
     if (s->daemon) {
         answer_leftovers(s);
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += STOP_GRACE_MS / 1000;
+        struct timespec deadline = vg_deadline_in_ms(CLOCK_REALTIME, STOP_GRACE_MS);
         pthread_mutex_lock(&s->lock);
         while (s->active > 0 && pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == 0) {}
         pthread_mutex_unlock(&s->lock);

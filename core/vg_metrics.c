@@ -65,6 +65,9 @@ static const camera_metric CAMERA_METRICS[] = {
     {"vigil_camera_episodes_open", "gauge", "Episodes open now.", INT(episodes_open)},
     {"vigil_camera_versions_emitted_total", "counter", "Episode versions handed to the sinks.", LONG(versions_emitted)},
     {"vigil_camera_sink_errors_total", "counter", "Versions a sink could not take.", LONG(sink_errors)},
+    {"vigil_camera_versions_unrendered_total", "counter",
+     "Versions a rule committed that could not be rendered as JSON (out of memory), not emitted.",
+     LONG(versions_unrendered)},
     {"vigil_camera_previews_main_total", "counter",
      "Preview crops cut from preview_url's picture at the frame's time.", LONG(previews_main)},
     {"vigil_camera_previews_fallback_total", "counter",
@@ -145,7 +148,7 @@ static void format_central(const vg_central_stats *c, vg_buf *out) {
                      "Attempts that failed and will be retried (5xx, 429, timeouts, connection errors, 401/403).",
                      (double)c->failed);
     gauge_or_counter(out, "vigil_central_versions_rejected_total", "counter",
-                     "Versions Central refused for good (400, 409, 413, 415, 422), dropped.", (double)c->dropped_400);
+                     "Versions Central refused for good (400, 409, 413, 415, 422), dropped.", (double)c->rejected);
     gauge_or_counter(out, "vigil_central_retries_total", "counter", "Attempts of versions that had failed before.",
                      (double)c->retries);
     gauge_or_counter(out, "vigil_central_queued", "gauge", "Versions waiting for Central or in flight.",

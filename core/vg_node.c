@@ -22,6 +22,7 @@
 #include "vg_log.h"
 #include "vg_page.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define WHO "node"
 #define AUTH_WARN_EVERY_MS 60000
@@ -361,11 +362,6 @@ static int handle(void *ctx, const vg_http_request *req, vg_http_response *res) 
 }
 
 /* ---------- start and stop ---------- */
-
-/* The one key-file reader and format (vg_file.h, docs/config.md "Key files"), as Central's key file. */
-int vg_node_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen) {
-    return vg_key_file_read(path, key, keylen, err, errlen);
-}
 
 vg_node *vg_node_start(const vg_node_options *o, char *err, size_t errlen) {
     vg_node *node = calloc(1, sizeof *node);

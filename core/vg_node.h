@@ -50,9 +50,6 @@ typedef struct vg_node vg_node;
 /* Starts serving; NULL with a one-line reason. */
 vg_node *vg_node_start(const vg_node_options *o, char *err, size_t errlen);
 int vg_node_port(const vg_node *node);
-/* node.api_key_file: the key is the file's first non-empty line, trimmed. -1 with a reason naming the file
- * (never the key). */
-int vg_node_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen);
 
 /* Answers every waiting long poll at once (and later ones do not wait: vg_store_end_queries), stops the
  * server and waits for its threads. */

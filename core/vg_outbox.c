@@ -5,6 +5,8 @@
 
 #include <stdlib.h>
 
+#include "vg_time.h"
+
 typedef struct episode_state {
     uint64_t id;
     vg_outbox_item *open, *mid, *close, *in_flight;
@@ -35,12 +37,12 @@ static int or_default(int value, int fallback) { return value ? value : fallback
 vg_outbox *vg_outbox_new(const vg_outbox_policy *policy, unsigned seed) {
     vg_outbox *ob = calloc(1, sizeof *ob);
     vg_outbox_policy p = policy ? *policy : (vg_outbox_policy){.min_update_interval_ms = VG_CENTRAL_MIN_UPDATE_INTERVAL_MS};
-    p.backoff_min_ms = or_default(p.backoff_min_ms, 500);
-    p.backoff_max_ms = or_default(p.backoff_max_ms, 30000);
+    p.backoff_min_ms = or_default(p.backoff_min_ms, VG_BACKOFF_FIRST_MS);
+    p.backoff_max_ms = or_default(p.backoff_max_ms, VG_BACKOFF_MAX_MS);
     p.auth_retry_ms = or_default(p.auth_retry_ms, 30000);
     p.forget_idle_ms = or_default(p.forget_idle_ms, 600000);
     ob->policy = p;
-    ob->rng = 0x9E3779B97F4A7C15ULL ^ seed;
+    ob->rng = vg_random_seed(seed);
     return ob;
 }
 
@@ -70,18 +72,8 @@ void vg_outbox_free(vg_outbox *ob) {
     free(ob);
 }
 
-static uint64_t next_random(vg_outbox *ob) {
-    ob->rng ^= ob->rng >> 12;
-    ob->rng ^= ob->rng << 25;
-    ob->rng ^= ob->rng >> 27;
-    return ob->rng * 0x2545F4914F6CDD1DULL;
-}
-
 int64_t vg_outbox_backoff_ms(vg_outbox *ob, int failures) {
-    int64_t base = ob->policy.backoff_min_ms;
-    for (int i = 1; i < failures && base < ob->policy.backoff_max_ms; i++) base *= 2;
-    if (base > ob->policy.backoff_max_ms) base = ob->policy.backoff_max_ms;
-    return base / 2 + (int64_t)(next_random(ob) % (uint64_t)(base / 2 + 1));
+    return vg_backoff_ms(ob->policy.backoff_min_ms, ob->policy.backoff_max_ms, failures, vg_random_next(&ob->rng));
 }
 
 static episode_state *find_episode(vg_outbox *ob, uint64_t id) {

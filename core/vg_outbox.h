@@ -79,8 +79,8 @@ int vg_outbox_auth_retry_ms(const vg_outbox *ob); /* the pause after Central ref
 long vg_outbox_in_flight(const vg_outbox *ob);
 long vg_outbox_episodes(const vg_outbox *ob);  /* episodes the outbox keeps state for */
 
-/* The pause after the n-th consecutive failure: min doubling to max, then "equal jitter" (half fixed, half
- * random). Exposed for tests. */
+/* The pause after the n-th consecutive failure: vg_backoff_ms (vg_time.h) from backoff_min_ms to
+ * backoff_max_ms, jittered by the outbox's seeded generator. Exposed for tests. */
 int64_t vg_outbox_backoff_ms(vg_outbox *ob, int failures);
 
 #endif

@@ -20,9 +20,8 @@
 #include "vg_ingest.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
-#define BACKOFF_FIRST_MS 500
-#define BACKOFF_MAX_MS 30000
 #define LIVE_READ_US 5000 /* a read that waits this long came from the network: what FFmpeg read while probing the
                              stream (seconds old, handed out in a burst) is behind; until then the session is not
                              live and the stream is not judged lagging on it */
@@ -66,7 +65,7 @@ struct vg_preview_source {
     pthread_t reader, decoder;
     int reader_started, decoder_started;
     atomic_int stop;
-    unsigned seed;
+    uint64_t rng; /* backoff jitter */
     pthread_mutex_t lock;
     pthread_cond_t changed;   /* a packet, a session up or down, a request, an answer, the stop */
     /* under lock */
@@ -93,23 +92,9 @@ static int stopping(vg_preview_source *ps) { return atomic_load(&ps->stop); }
 
 /* ---------- waiting ---------- */
 
-static struct timespec monotonic_at(int64_t ms) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t delta = ms - vg_monotonic_ms();
-    if (delta < 0) delta = 0;
-    now.tv_sec += (time_t)(delta / 1000);
-    now.tv_nsec += (long)(delta % 1000) * 1000000L;
-    if (now.tv_nsec >= 1000000000L) {
-        now.tv_sec++;
-        now.tv_nsec -= 1000000000L;
-    }
-    return now;
-}
-
 /* Under lock: sleeps until something changes or deadline_ms; 0 when the deadline passed. */
 static int wait_until(vg_preview_source *ps, int64_t deadline_ms) {
-    struct timespec until = monotonic_at(deadline_ms);
+    struct timespec until = vg_deadline_at_monotonic_ms(deadline_ms);
     return pthread_cond_timedwait(&ps->changed, &ps->lock, &until) != ETIMEDOUT;
 }
 
@@ -300,13 +285,9 @@ static session_result run_session(vg_preview_source *ps, char *reason, size_t le
     return packets ? DELIVERED : NO_PACKETS;
 }
 
-/* 0.5 s doubling to 30 s, +-20 % jitter: the camera's own schedule. */
+/* vg_backoff_ms: the camera's own schedule. */
 static int64_t backoff_ms(vg_preview_source *ps, int failures) {
-    int64_t base = (int64_t)BACKOFF_FIRST_MS << (failures < 7 ? failures : 7);
-    if (base > BACKOFF_MAX_MS) base = BACKOFF_MAX_MS;
-    int64_t jitter = base / 5;
-    int64_t delay = base - jitter + (int64_t)(rand_r(&ps->seed) % (unsigned)(2 * jitter + 1));
-    return delay < BACKOFF_MAX_MS ? delay : BACKOFF_MAX_MS;
+    return vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, failures, vg_random_next(&ps->rng));
 }
 
 static void *reader_main(void *arg) {
@@ -317,7 +298,7 @@ static void *reader_main(void *arg) {
         session_result r = run_session(ps, reason, sizeof reason);
         if (stopping(ps)) break;
         failures = r == DELIVERED ? 0 : failures + 1;
-        int64_t delay = backoff_ms(ps, failures ? failures - 1 : 0);
+        int64_t delay = backoff_ms(ps, failures);
         vg_mask_urls_in(reason, masked, sizeof masked);
         if (r == NOT_CONNECTED) vg_warn(ps->who, "%s: %s; retrying in %.1f s", ps->url_masked, masked, delay / 1000.0);
         else vg_warn(ps->who, "stream lost (%s): %s; reconnecting in %.1f s", ps->url_masked, masked, delay / 1000.0);
@@ -569,7 +550,7 @@ vg_preview_source *vg_preview_source_start(const vg_preview_source_config *c, ch
     vg_mask_url(c->url, ps->url_masked, sizeof ps->url_masked);
     ps->stall_timeout_ms = c->stall_timeout_ms;
     ps->rtcp_wait_ms = c->rtcp_wait_ms;
-    ps->seed = (unsigned)vg_monotonic_ms() ^ (unsigned)(uintptr_t)ps;
+    ps->rng = vg_random_seed((uint64_t)vg_monotonic_ms() ^ (uint64_t)(uintptr_t)ps);
     ps->waiting_for_key = 1;
     ps->newest_pts = AV_NOPTS_VALUE;
     ps->d = (decoding){.prev = av_frame_alloc(), .last = av_frame_alloc(), .scratch = av_frame_alloc(),

@@ -24,11 +24,13 @@
 #include "vg_ingest.h"
 #include "vg_log.h"
 #include "vg_external.h"
+#include "vg_file.h" /* vg_key_file_read */
 #include "vg_metrics.h"
 #include "vg_node.h"
 #include "vg_sink.h"
 #include "vg_snowflake.h"
 #include "vg_store.h"
+#include "vg_time.h"
 #include "vg_transport.h"
 
 #define TICK_MS 1000 /* the main thread wakes at least this often (signals wake it at once) */
@@ -68,23 +70,14 @@ typedef struct run {
 
 /* ---------- sinks ---------- */
 
-static vg_sink *open_central(const vg_config *c, char *err, size_t errlen) {
-    char key[1024] = "", reason[400];
-    if (c->central_api_key) {
-        snprintf(key, sizeof key, "%s", c->central_api_key);
-    } else if (vg_central_read_key_file(c->central_api_key_file, key, sizeof key, reason, sizeof reason) < 0) {
-        snprintf(err, errlen, "central.api_key_file: %s", reason);
-        return NULL;
-    }
+/* The config's central section, opened by vg_central_open (errors named "central..."). */
+static vg_sink *open_central_from_config(const vg_config *c, char *err, size_t errlen) {
     vg_central_options o = {
-        .url = c->central_url, .api_key = key, .spool_dir = c->spool_dir,
-        .min_update_interval_ms = c->central_min_update_interval_ms,
-        .drain_timeout_ms = c->central_flush_timeout_ms ? c->central_flush_timeout_ms : -1,
+        .url = c->central_url, .api_key = c->central_api_key, .api_key_file = c->central_api_key_file,
+        .named = "central", .spool_dir = c->spool_dir, .min_update_interval_ms = c->central_min_update_interval_ms,
+        .drain_timeout_ms = c->central_flush_timeout_ms,
     };
-    vg_sink *sink = vg_central_open(&o, reason, sizeof reason);
-    explicit_bzero(key, sizeof key);
-    if (!sink) snprintf(err, errlen, "central: %s", reason);
-    return sink;
+    return vg_central_open(&o, err, errlen);
 }
 
 /* output.file (appended to), Central and (analytics-node mode) the episode store, those configured, and always
@@ -101,7 +94,7 @@ static vg_sink *open_sinks(const vg_config *c, vg_sink *store, vg_sink **central
         snprintf(err, errlen, "output.previews_dir: %s", reason);
         return NULL;
     }
-    if (c->central_url && !(central = open_central(c, err, errlen))) {
+    if (c->central_url && !(central = open_central_from_config(c, err, errlen))) {
         vg_sink_close(file);
         return NULL;
     }
@@ -409,8 +402,8 @@ static int start_node(run *r, char *err, size_t errlen) {
     const vg_config *c = r->config;
     char key[1024] = "", reason[400];
     if (c->node_api_key) snprintf(key, sizeof key, "%s", c->node_api_key);
-    else if (c->node_api_key_file && vg_node_read_key_file(c->node_api_key_file, key, sizeof key, reason,
-                                                            sizeof reason) < 0) {
+    else if (c->node_api_key_file && vg_key_file_read(c->node_api_key_file, key, sizeof key, reason,
+                                                       sizeof reason) < 0) {
         snprintf(err, errlen, "node.api_key_file: %s", reason);
         return -1;
     }

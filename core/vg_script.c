@@ -23,10 +23,12 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "vg_clock.h" /* vg_clock_source_name */
 #include "vg_file.h"
 #include "vg_jpeg.h"
 #include "vg_log.h"
 #include "vg_settings.h"
+#include "vg_time.h"
 
 #define VG_HOOK_INSTRUCTIONS 10000
 #define VG_LOAD_BUDGET_MS 1000 /* CPU time the rule's top level may take (loading, on every start and reload) */
@@ -795,10 +797,9 @@ static void register_core(lua_State *L, vg_script *s, const cJSON *params, const
  * does not cut a rule, and a rule cannot spend more than its budget of computation. */
 #define VG_BUDGET_CLOCK CLOCK_THREAD_CPUTIME_ID
 
-static int64_t timespec_ms_until(const struct timespec *t) {
-    struct timespec now;
-    clock_gettime(VG_BUDGET_CLOCK, &now);
-    return (int64_t)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+/* Budget left before the deadline, in whole ms as the hooks judge it (a sliver under 1 ms still counts 0). */
+static int64_t budget_ms_left(const struct timespec *deadline) {
+    return vg_deadline_left_ns(VG_BUDGET_CLOCK, deadline) / 1000000;
 }
 
 static __thread vg_script *running_script; /* the script whose callback runs on this thread */
@@ -856,7 +857,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     vg_script *s = running_script;
     if (!s) return;
     if (!over_limit(s, L)) {
-        if (timespec_ms_until(&s->deadline) >= 0) return;
+        if (budget_ms_left(&s->deadline) >= 0) return;
         s->over_budget = 1;
     }
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
@@ -868,7 +869,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 static int core_budget_check(lua_State *L) {
     vg_script *s = running_script;
     if (!s) return 0;
-    if (!over_limit(s, L) && timespec_ms_until(&s->deadline) >= 0) return 0;
+    if (!over_limit(s, L) && budget_ms_left(&s->deadline) >= 0) return 0;
     s->over_budget = s->over_budget || !memory_of(L)->refused;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     raise_over_limit(s, L);
@@ -878,12 +879,8 @@ static int core_budget_check(lua_State *L) {
 /* Runs the budget hook over what follows until end_budget, with budget_ms of this thread's CPU time, and
  * holds the state to its memory cap. */
 static void start_budget(vg_script *s, lua_State *L, double budget_ms) {
-    struct timespec start;
-    clock_gettime(VG_BUDGET_CLOCK, &start);
-    int64_t ns = (int64_t)start.tv_nsec + (int64_t)(budget_ms * 1e6);
-    s->deadline.tv_sec = start.tv_sec + (time_t)(ns / 1000000000);
-    s->deadline.tv_nsec = (long)(ns % 1000000000);
-    s->started = start;
+    clock_gettime(VG_BUDGET_CLOCK, &s->started);
+    s->deadline = vg_deadline_in_ns(VG_BUDGET_CLOCK, (int64_t)(budget_ms * 1e6));
     s->running_budget_ms = budget_ms;
     s->over_budget = 0;
     lua_memory *m = memory_of(L);
@@ -932,11 +929,8 @@ static void log_failure(vg_script *s, const char *callback, const char *message)
     s->last_error_log_ms = now;
 }
 
-static double cpu_ms_since(const struct timespec *start) {
-    struct timespec now;
-    clock_gettime(VG_BUDGET_CLOCK, &now);
-    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
-}
+/* In ns, then ms as a double: a callback far under 1 ms still adds its time (never rounded to 0). */
+static double cpu_ms_since(const struct timespec *start) { return (double)vg_elapsed_ns(VG_BUDGET_CLOCK, start) / 1e6; }
 
 /* After a callback ran into the memory cap: a full collection tells garbage from what the rule holds. Holding
  * over half the cap, the rule is retired: its episodes are closed, its state freed, and the camera goes on

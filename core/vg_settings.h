@@ -56,7 +56,8 @@ typedef enum { VG_SETTING_INT, VG_SETTING_NUMBER, VG_SETTING_BOOL, VG_SETTING_WO
     X(budget_ms, NUMBER, 1, 60000, VG_BUDGET_MS_DEFAULT, "ms", (0),                                                \
       "CPU time a rule callback may take; one that runs over is cut and its changes rolled back")                \
     X(stall_timeout_ms, INT, 1000, 600000, VG_STALL_TIMEOUT_MS_DEFAULT, "ms", (0),                                 \
-      "no packet for this long is a failed stream: vigil reconnects (backoff 0.5 s doubling to 30 s)")            \
+      "no packet for this long is a failed stream: vigil reconnects (backoff 0.5 s doubling to 30 s, each "        \
+      "pause up to 20 % shorter at random)")                                                                      \
     X(rtcp_wait_ms, INT, 0, 60000, 5000, "ms", (0),                                                                \
       "after connecting, frames wait this long at most for the first RTCP sender report, so even the first "      \
       "frames get the camera's time; then the local clock is used (one warning)")                                 \

@@ -4,12 +4,12 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "vg_time.h" /* vg_clock_fn */
+
 #define VG_SNOWFLAKE_EPOCH_MS 1288834974657LL
 #define VG_SNOWFLAKE_MAX_MACHINE 1023
 #define VG_SNOWFLAKE_MAX_SEQUENCE 4095
 #define VG_ID_STRLEN 21 /* 20 decimal digits + NUL */
-
-typedef int64_t (*vg_clock_fn)(void *ctx); /* unix ms */
 
 typedef struct vg_snowflake {
     pthread_mutex_t lock;
@@ -32,8 +32,5 @@ void vg_snowflake_split(uint64_t id, int64_t *unix_ms, unsigned *machine_id, uns
 char *vg_id_format(uint64_t id, char buf[VG_ID_STRLEN]);
 /* Parses an exact decimal id; -1 on anything but 1..20 digits that fit in 64 bits. */
 int vg_id_parse(const char *text, uint64_t *out);
-
-int64_t vg_realtime_ms(void);
-int64_t vg_monotonic_ms(void);
 
 #endif

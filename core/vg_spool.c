@@ -205,30 +205,9 @@ static char *encode(const vg_version *v, size_t *len) {
     return buf;
 }
 
-static int write_all(int fd, const char *buf, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -1;
-        buf += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* temp file, fsync, rename over the final name, fsync the directory. */
+/* temp file, fsync, rename over the final name, fsync the directory (vg_file_replace_at). */
 static int write_durably(vg_spool *sp, const char *name, const char *buf, size_t len) {
-    char tmp[SPOOL_NAME_LEN + 8];
-    snprintf(tmp, sizeof tmp, ".%s.tmp", name);
-    int fd = openat(sp->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-    if (fd < 0) return -1;
-    int rc = write_all(fd, buf, len) == 0 && fsync(fd) == 0 ? 0 : -1;
-    int saved = errno;
-    close(fd);
-    if (rc == 0 && renameat(sp->dirfd, tmp, sp->dirfd, name) == 0 && fsync(sp->dirfd) == 0) return 0;
-    saved = rc < 0 ? saved : errno;
-    unlinkat(sp->dirfd, tmp, 0);
-    errno = saved;
-    return -1;
+    return vg_file_replace_at(sp->dirfd, name, buf, len, 0600, 1);
 }
 
 int vg_spool_write(vg_spool *sp, const vg_version *v, char *err, size_t errlen) {

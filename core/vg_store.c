@@ -1,9 +1,10 @@
 /* vg_store.c — the analytics-node episode store.
  *
  * Memory: one entry per episode (id, updated_at, body), kept sorted by updated_at so a query is a binary
- * search and a slice. Disk: dir/<episode_id>.json holds the newest body, replaced by write-temp-then-
- * rename. First and closing versions are written (and fsync'd) at once; intermediate updates are written
- * by a flusher at most every FLUSH_MS, since a camera extends its episodes on every frame. Entries older
+ * search and a slice. Disk: dir/<episode_id>.json holds the newest body, replaced atomically
+ * (vg_file_replace_at). First and closing versions are written at once and durably (the file and then the
+ * directory fsync'd); intermediate updates are written, without fsync, by a flusher at most every FLUSH_MS,
+ * since a camera extends its episodes on every frame. Entries older
  * than keep_for (by the wall time they last changed) are dropped, files too. dir/.lock is flock'd while a
  * process owns the store (the kernel drops it on kill), so two vigils never serve one directory.
  *
@@ -28,6 +29,7 @@
 #include "vg_log.h"
 #include "vg_snowflake.h"
 #include "vg_spool.h" /* vg_spool_lock_dir: the store lives in the spool directory */
+#include "vg_time.h"
 
 #define WHO "store"
 #define FLUSH_MS 1000
@@ -47,6 +49,7 @@ typedef struct entry {
 struct vg_store {
     vg_sink sink;
     char *dir;
+    int dirfd;               /* dir, for the entries' files */
     int lockfd;              /* dir/.lock, flock'd */
     int64_t keep_for_ms;
     pthread_mutex_t lock;
@@ -63,30 +66,23 @@ struct vg_store {
 
 /* ---------- files ---------- */
 
-static void entry_path(const vg_store *st, uint64_t id, char *out, size_t outlen, int tmp) {
+#define ENTRY_NAME_LEN (VG_ID_STRLEN + 8)
+
+static char *entry_name(uint64_t id, char out[ENTRY_NAME_LEN]) {
     char idtext[VG_ID_STRLEN];
-    snprintf(out, outlen, "%s/%s%s.json%s", st->dir, tmp ? "." : "", vg_id_format(id, idtext), tmp ? ".tmp" : "");
+    snprintf(out, ENTRY_NAME_LEN, "%s.json", vg_id_format(id, idtext));
+    return out;
 }
 
-static int write_entry(const vg_store *st, const entry *e, int sync) {
-    char path[4096], tmp[4096];
-    entry_path(st, e->id, path, sizeof path, 0);
-    entry_path(st, e->id, tmp, sizeof tmp, 1);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-    if (fd < 0) return -1;
-    int ok = write(fd, e->body, e->len) == (ssize_t)e->len && (!sync || fsync(fd) == 0);
-    close(fd);
-    if (!ok || rename(tmp, path) < 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+/* durable: the first and closing versions (file and directory fsync'd before put returns). */
+static int write_entry(const vg_store *st, const entry *e, int durable) {
+    char name[ENTRY_NAME_LEN];
+    return vg_file_replace_at(st->dirfd, entry_name(e->id, name), e->body, e->len, 0644, durable);
 }
 
 static void remove_entry_file(const vg_store *st, uint64_t id) {
-    char path[4096];
-    entry_path(st, id, path, sizeof path, 0);
-    unlink(path);
+    char name[ENTRY_NAME_LEN];
+    unlinkat(st->dirfd, entry_name(id, name), 0);
 }
 
 /* ---------- the sorted array ---------- */
@@ -170,16 +166,6 @@ static int store_put(vg_sink *sink, const vg_version *v) {
 
 /* ---------- query ---------- */
 
-static void deadline_after(struct timespec *ts, int ms) {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* The first entry with updated_at > after. */
 static size_t first_after(const vg_store *st, int64_t after) {
     return after == INT64_MAX ? st->count : lower_bound(st, after + 1, 0);
@@ -187,8 +173,7 @@ static size_t first_after(const vg_store *st, int64_t after) {
 
 void vg_store_query(vg_store *st, int64_t after, int limit, int timeout_ms, vg_buf *out) {
     if (limit <= 0) limit = DEFAULT_LIMIT;
-    struct timespec deadline;
-    deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    struct timespec deadline = vg_deadline_in_ms(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&st->lock);
     size_t from = first_after(st, after);
     while (from == st->count && timeout_ms > 0 && !st->stopping && !st->queries_ended) {
@@ -242,8 +227,7 @@ static void *flusher_main(void *arg) {
     vg_store *st = arg;
     pthread_mutex_lock(&st->lock);
     while (!st->stopping) {
-        struct timespec deadline;
-        deadline_after(&deadline, FLUSH_MS);
+        struct timespec deadline = vg_deadline_in_ms(CLOCK_MONOTONIC, FLUSH_MS);
         pthread_cond_timedwait(&st->wake_flusher, &st->lock, &deadline);
         flush_and_expire(st);
     }
@@ -333,6 +317,7 @@ vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t 
     st->sink = (vg_sink){.name = "store", .put = store_put, .close = store_sink_close};
     st->dir = strdup(dir);
     st->lockfd = -1;
+    st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     st->keep_for_ms = keep_for_ms > 0 ? keep_for_ms : DEFAULT_KEEP_MS;
     pthread_mutex_init(&st->lock, NULL);
     pthread_condattr_t attr;
@@ -341,7 +326,8 @@ vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t 
     pthread_cond_init(&st->changed, &attr);
     pthread_cond_init(&st->wake_flusher, &attr);
     pthread_condattr_destroy(&attr);
-    st->lockfd = vg_spool_lock_dir(dir, ".lock", err, errlen);
+    if (st->dirfd < 0) snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+    else st->lockfd = vg_spool_lock_dir(dir, ".lock", err, errlen);
     if (st->lockfd < 0 || load_dir(st, err, errlen) < 0) {
         vg_store_close(st);
         return NULL;
@@ -366,6 +352,7 @@ void vg_store_close(vg_store *st) {
     pthread_cond_destroy(&st->changed);
     pthread_cond_destroy(&st->wake_flusher);
     if (st->lockfd >= 0) close(st->lockfd); /* releases the flock */
+    if (st->dirfd >= 0) close(st->dirfd);
     free(st->dir);
     free(st);
 }

@@ -21,11 +21,13 @@
 
 #include <curl/curl.h>
 
+#include "vg_curl.h"
 #include "vg_file.h"
 #include "vg_log.h"
 #include "vg_outbox.h"
 #include "vg_snowflake.h"
 #include "vg_spool.h"
+#include "vg_time.h"
 
 #define WHO "central"
 #define EPISODES_PATH "/central/api/v3/episodes/"
@@ -76,10 +78,6 @@ static int key_is_clean(const char *key, size_t len) {
 }
 
 /* The one key-file reader and format (vg_file.h, docs/config.md "Key files"). */
-int vg_central_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen) {
-    return vg_key_file_read(path, key, keylen, err, errlen);
-}
-
 /* ---- HTTP ------------------------------------------------------------------------------------------- */
 
 static size_t keep_response(char *data, size_t size, size_t n, void *ctx) {
@@ -97,11 +95,8 @@ static int abort_if_stopping(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c
     return __atomic_load_n(&cs->abort_transfer, __ATOMIC_RELAXED);
 }
 
-static void init_curl_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 static int setup_curl(central_sink *cs, char *err, size_t errlen) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, init_curl_once);
+    if (vg_curl_global_init(err, errlen) < 0) return -1;
     cs->curl = curl_easy_init();
     if (!cs->curl) {
         snprintf(err, errlen, "cannot initialise libcurl");
@@ -241,7 +236,7 @@ static void record(central_sink *cs, vg_outbox_item *it, const attempt *a, int64
              it->updated_at, kind_of(it), a->result == VG_SEND_OK ? "accepted" : a->why, now - started);
     if (it->attempts > 0) cs->stats.retries++;
     if (a->result == VG_SEND_OK) cs->stats.sent++;
-    else if (a->result == VG_SEND_REJECTED && !a->unreadable) cs->stats.dropped_400++;
+    else if (a->result == VG_SEND_REJECTED && !a->unreadable) cs->stats.rejected++;
     else if (a->result != VG_SEND_REJECTED) cs->stats.failed++;
     log_outcome(cs, it, a);
     vg_outbox_done(cs->outbox, it, a->result, now, a->retry_after_ms);
@@ -263,20 +258,12 @@ static int collect_garbage(central_sink *cs) {
     return 1;
 }
 
-static void deadline_in(struct timespec *ts, int64_t ms) {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) ts->tv_sec++, ts->tv_nsec -= 1000000000L;
-}
-
 static void wait_for_work(central_sink *cs, int64_t wait_ms) {
     if (wait_ms < 0) {
         pthread_cond_wait(&cs->wake, &cs->lock);
         return;
     }
-    struct timespec ts;
-    deadline_in(&ts, wait_ms);
+    struct timespec ts = vg_deadline_in_ms(CLOCK_MONOTONIC, wait_ms);
     pthread_cond_timedwait(&cs->wake, &cs->lock, &ts);
 }
 
@@ -446,8 +433,7 @@ long vg_central_drain(vg_sink *sink, int timeout_ms) {
             int64_t wait = vg_outbox_wait_ms(cs->outbox, now);
             if (wait < 0 || now + wait > deadline) break; /* nothing can be attempted in time */
         }
-        struct timespec ts;
-        deadline_in(&ts, deadline - now < 100 ? deadline - now : 100);
+        struct timespec ts = vg_deadline_in_ms(CLOCK_MONOTONIC, deadline - now < 100 ? deadline - now : 100);
         pthread_cond_timedwait(&cs->progress, &cs->lock, &ts);
     }
     vg_outbox_set_flush(cs->outbox, 0);
@@ -478,7 +464,7 @@ static void central_close(vg_sink *sink) {
     pthread_mutex_lock(&cs->lock);
     cs->accepting = 0;
     pthread_mutex_unlock(&cs->lock);
-    if (cs->drain_timeout_ms >= 0) vg_central_drain(sink, cs->drain_timeout_ms);
+    if (cs->drain_timeout_ms > 0) vg_central_drain(sink, cs->drain_timeout_ms);
     pthread_mutex_lock(&cs->lock);
     cs->stopping = 1;
     __atomic_store_n(&cs->abort_transfer, 1, __ATOMIC_RELAXED);
@@ -525,7 +511,7 @@ static central_sink *new_sink(const vg_central_options *o) {
     cs->api_key = strdup(o->api_key);
     cs->connect_timeout_ms = or_default(o->connect_timeout_ms, 5000);
     cs->request_timeout_ms = or_default(o->request_timeout_ms, 15000);
-    cs->drain_timeout_ms = or_default(o->drain_timeout_ms, 2000);
+    cs->drain_timeout_ms = o->drain_timeout_ms;
     cs->accepting = 1;
     pthread_mutex_init(&cs->lock, NULL);
     pthread_condattr_t attr;
@@ -539,7 +525,7 @@ static central_sink *new_sink(const vg_central_options *o) {
     return cs;
 }
 
-vg_sink *vg_central_open(const vg_central_options *o, char *err, size_t errlen) {
+static vg_sink *open_with_key(const vg_central_options *o, char *err, size_t errlen) {
     if (check_options(o, err, errlen) < 0) return NULL;
     central_sink *cs = new_sink(o);
     cs->spool = vg_spool_open(o->spool_dir, o->spool_max_bytes, err, errlen);
@@ -554,6 +540,28 @@ vg_sink *vg_central_open(const vg_central_options *o, char *err, size_t errlen) 
         return NULL;
     }
     return &cs->base;
+}
+
+/* err: "<named><suffix>: why", or why alone without a name. */
+static void say_named(char *err, size_t errlen, const char *named, const char *suffix, const char *why) {
+    if (named) snprintf(err, errlen, "%s%s: %s", named, suffix, why);
+    else snprintf(err, errlen, "%s", why);
+}
+
+vg_sink *vg_central_open(const vg_central_options *o, char *err, size_t errlen) {
+    char key[1024] = "", reason[512];
+    vg_central_options keyed = *o;
+    if (!o->api_key && o->api_key_file) {
+        if (vg_key_file_read(o->api_key_file, key, sizeof key, reason, sizeof reason) < 0) {
+            say_named(err, errlen, o->named, ".api_key_file", reason);
+            return NULL;
+        }
+        keyed.api_key = key;
+    }
+    vg_sink *sink = open_with_key(&keyed, reason, sizeof reason);
+    explicit_bzero(key, sizeof key);
+    if (!sink) say_named(err, errlen, o->named, "", reason);
+    return sink;
 }
 
 void vg_central_get_stats(vg_sink *sink, vg_central_stats *out) {

@@ -9,29 +9,34 @@
 #include "vg_outbox.h"
 #include "vg_sink.h"
 
+/* How long `vigil run` gives Central to take what is queued when it stops (central.flush_timeout_ms). */
+#define VG_CENTRAL_FLUSH_TIMEOUT_MS 5000
+
 typedef struct vg_central_options {
     const char *url;            /* base URL, e.g. "http://127.0.0.1:9019" */
     const char *api_key;        /* the secret; never logged */
+    const char *api_key_file;   /* when api_key is NULL: the key file it is read from (vg_key_file_read) */
+    const char *named;          /* how err names these options: "central" gives "central: why" and
+                                   "central.api_key_file: path: why"; NULL gives the reason alone */
     const char *spool_dir;      /* required; created if missing */
     long long spool_max_bytes;  /* 0 = 1 GiB */
     int min_update_interval_ms; /* 0 = no rate limit (give VG_CENTRAL_MIN_UPDATE_INTERVAL_MS for the default) */
     int connect_timeout_ms, request_timeout_ms; /* 0 = 5000 / 15000 */
-    int drain_timeout_ms;       /* how long close() tries to deliver what is due; 0 = 2000, -1 = not at all */
+    int drain_timeout_ms;       /* how long close() tries to deliver what is due; 0 = not at all (vigil run's
+                                   default: VG_CENTRAL_FLUSH_TIMEOUT_MS) */
 } vg_central_options;
 
-/* Opens the spool, queues what it holds, and starts the sender thread. NULL with a one-line reason. */
+/* The one way vigil opens Central (vigil run's config, vigil replay --central, vigil flush): reads the key
+ * file when the key is not given inline (wiping the key from memory after), opens the spool, queues what it
+ * holds, and starts the sender thread. NULL with a one-line reason (never quoting the key). */
 vg_sink *vg_central_open(const vg_central_options *o, char *err, size_t errlen);
-
-/* Reads the key from the API_KEY= line of a Central config file (central.conf): surrounding whitespace,
- * quotes, "export " and comments are tolerated. -1 with a reason naming the file (never the key). */
-int vg_central_read_key_file(const char *path, char *key, size_t keylen, char *err, size_t errlen);
 
 typedef struct vg_central_stats {
     long queued;      /* versions waiting or in flight */
     long sent;        /* accepted by Central (2xx) */
     long failed;      /* attempts that failed and will be retried */
     long retries;     /* attempts of versions that had failed before */
-    long dropped_400; /* versions Central rejected, dropped */
+    long rejected;    /* versions Central refused for good (400, 409, 413, 415, 422), dropped */
     long spool_files;
     long long spool_bytes;
 } vg_central_stats;

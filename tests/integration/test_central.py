@@ -27,7 +27,7 @@ from vigiltest import (Suite, VIGIL, VIGIL_ASAN, CentralStub, make_clip, write, 
 # Central took everything, or when no attempt can come before they are over: a replay that took as long as
 # the same replay without Central plus these 10 s waited for nothing (a loaded machine cannot add 10 s).
 REPLAY_DRAIN_S = 10
-BACKOFF_FIRST_S = 0.5  # architecture.md: "backoff 0.5 s doubling to 30 s with jitter" (vg_outbox.c: base/2..base)
+BACKOFF_FIRST_S = 0.5  # architecture.md: "backoff 0.5 s doubling to 30 s with jitter" (vg_time.c, vg_backoff_ms: base - 20 %..base, so at least base/2)
 KEY = "s3cret-Key-4f9a1c"
 WRONG_KEY = "wrong-Key-77e2b0"
 START = 1700000000000

@@ -20,7 +20,7 @@ from livetest import (FRAME_MS, SECRET, STAMP_RULE, NotRtsp, Output, Run, Server
                       config, frames_by_media, frames_of, free_port, marker_error, per_media)
 
 BACKOFF_FIRST_S = 0.5  # config.md, stall_timeout_ms: "vigil reconnects (backoff 0.5 s doubling to 30 s)"
-BACKOFF_JITTER = 0.2   # core/vg_camera.c: +-20 % so cameras behind one failed server do not retry in step
+BACKOFF_JITTER = 0.2   # core/vg_time.c, vg_backoff_ms: up to 20 % shorter, so cameras behind one failed server do not retry in step
 
 
 def check_masked(t, label, stderr):
@@ -186,7 +186,7 @@ def test_reconnect(t):
 
 def check_backoff(t, warned):
     """The delays vigil announced after losing the stream are its documented backoff: 0.5 s for the lost
-    stream and the first failed attempt, then doubling, each +-20 % (logged to 0.1 s)."""
+    stream and the first failed attempt, then doubling, each up to 20 % shorter (checked as +-20 %; logged to 0.1 s)."""
     delays = [announced_delay(l) for _, l in warned if announced_delay(l) is not None]
     bases = [BACKOFF_FIRST_S * 2 ** max(0, i - 1) for i in range(len(delays))]
     t.check(len(delays) >= 3 and all((1 - BACKOFF_JITTER) * b - 0.05 <= d <= (1 + BACKOFF_JITTER) * b + 0.05

@@ -1,8 +1,8 @@
 /* check.h — the tiny assertion kit every unit test in tests/unit uses.
  * A test file defines main(), calls the CHECK macros, and ends with
  * CHECK_DONE(), which prints "N passed, M failed" and returns non-zero on failure. */
-#ifndef VG_CHECK_H
-#define VG_CHECK_H
+#ifndef VG_TEST_CHECK_H
+#define VG_TEST_CHECK_H
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "vg_http.h"
-#include "vg_snowflake.h" /* vg_monotonic_ms */
+#include "vg_time.h" /* vg_monotonic_ms */
 
 typedef struct http_reply {
     long status;              /* 0 when the request failed */

@@ -1,5 +1,6 @@
 /* test_episode.c — the episode invariants: opened_at once, strictly rising updated_at, closed_at once and
- * final, staged changes committed or rolled back whole, and exact int64 ids in the JSON record. */
+ * final, staged changes committed or rolled back whole, exact int64 ids in the JSON record, and a version that
+ * cannot be rendered (out of memory) counted, not emitted, its record carried by the next version. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -270,6 +271,32 @@ static void test_inference_timestamp(void) {
     vg_snowflake_destroy(&ids);
 }
 
+/* cJSON's allocator failing every block of its print buffer's size (256) or more: items still get made,
+ * rendering fails. */
+static void *small_malloc_only(size_t size) { return size >= 256 ? NULL : malloc(size); }
+
+static void test_unrendered(vg_snowflake *ids) {
+    collected got = {0};
+    char err[256];
+    vg_episode_book *book = vg_book_new("cam1", ids, collect, &got);
+    vg_episode *ep = vg_episode_open(book, 1000, "motion", NULL, err, sizeof err);
+    CHECK(ep != NULL);
+    cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = small_malloc_only, .free_fn = free});
+    CHECK_INT(vg_book_commit(book), 0); /* committed, not emitted */
+    cJSON_InitHooks(NULL);
+    CHECK_INT(got.count, 0);
+    CHECK_INT(vg_book_unrendered(book), 1);
+    CHECK_INT(vg_episode_extend(ep, 1040, err, sizeof err), 0);
+    CHECK_INT(vg_book_commit(book), 1); /* the next version carries the record */
+    CHECK_INT(got.count, 1);
+    CHECK(got.meta[0].is_first); /* it opens the episode wherever it goes */
+    CHECK_INT(json_int(got.bodies[0], "opened_at"), 1000);
+    CHECK_INT(json_int(got.bodies[0], "updated_at"), 1040);
+    CHECK_INT(vg_book_unrendered(book), 1);
+    collected_free(&got);
+    vg_book_free(book);
+}
+
 int main(void) {
     vg_snowflake ids;
     vg_snowflake_init(&ids, 0, NULL, NULL);
@@ -280,6 +307,7 @@ int main(void) {
     test_close_reasons(&ids);
     test_stop_reasons(&ids);
     test_inference_timestamp();
+    test_unrendered(&ids);
     vg_snowflake_destroy(&ids);
     return CHECK_DONE();
 }

@@ -12,6 +12,7 @@
 #include "vg_http.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 static vg_stream_script RULES[] = {
     {.match = "lobby-*", .script = "/r/zone.lua", .params_json = "{\"zone\":1}"},

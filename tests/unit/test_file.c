@@ -1,7 +1,9 @@
 /* test_file.c — vg_file: a regular file read whole (NULs kept, the cap exact), everything else refused in one
  * line without reading a byte or waiting (FIFO, /dev/zero, directory, socket; a symlink inside a directory vigil
- * owns is never followed); the one key-file format; the JSON text check every parser runs first (issue 17,
+ * owns is never followed); the one atomic writer (replaces, durable or not, never follows a symlink, leaves no
+ * temp file, fails cleanly); the one key-file format; the JSON text check every parser runs first (issue 17,
  * items 10, 11, 13 and 18). A regression to a blocking open would hang here: ctest's 60 s end it as a failure. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -105,6 +107,45 @@ static void test_symlinks(void) {
     CHECK_STR(err, "is a FIFO, not a regular file");
 }
 
+static void check_content(const char *name, const char *want) {
+    char *text, err[200];
+    size_t len;
+    CHECK_INT(vg_file_read(path_in(name), 1024, &text, &len, err, sizeof err), VG_FILE_OK);
+    CHECK(text && len == strlen(want) && memcmp(text, want, len) == 0);
+    free(text);
+}
+
+static void test_replace(void) {
+    mkdir(path_in("w"), 0700);
+    int dirfd = open(path_in("w"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(dirfd >= 0);
+    CHECK_INT(vg_file_replace_at(dirfd, "a.ver", "first", 5, 0600, 1), 0); /* a new file, durably */
+    check_content("w/a.ver", "first");
+    struct stat st;
+    CHECK(stat(path_in("w/a.ver"), &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK_INT(vg_file_replace_at(dirfd, "a.ver", "second, longer", 14, 0600, 0), 0); /* replaced, no fsync */
+    check_content("w/a.ver", "second, longer");
+    CHECK_INT(vg_file_replace_at(dirfd, "a.ver", "", 0, 0600, 1), 0);
+    check_content("w/a.ver", "");
+    CHECK(access(path_in("w/.a.ver.tmp"), F_OK) < 0); /* no temp file left */
+    /* a symlink where the temp file goes is not followed: the write fails, the target is untouched */
+    write_bytes("target", "keep", 4);
+    CHECK_INT(symlink(path_in("target"), path_in("w/.b.ver.tmp")), 0);
+    errno = 0;
+    CHECK_INT(vg_file_replace_at(dirfd, "b.ver", "evil", 4, 0600, 1), -1);
+    CHECK(errno == ELOOP);
+    check_content("target", "keep");
+    CHECK(access(path_in("w/b.ver"), F_OK) < 0);
+    /* renaming over a directory fails: -1 with errno, the temp file removed */
+    mkdir(path_in("w/c.ver"), 0700);
+    CHECK_INT(vg_file_replace_at(dirfd, "c.ver", "x", 1, 0600, 1), -1);
+    CHECK(errno == EISDIR);
+    CHECK(access(path_in("w/.c.ver.tmp"), F_OK) < 0);
+    CHECK_INT(vg_file_replace_at(-1, "d.ver", "x", 1, 0600, 1), -1); /* no directory */
+    CHECK(errno == EBADF);
+    close(dirfd);
+}
+
 static void check_key(const char *text, const char *want) {
     char key[64], err[200] = "";
     int rc = vg_key_parse(text, strlen(text), key, sizeof key, err, sizeof err);
@@ -205,6 +246,7 @@ int main(void) {
     test_regular_files();
     test_not_regular();
     test_symlinks();
+    test_replace();
     test_key_format();
     test_json_text();
     char cmd[128];

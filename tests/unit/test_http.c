@@ -18,6 +18,7 @@
 #include "http_client.h"
 #include "vg_http.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define TAKEN_MAX 64
 #define LINE_EVERY_MS 2000 /* a slow client's header line this often: well inside the idle timeout */

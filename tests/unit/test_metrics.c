@@ -20,12 +20,13 @@ static void fill(vg_metrics_snapshot *s) {
                                       .frames_skipped = 200, .frames_damaged = 50, .connected = 1, .connects = 2,
                                       .reconnects = 3,
                                       .disconnects = 1, .clock = VG_CLOCK_RTCP, .decode_seconds = 0.25,
-                                      .episodes_opened = 4, .episodes_open = 1, .versions_emitted = 17,
+                                      .episodes_opened = 4, .episodes_open = 1, .versions_emitted = 17, .versions_unrendered = 2,
                                       .script = {.calls = 52, .errors = 2, .budget_cuts = 1, .total_ms = 1500}};
     snprintf(cams[1].media, sizeof cams[1].media, "od\"d\\one");
-    cams[1].stats = (vg_camera_stats){.clock = VG_CLOCK_LOCAL, .reconnects = 9};
+    cams[1].stats = (vg_camera_stats){.clock = VG_CLOCK_LOCAL, .reconnects = 9,
+                                      .script = {.calls = 3, .total_ms = 0.25}}; /* callbacks far under 1 ms */
     *s = (vg_metrics_snapshot){.cameras = cams, .ncameras = 2, .has_central = 1, .start_time_s = 1700000000.5,
-                               .central = {.sent = 40, .failed = 3, .dropped_400 = 1, .retries = 2, .queued = 5,
+                               .central = {.sent = 40, .failed = 3, .rejected = 1, .retries = 2, .queued = 5,
                                            .spool_files = 6, .spool_bytes = 7000}};
 }
 
@@ -85,11 +86,13 @@ static void test_format(void) {
     CHECK(has(t, "vigil_camera_budget_cuts_total{media=\"gate\"} 1"));
     CHECK(has(t, "vigil_camera_episodes_open{media=\"gate\"} 1"));
     CHECK(has(t, "vigil_camera_versions_emitted_total{media=\"gate\"} 17"));
+    CHECK(has(t, "vigil_camera_versions_unrendered_total{media=\"gate\"} 2"));
     CHECK(has(t, "vigil_camera_connected{media=\"gate\"} 1"));
     CHECK(has(t, "vigil_camera_clock{media=\"gate\",clock=\"rtcp\"} 1"));
     CHECK(has(t, "vigil_camera_clock{media=\"gate\",clock=\"local\"} 0"));
     CHECK(has(t, "vigil_camera_clock{media=\"od\\\"d\\\\one\",clock=\"local\"} 1"));
     CHECK(has(t, "vigil_camera_reconnects_total{media=\"od\\\"d\\\\one\"} 9"));
+    CHECK(has(t, "vigil_camera_script_seconds_total{media=\"od\\\"d\\\\one\"} 0.00025")); /* not 0 */
     CHECK(has(t, "vigil_central_versions_sent_total 40"));
     CHECK(has(t, "vigil_central_versions_failed_total 3"));
     CHECK(has(t, "vigil_central_versions_rejected_total 1"));

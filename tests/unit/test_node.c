@@ -14,9 +14,11 @@
 
 #include "check.h"
 #include "http_client.h"
+#include "vg_file.h"
 #include "vg_log.h"
 #include "vg_node.h"
 #include "vg_snowflake.h"
+#include "vg_time.h"
 
 #define KEY "k3y-secret"
 
@@ -330,16 +332,16 @@ int main(void) {
     FILE *f = fopen(keyfile, "w");
     fputs("\n  s3cret-key \r\nsecond line\n", f);
     fclose(f);
-    CHECK_INT(vg_node_read_key_file(keyfile, key, sizeof key, err, sizeof err), 0);
+    CHECK_INT(vg_key_file_read(keyfile, key, sizeof key, err, sizeof err), 0);
     CHECK_STR(key, "s3cret-key");
-    CHECK_INT(vg_node_read_key_file(keyfile, key, 8, err, sizeof err), -1);
+    CHECK_INT(vg_key_file_read(keyfile, key, 8, err, sizeof err), -1);
     CHECK(strstr(err, "node.key: the key is longer than 7 bytes") && !strstr(err, "s3cret"));
     f = fopen(keyfile, "w");
     fputs(" \n\n", f);
     fclose(f);
-    CHECK_INT(vg_node_read_key_file(keyfile, key, sizeof key, err, sizeof err), -1);
+    CHECK_INT(vg_key_file_read(keyfile, key, sizeof key, err, sizeof err), -1);
     CHECK(strstr(err, "no key in it") != NULL);
-    CHECK_INT(vg_node_read_key_file("/nonexistent/k", key, sizeof key, err, sizeof err), -1);
+    CHECK_INT(vg_key_file_read("/nonexistent/k", key, sizeof key, err, sizeof err), -1);
     CHECK_STR(err, "/nonexistent/k: No such file or directory");
 
     CHECK(vg_node_start(&(vg_node_options){.listen = "127.0.0.1:99999"}, err, sizeof err) == NULL);

@@ -10,6 +10,7 @@
 #include "check.h"
 #include "vg_snowflake.h"
 #include "vg_store.h"
+#include "vg_time.h"
 
 static void put(vg_store *st, uint64_t id, int64_t updated_at, int first, int closing) {
     char body[256];

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "vg_file.h"
 #include "vg_outbox.h"
 #include "vg_spool.h"
 #include "vg_transport.h"
@@ -141,7 +142,9 @@ static void test_backoff(void) {
 }
 
 static void test_retry_then_recover(void) {
-    vg_outbox *ob = vg_outbox_new(NULL, 99);
+    /* Seeded so that after the second failure episode 1's own pause (a jittered draw of the same schedule as
+     * the global pause) outlasts the global one: the case below where episode 2 goes first. */
+    vg_outbox *ob = vg_outbox_new(NULL, 3);
     int64_t now = 1000;
     vg_outbox_add(ob, item(1, 100, 1, 0), now);
     vg_outbox_item *it = vg_outbox_next(ob, now);
@@ -345,7 +348,7 @@ static void test_key_file(void) {
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         const char *path = write_conf(good[i].text);
-        int rc = vg_central_read_key_file(path, key, sizeof key, err, sizeof err);
+        int rc = vg_key_file_read(path, key, sizeof key, err, sizeof err);
         CHECK_INT(rc, 0);
         if (rc == 0) CHECK_STR(key, good[i].key);
         unlink(path);
@@ -354,17 +357,33 @@ static void test_key_file(void) {
     const char *bad[] = {"# API_KEY=commented\nOTHER=1\n", "API_KEY=\n", "API_KEY=\"\"\n", "API_KEYS=x\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *path = write_conf(bad[i]);
-        CHECK_INT(vg_central_read_key_file(path, key, sizeof key, err, sizeof err), -1);
+        CHECK_INT(vg_key_file_read(path, key, sizeof key, err, sizeof err), -1);
         CHECK(strstr(err, path) != NULL);
         unlink(path);
         strcpy((char *)path + strlen(path) - 6, "XXXXXX");
     }
     const char *path = write_conf("API_KEY=0123456789abcdef0123456789abcdef\n");
-    CHECK_INT(vg_central_read_key_file(path, key, 8, err, sizeof err), -1);
+    CHECK_INT(vg_key_file_read(path, key, 8, err, sizeof err), -1);
     CHECK(strstr(err, "0123456789") == NULL); /* the key never reaches a message */
     unlink(path);
-    CHECK_INT(vg_central_read_key_file("/nonexistent/central.conf", key, sizeof key, err, sizeof err), -1);
+    CHECK_INT(vg_key_file_read("/nonexistent/central.conf", key, sizeof key, err, sizeof err), -1);
     CHECK(strstr(err, "/nonexistent/central.conf") != NULL);
+}
+
+/* vg_central_open reads the key file itself and names it as the caller's options say (vigil run: "central"). */
+static void test_open_with_key_file(void) {
+    char err[512];
+    vg_central_options o = {.url = "http://127.0.0.1:1", .api_key_file = "/nonexistent/central.conf",
+                            .named = "central", .spool_dir = "/nonexistent/spool"};
+    CHECK(vg_central_open(&o, err, sizeof err) == NULL);
+    CHECK_STR(err, "central.api_key_file: /nonexistent/central.conf: No such file or directory");
+    o.named = NULL; /* vigil replay, vigil flush: the reason alone */
+    CHECK(vg_central_open(&o, err, sizeof err) == NULL);
+    CHECK_STR(err, "/nonexistent/central.conf: No such file or directory");
+    o.api_key_file = NULL;
+    o.named = "central";
+    CHECK(vg_central_open(&o, err, sizeof err) == NULL);
+    CHECK_STR(err, "central: Central API key is missing, empty or has control characters");
 }
 
 typedef struct counting_sink {
@@ -403,7 +422,7 @@ static void test_tee(void) {
 static void test_sink_keeps_spool(void) {
     char dir[] = "/tmp/vigil-test-central-spool-XXXXXX", err[256];
     if (!mkdtemp(dir)) return;
-    vg_central_options o = {.url = "http://127.0.0.1:1/", .api_key = "k", .spool_dir = dir, .drain_timeout_ms = -1,
+    vg_central_options o = {.url = "http://127.0.0.1:1/", .api_key = "k", .spool_dir = dir, .drain_timeout_ms = 0,
                             .connect_timeout_ms = 200};
     CHECK(vg_central_open(&(vg_central_options){.url = "ftp://x", .api_key = "k", .spool_dir = dir}, err, sizeof err) == NULL);
     CHECK(strstr(err, "http://") != NULL);
@@ -439,6 +458,7 @@ int main(void) {
     test_first_and_closing_never_skipped();
     test_stream_time_rate_limit();
     test_backoff();
+    test_open_with_key_file();
     test_retry_then_recover();
     test_failed_update_superseded_while_in_flight();
     test_rejected_and_unauthorized();
