@@ -16,6 +16,11 @@
  * never holds 0 for them); each is the table's default below, stated here once. */
 #define VG_ANALYSIS_WIDTH_DEFAULT 320    /* px */
 #define VG_BUDGET_MS_DEFAULT 50          /* ms of CPU time per callback */
+/* Ranges a help text states too. */
+#define VG_ANALYSIS_WIDTH_MIN 16
+#define VG_ANALYSIS_WIDTH_MAX 7680
+#define VG_BUDGET_MS_MIN 1
+#define VG_BUDGET_MS_MAX 60000
 #define VG_STALL_TIMEOUT_MS_DEFAULT 10000
 #define VG_PREVIEW_WAIT_MS_DEFAULT 1000  /* a frame's previews wait this long at most for preview_url */
 
@@ -37,7 +42,7 @@ typedef enum { VG_SETTING_INT, VG_SETTING_NUMBER, VG_SETTING_BOOL, VG_SETTING_WO
 /* X(key, KIND, min, max, default, unit, (choices...), "doc") — choices only for WORD and MODE, (0) else. */
 #define VG_CAMERA_SETTINGS(X)                                                                                     \
     X(transport, WORD, 0, 0, "tcp", "", ("tcp", "udp"), "RTP over the RTSP connection, or over UDP")             \
-    X(analysis_width, INT, 16, 7680, VG_ANALYSIS_WIDTH_DEFAULT, "px", (0),                                         \
+    X(analysis_width, INT, VG_ANALYSIS_WIDTH_MIN, VG_ANALYSIS_WIDTH_MAX, VG_ANALYSIS_WIDTH_DEFAULT, "px", (0),     \
       "width of the luma plane rules read (height keeps the aspect); a narrower stream is used as it is. "         \
       "Previews always come from the full picture")                                                               \
     X(fps, NUMBER, 0, 1000, 0, "", (0),                                                                            \
@@ -53,7 +58,7 @@ typedef enum { VG_SETTING_INT, VG_SETTING_NUMBER, VG_SETTING_BOOL, VG_SETTING_WO
       "skip H.264/HEVC's deblocking filter: less decode time, a slightly blockier picture. Applied only when "     \
       "the stream is wider than `analysis_width`, where downscaling hides it (else one info line says it was "    \
       "not applied)")                                                                                             \
-    X(budget_ms, NUMBER, 1, 60000, VG_BUDGET_MS_DEFAULT, "ms", (0),                                                \
+    X(budget_ms, NUMBER, VG_BUDGET_MS_MIN, VG_BUDGET_MS_MAX, VG_BUDGET_MS_DEFAULT, "ms", (0),                      \
       "CPU time a rule callback may take; one that runs over is cut and its changes rolled back")                \
     X(stall_timeout_ms, INT, 1000, 600000, VG_STALL_TIMEOUT_MS_DEFAULT, "ms", (0),                                 \
       "no packet for this long is a failed stream: vigil reconnects (backoff 0.5 s doubling to 30 s, each "        \
