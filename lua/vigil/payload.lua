@@ -49,22 +49,28 @@ local function follow(ep)
   v.snapshot = core.payload(ep)
 end
 
--- Every method that changes an episode applies the view first and follows the host after.
+local find = string.find -- the library's own: a string's methods are the rules' budget-checked ones
+
+-- What a method returned, or its error raised again at the rule's line (level 3: the wrapper's caller), as it
+-- would be without the wrapper: a C method's error (raised through pcall) carries no position of its own.
+local function returned(ok, ...)
+  if ok then return ... end
+  local err = ...
+  if type(err) == "string" and not find(err, "^[^\n]-:%d+: ") then error(err, 3) end
+  error(err, 0)
+end
+
+-- Every method that changes an episode applies the view first and follows the host after. Without a view
+-- (the rule has not read ep.payload in this callback) the method is a tail call: nothing to apply or follow.
 function M.wrap(name)
   local fn = methods[name]
-  if name == "set_payload" then
-    methods[name] = function(ep, ...)
-      local r = fn(ep, ...)
-      follow(ep)
-      return r
-    end
-  else
-    methods[name] = function(ep, ...)
-      flush(ep)
-      local r = fn(ep, ...)
-      follow(ep)
-      return r
-    end
+  local apply_first = name ~= "set_payload" -- set_payload replaces what the view holds
+  methods[name] = function(ep, ...)
+    if not views[ep] then return fn(ep, ...) end
+    if apply_first then flush(ep) end
+    local r = returned(pcall(fn, ep, ...))
+    follow(ep)
+    return r
   end
 end
 

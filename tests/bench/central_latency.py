@@ -39,7 +39,7 @@ local open = {}
 function on_frame(frame)
   for i, r in ipairs(vigil.params.regions) do
     local bright = frame:mean(r) > 200
-    if bright and not open[i] then open[i] = vigil.episode.open(frame, {episode_type = "box"})
+    if bright and not open[i] then open[i] = vigil.episode(frame, {episode_type = "box"})
     elseif bright then open[i]:extend(frame)
     elseif open[i] then open[i]:close(frame); open[i] = nil end
   end

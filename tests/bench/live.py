@@ -41,7 +41,7 @@ end
 function on_stop()
   if bench_on_stop then bench_on_stop() end
   if bench_n > 0 then
-    vigil.episode.open(bench_last, {episode_type = "bench", payload = {n = bench_n, same_ts = bench_same,
+    vigil.episode(bench_last, {episode_type = "bench", payload = {n = bench_n, same_ts = bench_same,
       first = bench_first, last = bench_last, gap = bench_gap}}):close(bench_last)
   end
 end

@@ -49,14 +49,14 @@ end
 
 function on_stream(event)
   local t = last or os.time() * 1000
-  vigil.episode.open(t, {episode_type = "stream", payload = {event = event, n = n}}):close(t)
+  vigil.episode(t, {episode_type = "stream", payload = {event = event, n = n}}):close(t)
 end
 
 function on_frame(frame)
   n = n + 1
   last = frame.ts
-  if not session then session = vigil.episode.open(frame, {episode_type = "session"}) end
-  local ep = vigil.episode.open(frame, {episode_type = "frame",
+  if not session then session = vigil.episode(frame, {episode_type = "session"}) end
+  local ep = vigil.episode(frame, {episode_type = "frame",
     payload = {ts = frame.ts, clock = frame.clock, n = n, marker = marker(frame)}})
   ep:close(frame)
 end

@@ -39,7 +39,7 @@ function on_frame(frame)
   for i, r in ipairs(vigil.params.regions) do
     local bright = frame:mean(r) > 200
     if bright and not open[i] then
-      open[i] = vigil.episode.open(frame, {episode_type = "box", payload = {region = i}})
+      open[i] = vigil.episode(frame, {episode_type = "box", payload = {region = i}})
     elseif bright then
       open[i]:extend(frame)
     elseif open[i] then

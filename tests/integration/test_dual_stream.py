@@ -45,7 +45,7 @@ RULE = """
 local vigil = require "vigil"
 function on_frame(frame)
   if frame.index % vigil.params.every ~= 0 then return end
-  local ep = vigil.episode.open(frame, {episode_type = "shot", payload = {ts = frame.ts}})
+  local ep = vigil.episode(frame, {episode_type = "shot", payload = {ts = frame.ts}})
   ep:preview(frame, vigil.params.box, {max_size = 4096})
   ep:close(frame)
 end

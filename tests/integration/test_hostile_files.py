@@ -251,7 +251,7 @@ local vigil = require "vigil"
 local n = 0
 function on_frame(frame)
   n = n + 1 -- every other version is too large for the file size limit: the spool fails, then works again
-  local ep = vigil.episode.open(frame, {episode_type = "flip", payload = {pad = string.rep("x", n % 2 == 1 and 6000 or 1)}})
+  local ep = vigil.episode(frame, {episode_type = "flip", payload = {pad = string.rep("x", n % 2 == 1 and 6000 or 1)}})
   ep:close(frame)
 end
 """

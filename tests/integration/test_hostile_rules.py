@@ -43,7 +43,7 @@ local vigil = require "vigil"
 function on_frame(frame)
   local t = {1}
   for i = 1, 30 do t = {t, t} end
-  local ep = vigil.episode.open(frame, {episode_type = "x"})
+  local ep = vigil.episode(frame, {episode_type = "x"})
   ep:set_payload({t = t})
 end
 """

@@ -51,7 +51,7 @@ local last
 function on_frame(frame)
   if not last or frame.ts - last >= vigil.params.every_ms then
     last = frame.ts
-    vigil.episode.open(frame, {episode_type = "tick"}):close(frame)
+    vigil.episode(frame, {episode_type = "tick"}):close(frame)
   end
 end
 """

@@ -25,10 +25,10 @@ local n = 0
 function on_frame(frame)
   n = n + 1
   if n % 2 == 1 then
-    vigil.episode.open(frame, {episode_type = "half-made"})
+    vigil.episode(frame, {episode_type = "half-made"})
     error("odd frame " .. n)
   end
-  vigil.episode.open(frame, {episode_type = "frame", payload = {n = n, ts = frame.ts}}):close(frame)
+  vigil.episode(frame, {episode_type = "frame", payload = {n = n, ts = frame.ts}}):close(frame)
 end
 """
 
@@ -38,10 +38,10 @@ local n = 0
 function on_frame(frame)
   n = n + 1
   if n % 10 == 0 then
-    vigil.episode.open(frame, {episode_type = "half-made"})
+    vigil.episode(frame, {episode_type = "half-made"})
     while true do end
   end
-  vigil.episode.open(frame, {episode_type = "frame", payload = {n = n, ts = frame.ts}}):close(frame)
+  vigil.episode(frame, {episode_type = "frame", payload = {n = n, ts = frame.ts}}):close(frame)
 end
 """
 

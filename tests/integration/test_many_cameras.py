@@ -46,7 +46,7 @@ function on_frame(frame)
     for name, points in pairs(vigil.zones) do
       zones[name] = {points = #points, x1 = points[1].x, y1 = points[1].y}
     end
-    session = vigil.episode.open(frame, {episode_type = "session", payload = {n = n, gen = vigil.params.gen, zones = zones}})
+    session = vigil.episode(frame, {episode_type = "session", payload = {n = n, gen = vigil.params.gen, zones = zones}})
   else
     session:extend(frame)
     session:set_payload({n = n, gen = vigil.params.gen})

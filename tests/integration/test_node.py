@@ -47,11 +47,11 @@ local vigil = require "vigil"
 local session, last_tick
 function on_frame(frame)
   if not session then
-    session = vigil.episode.open(frame, {episode_type = "session", payload = {tag = vigil.params.tag}})
+    session = vigil.episode(frame, {episode_type = "session", payload = {tag = vigil.params.tag}})
   end
   if not last_tick or frame.ts - last_tick >= vigil.params.every_ms then
     last_tick = frame.ts
-    vigil.episode.open(frame, {episode_type = "tick", payload = {tag = vigil.params.tag}}):close(frame)
+    vigil.episode(frame, {episode_type = "tick", payload = {tag = vigil.params.tag}}):close(frame)
   end
 end
 """

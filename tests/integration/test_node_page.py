@@ -370,7 +370,7 @@ function on_frame(frame)
   n = n + 1
   if n > %d then return end
   for i = 1, 3 do
-    vigil.episode.open(frame, {episode_type = "burst", payload = {frame = n, i = i}}):close(frame)
+    vigil.episode(frame, {episode_type = "burst", payload = {frame = n, i = i}}):close(frame)
   end
 end
 """ % BURST_FRAMES

@@ -12,7 +12,7 @@ local vigil = require "vigil"
 local box = vigil.params.box
 function on_frame(frame)
   if frame.index ~= 5 then return end
-  local ep = vigil.episode.open(frame, { episode_type = "red" })
+  local ep = vigil.episode(frame, { episode_type = "red" })
   ep:preview(frame, box, { max_size = vigil.params.max_size })
   ep:frame_preview(frame)
   local errors = {}
@@ -22,7 +22,7 @@ function on_frame(frame)
   end
   ep:set_payload({ errors = errors })
   for i, edge in ipairs({ {0, 0, 0.2, 0.2}, {0.8, 0, 0.2, 0.2}, {0, 0.8, 0.2, 0.2}, {0.8, 0.8, 0.2, 0.2}, {0, 0, 1, 1} }) do
-    local e = vigil.episode.open(frame, { episode_type = "edge", payload = { i = i } })
+    local e = vigil.episode(frame, { episode_type = "edge", payload = { i = i } })
     e:preview(frame, edge)
   end
 end
@@ -32,10 +32,10 @@ BEST = """
 local vigil = require "vigil"
 local ep
 function on_frame(frame)
-  ep = ep or vigil.episode.open(frame)
+  ep = ep or vigil.episode(frame)
   -- scores rise to frame 10, then fall: the preview must stay the one of frame 10
   local score = 10 - math.abs(frame.index - 10)
-  ep:offer_preview(frame, { 0.1, 0.1, 0.5, 0.5 }, score)
+  ep:offer_preview(frame, { 0.1, 0.1, 0.5, 0.5 }, { score = score })
 end
 """
 

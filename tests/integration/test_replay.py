@@ -17,7 +17,7 @@ local ep
 function on_frame(frame)
   local bright = frame:mean({0.35, 0.35, 0.1, 0.1}) > vigil.params.level
   if bright and not ep then
-    ep = vigil.episode.open(frame, {episode_type = "box", payload = {level = vigil.params.level}})
+    ep = vigil.episode(frame, {episode_type = "box", payload = {level = vigil.params.level}})
   elseif bright then
     ep:extend(frame)
   elseif ep then
@@ -193,7 +193,7 @@ def main():
     stamped = make_clip(t.path("stamped.mp4"), seconds=1, extra=["-metadata", "creation_time=2024-01-02T03:04:05.000000Z"])
     r = run(["replay", stamped, "--script", write(t.path("open.lua"), """
 local vigil = require "vigil"
-function on_frame(f) if f.index == 0 then vigil.episode.open(f) end end"""), "--out", t.path("stamped.jsonl")])
+function on_frame(f) if f.index == 0 then vigil.episode(f) end end"""), "--out", t.path("stamped.jsonl")])
     recs = [v for v, _ in read_versions(t.path("stamped.jsonl"))]
     t.check(r.returncode == 0 and recs and recs[0]["opened_at"] == 1704164645000,
             "creation_time is the start: %s" % (recs[0]["opened_at"] if recs else r.stderr))

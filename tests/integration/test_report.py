@@ -40,11 +40,11 @@ function on_frame(frame)
   if blob then
     if not ep then
       count = count + 1
-      ep = vigil.episode.open(frame, { episode_type = count == 1 and %s or %s,
+      ep = vigil.episode(frame, { episode_type = count == 1 and %s or %s,
                                        payload = { note = %s, n = count } })
     end
     ep:extend(frame)
-    ep:offer_preview(frame, vigil.pad(blob, 0.2), blob.area)
+    ep:offer_preview(frame, vigil.pad(blob, 0.2), { score = blob.area })
     ep:set_detections({ { object_class = "human", box = { blob.x, blob.y, blob.w, blob.h }, confidence = 0.9 } })
     ep:frame_preview(frame)
     last_seen = frame

@@ -13,13 +13,13 @@ RUNAWAY = """
 local vigil = require "vigil"
 function on_frame(frame)
   if frame.index == 3 then
-    vigil.episode.open(frame, { episode_type = "half-made" })   -- must never leave the host
+    vigil.episode(frame, { episode_type = "half-made" })   -- must never leave the host
     while true do end
   elseif frame.index == 4 then
-    local ep = vigil.episode.open(frame, { episode_type = "after" })
+    local ep = vigil.episode(frame, { episode_type = "after" })
     while true do frame:mean() end                                 -- a loop through the vigil module too
   elseif frame.index == 6 then
-    vigil.episode.open(frame, { episode_type = "next" })
+    vigil.episode(frame, { episode_type = "next" })
   end
 end
 """
@@ -49,7 +49,7 @@ function on_frame(frame)
   try("load_text", function() assert(load("return 1 + 1")()) end)
   try("dofile", function() dofile("/etc/hostname") end)
   results.helper = helper.area({ w = 0.5, h = 0.5 })
-  vigil.episode.open(frame, { episode_type = "sandbox", payload = results })
+  vigil.episode(frame, { episode_type = "sandbox", payload = results })
 end
 """
 
@@ -65,7 +65,7 @@ local vigil = require "vigil"
 local function spin(n) local x = 0 for i = 1, n do x = (x + i) % 1000003 end return x end
 function on_frame(frame)
   if frame.index ~= 0 then return end
-  vigil.episode.open(frame, { episode_type = "spun", payload = { x = spin(1e7) } }):close(frame)
+  vigil.episode(frame, { episode_type = "spun", payload = { x = spin(1e7) } }):close(frame)
 end
 """
 
@@ -153,7 +153,7 @@ ABANDONER_V1 = """
 local vigil = require "vigil"
 local ep
 function on_frame(frame)
-  if not ep then ep = vigil.episode.open(frame, {episode_type = "v1"}) end
+  if not ep then ep = vigil.episode(frame, {episode_type = "v1"}) end
   ep:extend(frame)
 end
 """
@@ -162,7 +162,7 @@ ABANDONER_V2 = """
 local vigil = require "vigil"
 local ep
 function on_frame(frame) -- no on_reload: the episode version 1 left open is never touched
-  if not ep then ep = vigil.episode.open(frame, {episode_type = "v2"}) end
+  if not ep then ep = vigil.episode(frame, {episode_type = "v2"}) end
   ep:extend(frame)
 end
 """

@@ -179,7 +179,7 @@ vigil.keep.n = vigil.keep.n or 0
 local ep
 function on_frame(frame)
   vigil.keep.n = vigil.keep.n + 1
-  ep = ep or vigil.episode.open(frame, { episode_type = "reload" })
+  ep = ep or vigil.episode(frame, { episode_type = "reload" })
   ep:set_payload({ version = 1, n = vigil.keep.n })
   ep:extend(frame)
 end

@@ -166,6 +166,13 @@ function on_frame(frame)
     closing.payload.count = 3
     closing:close(frame, "done")
     assert(closing.payload.count == 3)
+    -- a method's error names the rule's line, with a view (p) and without one (a fresh episode)
+    local with_view = fails(function() a:preview(frame, { x = -0.1, y = 0, w = 0.5, h = 0.5 }) end, "box.x=-0.1")
+    assert(with_view:find("^[^\n]*test_conventions%.lua:%d+: preview"), "with a view: " .. with_view)
+    local fresh = vigil.episode(frame, { episode_type = "fresh" })
+    local without = fails(function() fresh:preview(frame, { x = -0.1, y = 0, w = 0.5, h = 0.5 }) end, "box.x=-0.1")
+    assert(without:find("^[^\n]*test_conventions%.lua:%d+: preview"), "without a view: " .. without)
+    fresh:close(frame, "done")
     p.last = "written at the end of frame 0" -- no method after it: applied when on_frame returns
     ep_kept = a.id
     ep_plain = vigil.episode(frame, { episode_type = "plain" }).id

@@ -7,7 +7,7 @@ local fails = require("expect").fails
 
 local checked = 0
 function on_frame(frame)
-  local ep = vigil.episode.open(frame, { episode_type = "test" })
+  local ep = vigil.episode(frame, { episode_type = "test" })
   local box = { x = 0.1, y = 0.2, w = 0.3, h = 0.4 }
   ep:set_detections({ { object_class = "human", box = box, confidence = 0.8, track = 3 } })
   ep:set_detections({ { object_class = "vehicle", x = 0.5, y = 0.5, w = 0.5, h = 0.5, detected_at = frame } })

@@ -22,7 +22,7 @@ end
 assert(("").dump == nil, "string.dump is reachable through a string's methods")
 assert(string.dump == nil, "string.dump is in the sandbox")
 
-local zone = vigil.zone({ { 0.1, 0.1 }, { 0.9, 0.1 }, { 0.9, 0.9 } }, "z")
+local zone = vigil.zone({ { 0.1, 0.1 }, { 0.9, 0.1 }, { 0.9, 0.9 } }, { name = "z" })
 local bg = vigil.background {}
 local tracker = vigil.tracker {}
 assert(zone.mask == nil, "zone:mask hands out a cdata mask")
@@ -39,7 +39,7 @@ function on_frame(frame)
   blobs_seen = blobs_seen + #blobs
   local tracks = tracker:update(blobs)
   for name, object in pairs({ frame = frame, blobs = blobs, tracks = tracks, stats = bg:stats(),
-                              measure = bg:measure(zone), background = bg, tracker = tracker }) do
+                              measure = bg:measure{ zone = zone }, background = bg, tracker = tracker }) do
     local found = reaches_cdata(object)
     assert(not found, name .. " reaches cdata at " .. tostring(found))
   end
