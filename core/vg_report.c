@@ -3,7 +3,9 @@
  * (vg_report.h). */
 #include "vg_report.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include <libavutil/mem.h>
 #include <libavutil/sha.h>
 
+#include "vg_file.h"
 #include "vg_log.h"
 
 #define WHO "report"
@@ -580,17 +583,43 @@ static void page_episode(page *p, size_t n, int *io_error) {
     av_bprintf(b, "</article>\n");
 }
 
-static int write_file(const char *dir, const char *name, const char *data, size_t len, char *err, size_t errlen) {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fwrite(data, 1, len, f) == len;
-    if (f && fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) == 0) return 0;
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    unlink(tmp);
-    return -1;
+/* DIR/name replaced atomically (vg_file_replace_at): a browser never reads half a page. */
+static int write_file(const char *dir, const char *name, const void *data, size_t len, char *err, size_t errlen) {
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = dirfd < 0 ? -1 : vg_file_replace_at(dirfd, name, data, len, 0644, 0);
+    if (rc < 0) snprintf(err, errlen, "%s/%s: %s", dir, name, strerror(errno));
+    if (dirfd >= 0) close(dirfd);
+    return rc;
+}
+
+/* The id of a picture this sink writes ("<id>-preview.jpg", "<id>-frame-preview.jpg"), or 0 for any other name. */
+static uint64_t picture_id(const char *name) {
+    char *end;
+    if (name[0] < '1' || name[0] > '9') return 0;
+    errno = 0;
+    uint64_t id = strtoull(name, &end, 10);
+    if (errno || (strcmp(end, "-preview.jpg") != 0 && strcmp(end, "-frame-preview.jpg") != 0)) return 0;
+    return id;
+}
+
+static int has_episode(const report_sink *r, uint64_t id) {
+    for (size_t i = 0; i < r->count; i++)
+        if (r->episodes[i].id == id) return 1;
+    return 0;
+}
+
+/* Pictures an earlier report left in DIR, of episodes this one does not have: removed, so the directory holds
+ * this report's page and its pictures only. Other files are left alone. */
+static void remove_stale_pictures(const report_sink *r) {
+    DIR *d = opendir(r->dir);
+    if (!d) return;
+    int removed = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        uint64_t id = picture_id(de->d_name);
+        if (id && !has_episode(r, id) && unlinkat(dirfd(d), de->d_name, 0) == 0) removed++;
+    }
+    closedir(d);
+    if (removed) vg_info(WHO, "%s: %d picture%s of an earlier report removed", r->dir, removed, removed == 1 ? "" : "s");
 }
 
 static int write_page(report_sink *r) {
@@ -614,6 +643,7 @@ static int write_page(report_sink *r) {
     else if (write_file(r->dir, "index.html", p.b.str, p.b.len, err, sizeof err) < 0) vg_error(WHO, "%s", err);
     else rc = io_error ? -1 : 0;
     if (rc == 0) vg_info(WHO, "%s/index.html: %zu episode%s", r->dir, r->count, r->count == 1 ? "" : "s");
+    if (rc == 0) remove_stale_pictures(r);
     av_bprint_finalize(&p.b, NULL);
     free(p.order);
     return rc;

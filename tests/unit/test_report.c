@@ -15,6 +15,7 @@
 
 #define ID_A 9007199254740993ULL /* 2^53 + 1: a double would print ...992 */
 #define ID_B 18446744073709551615ULL
+#define ID_C 4611686018427387905ULL
 
 static char *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -85,6 +86,32 @@ int main(void) {
     CHECK(file && len == sizeof jpeg && memcmp(file, jpeg, len) == 0);
     snprintf(path, sizeof path, "%s/%llu-preview.jpg", dir, ID_B);
     CHECK(access(path, F_OK) != 0);
+
+    /* a second report into the same directory: the first one's pictures of episodes it does not have are removed,
+     * its own are written, anything else there stays */
+    char other[512], stale_frame[512];
+    snprintf(other, sizeof other, "%s/notes-123-preview.jpg", dir);
+    snprintf(stale_frame, sizeof stale_frame, "%s/%llu-frame-preview.jpg", dir, ID_A);
+    FILE *f = fopen(other, "w");
+    if (f) fclose(f);
+    f = fopen(stale_frame, "w");
+    if (f) fclose(f);
+    s = vg_report_open(&o, err, sizeof err);
+    CHECK(s != NULL);
+    if (!s) return CHECK_DONE();
+    snprintf(body, sizeof body, "{\"opened_at\":3000,\"updated_at\":3000,\"episode_type\":\"c\",\"preview\":\"%s\"}", b64);
+    CHECK_INT(put(s, ID_C, body), 0);
+    vg_report_finish(s, 1000, 9000);
+    vg_sink_close(s);
+    snprintf(path, sizeof path, "%s/%llu-preview.jpg", dir, ID_A);
+    CHECK(access(path, F_OK) != 0);        /* the first report's */
+    CHECK(access(stale_frame, F_OK) != 0); /* the first report's */
+    CHECK(access(other, F_OK) == 0);       /* not a name the report writes */
+    snprintf(path, sizeof path, "%s/%llu-preview.jpg", dir, ID_C);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    page = slurp(path, &len);
+    CHECK(page && count(page, "<article class=\"episode\"") == 1);
 
     /* a replay that never finished writes no page */
     snprintf(dir, sizeof dir, "%s/unfinished", root);
