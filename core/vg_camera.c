@@ -225,10 +225,9 @@ void vg_camera_get_stats(vg_camera *cam, vg_camera_stats *out) {
     pthread_mutex_unlock(&cam->lock);
 }
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+/* Wall time spent in the decoder since start (vg_elapsed_ns), added to the camera's decode_seconds. */
+static void count_decode_time(vg_camera *cam, const struct timespec *start) {
+    cam->stats.decode_seconds += (double)vg_elapsed_ns(CLOCK_MONOTONIC, start) / 1e9;
 }
 
 /* The fps limit on stream time: a frame is due once its ts reaches next_due_ts, which then advances by one
@@ -389,9 +388,9 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
 
 static int drain(vg_camera *cam, vg_decoder *dec, AVFrame *picture) {
     for (;;) {
-        double t0 = now_seconds();
+        struct timespec t0 = vg_now(CLOCK_MONOTONIC);
         int rc = vg_decoder_receive(dec, picture);
-        cam->stats.decode_seconds += now_seconds() - t0;
+        count_decode_time(cam, &t0);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return 0;
         if (rc < 0) return rc;
         rc = analyse(cam, picture);
@@ -403,9 +402,9 @@ static int drain(vg_camera *cam, vg_decoder *dec, AVFrame *picture) {
 /* Feeds one packet (NULL drains the decoder) and analyses every picture it gives back. Damaged data is
  * not an error: the decoder resynchronises at the next key frame. */
 static int decode_packet(vg_camera *cam, vg_decoder *dec, AVFrame *picture, const AVPacket *pkt) {
-    double t0 = now_seconds();
+    struct timespec t0 = vg_now(CLOCK_MONOTONIC);
     int rc = vg_decoder_send(dec, pkt);
-    cam->stats.decode_seconds += now_seconds() - t0;
+    count_decode_time(cam, &t0);
     if (rc < 0 && rc != AVERROR_INVALIDDATA) return rc;
     rc = drain(cam, dec, picture);
     return rc == AVERROR_INVALIDDATA ? 0 : rc;

@@ -37,22 +37,15 @@ static void paint(AVFrame *pic, int index) {
     for (int y = 140; y < 220; y++) memset(pic->data[0] + (size_t)y * pic->linesize[0] + x0, 235, 80);
 }
 
-static double elapsed_ms(const struct timespec *t0) {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 static void feed(vg_script *script, vg_frame_scaler *scaler, AVFrame *pic, int frames, vg_check_result *out) {
     int64_t start = vg_realtime_ms();
     for (int i = 0; i < frames; i++) {
         paint(pic, i);
         vg_frame frame = {.ts = start + i * 40, .index = i, .clock = VG_CLOCK_LOCAL, .keyframe = i == 0};
         if (vg_frame_scaler_describe(scaler, pic, &frame) < 0) break;
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        struct timespec t0 = vg_now(CLOCK_MONOTONIC);
         vg_script_on_frame(script, &frame);
-        double ms = elapsed_ms(&t0);
+        double ms = (double)vg_elapsed_ns(CLOCK_MONOTONIC, &t0) / 1e6;
         out->mean_ms += ms / frames;
         if (ms > out->max_ms) out->max_ms = ms;
         out->frames++;

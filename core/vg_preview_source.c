@@ -406,16 +406,10 @@ static int picture_for(const decoding *d, int64_t ts, const AVFrame **found, int
     return distance(*shown, ts) <= VG_PREVIEW_NEAREST_MAX_MS ? 1 : -1;
 }
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* Without the lock: feeds one packet and keeps each clean, timed picture it gives as the last one. Returns the
  * pictures decoded. */
 static long feed(decoding *d, AVPacket *pkt, const vg_clock *clock, double *seconds) {
-    double t0 = now_seconds();
+    struct timespec t0 = vg_now(CLOCK_MONOTONIC);
     long decoded = 0;
     int rc = vg_decoder_send(d->dec, pkt);
     while (rc >= 0 || rc == AVERROR_INVALIDDATA) {
@@ -434,7 +428,7 @@ static long feed(decoding *d, AVPacket *pkt, const vg_clock *clock, double *seco
         d->last_ms = vg_clock_wall_ms(clock, d->last->pts);
         d->pictures++;
     }
-    *seconds += now_seconds() - t0;
+    *seconds += (double)vg_elapsed_ns(CLOCK_MONOTONIC, &t0) / 1e9;
     return decoded;
 }
 

@@ -879,7 +879,7 @@ static int core_budget_check(lua_State *L) {
 /* Runs the budget hook over what follows until end_budget, with budget_ms of this thread's CPU time, and
  * holds the state to its memory cap. */
 static void start_budget(vg_script *s, lua_State *L, double budget_ms) {
-    clock_gettime(VG_BUDGET_CLOCK, &s->started);
+    s->started = vg_now(VG_BUDGET_CLOCK);
     s->deadline = vg_deadline_in_ns(VG_BUDGET_CLOCK, (int64_t)(budget_ms * 1e6));
     s->running_budget_ms = budget_ms;
     s->over_budget = 0;

@@ -19,6 +19,12 @@ int64_t vg_monotonic_ms(void) {
 
 static int64_t timespec_ns(const struct timespec *t) { return (int64_t)t->tv_sec * NS_PER_S + t->tv_nsec; }
 
+struct timespec vg_now(clockid_t clock) {
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return now;
+}
+
 struct timespec vg_deadline_in_ns(clockid_t clock, int64_t ns) {
     struct timespec now;
     clock_gettime(clock, &now);

@@ -14,6 +14,8 @@ int64_t vg_monotonic_ms(void); /* ms since an arbitrary start; never steps */
 
 /* ---------- deadlines ---------- */
 
+/* The time now on clock (a start for vg_elapsed_ns). */
+struct timespec vg_now(clockid_t clock);
 /* The instant ns (ms) from now on clock: what pthread_cond_timedwait takes (CLOCK_MONOTONIC for a condition
  * variable with that clock attribute, CLOCK_REALTIME for a default one). A negative span is now. */
 struct timespec vg_deadline_in_ns(clockid_t clock, int64_t ns);

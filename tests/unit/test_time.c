@@ -57,8 +57,9 @@ static void test_timed_wait(void) {
 
 /* Sub-millisecond spans are not lost (script time in vigil_camera_script_seconds_total). */
 static void test_elapsed_below_a_ms(void) {
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    struct timespec start = vg_now(CLOCK_MONOTONIC), before;
+    clock_gettime(CLOCK_MONOTONIC, &before); /* vg_now is the clock's now: no later than a reading after it */
+    CHECK(start.tv_sec < before.tv_sec || (start.tv_sec == before.tv_sec && start.tv_nsec <= before.tv_nsec));
     int64_t ns = vg_elapsed_ns(CLOCK_MONOTONIC, &start);
     CHECK(ns >= 0 && ns < 1000000LL * CHECK_SLACK_MS);
     start.tv_nsec -= 300000; /* 0.3 ms ago */
