@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,19 +23,61 @@
 #define PATH_LEN 256
 
 static const char *const TOP_KEYS[] = {"node", "central", "output", "defaults", "cameras", NULL};
-static const char *const NODE_KEYS[] = {"machine_id", "spool_dir", "log_level", "metrics", "listen", "api_key",
-                                        "api_key_file", "keep_episodes_for", "config_external",
-                                        "config_external_key", "config_external_interval_ms", "stream_scripts",
-                                        NULL};
 static const char *const STREAM_SCRIPT_KEYS[] = {"match", "script", "params", NULL};
-static const char *const CENTRAL_KEYS[] = {"url", "api_key", "api_key_file", "min_update_interval_ms",
-                                           "flush_timeout_ms", NULL};
-static const char *const OUTPUT_KEYS[] = {"file", "versions", "previews_dir", NULL};
 /* The settings "defaults" gives every camera and a camera may override: the rows of VG_CAMERA_SETTINGS. */
 /* Per camera only: "jit" and "unsafe" lift the rule's budget or sandbox, a choice made for one rule at a time. */
 static const char *const CAMERA_KEYS[] = {"media", "url", "script", "params", "zones", "jit", "unsafe", "overlay",
                                           "preview_url",
                                           NULL};
+
+/* ---------- node, central and output: the rows of VG_CONFIG_HOST_SETTINGS as data ---------- */
+
+typedef enum { HOST_INT, HOST_DURATION, HOST_TEXT, HOST_CHOICE, HOST_LEVEL, HOST_SCRIPTS } host_kind;
+enum { APPLY_RELOAD, APPLY_RESTART };
+
+typedef struct host_setting {
+    const char *section, *key;
+    host_kind kind;
+    size_t offset;             /* of the member in vg_config */
+    long long min, max, def;   /* INT and DURATION */
+    int apply;
+    const char *table, *type, *default_text, *doc; /* docs/config.md */
+} host_setting;
+
+#define HOST_ROW(section, key, kind, member, min, max, def, apply, table, type, default_text, doc)                 \
+    {section, key, HOST_##kind, offsetof(vg_config, member), min, max, def, APPLY_##apply, table, type,             \
+     default_text, doc},
+
+static const host_setting HOST_SETTINGS[] = {VG_CONFIG_HOST_SETTINGS(HOST_ROW)};
+
+/* The rows whose member the table writes through its offset hold the type it writes. */
+#define MEMBER_IS(member, type) _Generic(((vg_config *)0)->member, type: 1, default: 0)
+#define HOST_MEMBER_CHECK_INT(member) _Static_assert(MEMBER_IS(member, int), #member " is an int");
+#define HOST_MEMBER_CHECK_CHOICE HOST_MEMBER_CHECK_INT
+#define HOST_MEMBER_CHECK_DURATION(member) _Static_assert(MEMBER_IS(member, long long), #member " is a long long");
+#define HOST_MEMBER_CHECK_TEXT(member)
+#define HOST_MEMBER_CHECK_LEVEL(member)
+#define HOST_MEMBER_CHECK_SCRIPTS(member)
+#define HOST_MEMBER_CHECK(section, key, kind, member, ...) HOST_MEMBER_CHECK_##kind(member)
+VG_CONFIG_HOST_SETTINGS(HOST_MEMBER_CHECK)
+#define HOST_SETTINGS_END (HOST_SETTINGS + sizeof HOST_SETTINGS / sizeof *HOST_SETTINGS)
+
+static const host_setting *host_setting_find(const char *section, const char *key) {
+    for (const host_setting *row = HOST_SETTINGS; row < HOST_SETTINGS_END; row++)
+        if (strcmp(row->section, section) == 0 && strcmp(row->key, key) == 0) return row;
+    return NULL;
+}
+
+static int *host_int(vg_config *c, const host_setting *row) { return (int *)((char *)c + row->offset); }
+
+/* The table's defaults: INT rows that have one, DURATION and CHOICE rows. */
+static void apply_host_defaults(vg_config *c) {
+    for (const host_setting *row = HOST_SETTINGS; row < HOST_SETTINGS_END; row++) {
+        if ((row->kind == HOST_INT && row->def != VG_CONFIG_REQUIRED) || row->kind == HOST_CHOICE)
+            *host_int(c, row) = (int)row->def;
+        else if (row->kind == HOST_DURATION) *(long long *)((char *)c + row->offset) = row->def;
+    }
+}
 
 /* ---------- problems ---------- */
 
@@ -89,6 +132,13 @@ static void check_keys(vg_config_errors *e, const cJSON *obj, const char *path, 
     for (const cJSON *item = obj->child; item; item = item->next)
         if (!(keys && allowed(item->string, keys)) && !(settings && vg_setting_find(item->string)))
             problem(e, join(at, path, item->string), "unknown key");
+}
+
+/* The keys of a section (node, central, output) are its rows of VG_CONFIG_HOST_SETTINGS. */
+static void check_section_keys(vg_config_errors *e, const cJSON *obj, const char *section) {
+    char at[PATH_LEN];
+    for (const cJSON *item = obj->child; item; item = item->next)
+        if (!host_setting_find(section, item->string)) problem(e, join(at, section, item->string), "unknown key");
 }
 
 static int compare_keys(const void *a, const void *b) {
@@ -223,13 +273,21 @@ static int is_clean_secret(const char *text) {
 
 /* ---------- sections ---------- */
 
+/* The INT rows of a section, each checked for its range (and given, when it has no default). */
+static void parse_int_settings(vg_config_errors *e, const cJSON *obj, const char *section, vg_config *c) {
+    for (const host_setting *row = HOST_SETTINGS; row < HOST_SETTINGS_END; row++)
+        if (row->kind == HOST_INT && strcmp(row->section, section) == 0)
+            get_int(e, obj, section, row->key, (long)row->min, (long)row->max, row->def == VG_CONFIG_REQUIRED,
+                    host_int(c, row));
+}
+
 static void parse_node_mode(vg_config_errors *e, const cJSON *node, vg_config *c);
 
 static void parse_node(vg_config_errors *e, const cJSON *root, vg_config *c) {
     const cJSON *node = object_at(e, root, "", "node", 1);
     if (!node) return;
-    check_keys(e, node, "node", NODE_KEYS, 0);
-    get_int(e, node, "node", "machine_id", 0, VG_SNOWFLAKE_MAX_MACHINE, 1, &c->machine_id);
+    check_section_keys(e, node, "node");
+    parse_int_settings(e, node, "node", c);
     c->spool_dir = resolve(c->dir, get_string(e, node, "node", "spool_dir", 0));
     const char *level = get_string(e, node, "node", "log_level", 0);
     if (level && vg_log_parse_level(level, &c->log_level) < 0)
@@ -265,13 +323,12 @@ static void parse_central(vg_config_errors *e, const cJSON *root, vg_config *c) 
     static const char *const http[] = {"http://", "https://", NULL};
     const cJSON *central = object_at(e, root, "", "central", 0);
     if (!central) return;
-    check_keys(e, central, "central", CENTRAL_KEYS, 0);
+    check_section_keys(e, central, "central");
     const char *url = get_string(e, central, "central", "url", 1);
     if (url && !has_scheme(url, http)) problem(e, "central.url", "\"%s\" is not an http:// or https:// URL", url);
     else if (url) c->central_url = strdup(url);
     parse_central_key(e, central, c);
-    get_int(e, central, "central", "min_update_interval_ms", 0, 3600000, 0, &c->central_min_update_interval_ms);
-    get_int(e, central, "central", "flush_timeout_ms", 0, 600000, 0, &c->central_flush_timeout_ms);
+    parse_int_settings(e, central, "central", c);
     if (!c->spool_dir && cJSON_GetObjectItemCaseSensitive(root, "node"))
         problem(e, "node.spool_dir", "missing (Central needs a spool for versions not yet delivered)");
 }
@@ -279,7 +336,7 @@ static void parse_central(vg_config_errors *e, const cJSON *root, vg_config *c) 
 static void parse_output(vg_config_errors *e, const cJSON *root, vg_config *c) {
     const cJSON *output = object_at(e, root, "", "output", 0);
     if (!output) return;
-    check_keys(e, output, "output", OUTPUT_KEYS, 0);
+    check_section_keys(e, output, "output");
     const char *file = get_string(e, output, "output", "file", 0);
     c->output_file = file && strcmp(file, "-") == 0 ? strdup(file) : resolve(c->dir, file);
     const char *versions = get_string(e, output, "output", "versions", 0);
@@ -464,23 +521,20 @@ static double parse_duration_ms(const cJSON *v) {
     return -1;
 }
 
-#define KEEP_MIN_MS 60000.0
-#define KEEP_MAX_MS (366.0 * 86400000)
-
 static void parse_keep_for(vg_config_errors *e, const cJSON *node, vg_config *c) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(node, "keep_episodes_for");
-    c->node_keep_episodes_ms = 24LL * 3600 * 1000;
+    const host_setting *row = host_setting_find("node", "keep_episodes_for");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(node, row->key);
     if (!v) return;
     double ms = parse_duration_ms(v);
     if (ms < 0 && cJSON_IsString(v)) {
-        problem(e, "node.keep_episodes_for", "\"%s\" is not a duration (ms, or a string like \"90s\", \"30m\", \"24h\", "
-                "\"7d\")", v->valuestring);
+        problem(e, "node.keep_episodes_for",
+                "\"%s\" is not a duration (ms, or a string like \"90s\", \"30m\", \"24h\", \"7d\")", v->valuestring);
     } else if (ms < 0) {
         problem(e, "node.keep_episodes_for", "must be a whole number of ms or a string like \"24h\", not %s",
                 cJSON_IsNumber(v) ? "a negative or fractional number" : type_name(v));
-    } else if (!(ms <= KEEP_MAX_MS)) {
+    } else if (!(ms <= (double)row->max)) {
         problem(e, "node.keep_episodes_for", "out of range (max 366 days)");
-    } else if (ms < KEEP_MIN_MS) {
+    } else if (ms < (double)row->min) {
         problem(e, "node.keep_episodes_for", "%.0f ms is not 1 minute..366 days", ms);
     } else {
         c->node_keep_episodes_ms = (long long)ms; /* in range: exact */
@@ -519,8 +573,6 @@ static void parse_config_external(vg_config_errors *e, const cJSON *node, vg_con
         problem(e, "node.config_external_key", "node.config_external has a key too (its user part): give it once");
     else if (key && !is_clean_secret(key)) problem(e, "node.config_external_key", "has control characters");
     else if (key) c->config_external_key = strdup(key);
-    c->config_external_interval_ms = 5000;
-    get_int(e, node, "node", "config_external_interval_ms", 500, 3600000, 0, &c->config_external_interval_ms);
 }
 
 static void parse_stream_script(vg_config_errors *e, const cJSON *item, const char *path, const char *dir,
@@ -703,8 +755,7 @@ int vg_config_check_params(const char *text, size_t len, char *err, size_t errle
 
 static void parse_document(vg_config_errors *errors, const cJSON *root, vg_config *c) {
     vg_camera_settings defaults = vg_camera_settings_default();
-    c->central_min_update_interval_ms = VG_CENTRAL_MIN_UPDATE_INTERVAL_MS;
-    c->central_flush_timeout_ms = VG_CENTRAL_FLUSH_TIMEOUT_MS;
+    apply_host_defaults(c);
     check_unique_keys(errors, root, "");
     check_keys(errors, root, "", TOP_KEYS, 0);
     parse_node(errors, root, c);
@@ -847,12 +898,46 @@ static int same_stream_scripts(const vg_config *a, const vg_config *b) {
 
 #define SAME_TEXT(a, b, member) same_text((a)->member, (b)->member)
 #define SAME_INT(a, b, member) ((a)->member == (b)->member)
+#define SAME_DURATION SAME_INT
+#define SAME_CHOICE SAME_INT
 #define SAME_SCRIPTS(a, b, member) same_stream_scripts(a, b)
-#define REPORT_FIXED_CHANGE(path, kind, member) \
+#define REPORT_IF_RESTART(path, kind, member) \
     if (!SAME_##kind(old, new, member)) problem(changed, path, "changed");
+#define REPORT_IF_RELOAD(path, kind, member)
+#define REPORT_FIXED_CHANGE(section, key, kind, member, min, max, def, apply, ...) \
+    REPORT_IF_##apply(section "." key, kind, member)
 
 int vg_config_fixed_changes(const vg_config *old, const vg_config *new, vg_config_errors *changed) {
     int before = changed->count;
-    VG_CONFIG_FIXED_SETTINGS(REPORT_FIXED_CHANGE)
+    VG_CONFIG_HOST_SETTINGS(REPORT_FIXED_CHANGE)
     return changed->count - before;
+}
+
+/* ---------- the docs tables of node, central and output ---------- */
+
+static void print_host_type(FILE *out, const host_setting *row) {
+    if (row->kind == HOST_INT) fprintf(out, "integer %lld..%lld", row->min, row->max);
+    else if (row->kind == HOST_DURATION) fputs("integer ms, or `\"90s\"`, `\"30m\"`, `\"24h\"`, `\"7d\"`", out);
+    else fputs(row->type, out);
+}
+
+static void print_host_default(FILE *out, const host_setting *row) {
+    if (row->kind == HOST_INT && row->def == VG_CONFIG_REQUIRED) fputs("required", out);
+    else if (row->kind == HOST_INT) fprintf(out, "%lld", row->def);
+    else if (row->kind == HOST_DURATION && row->def % 3600000 == 0) fprintf(out, "`\"%lldh\"`", row->def / 3600000);
+    else if (row->kind == HOST_DURATION) fprintf(out, "%lld ms", row->def);
+    else fputs(row->default_text, out);
+}
+
+void vg_config_print_table(FILE *out, const char *table) {
+    fprintf(out, "| key%s | type | default | |\n|---|---|---|---|\n",
+            strcmp(table, "analytics-node") == 0 ? " (in `node`)" : "");
+    for (const host_setting *row = HOST_SETTINGS; row < HOST_SETTINGS_END; row++) {
+        if (strcmp(row->table, table) != 0) continue;
+        fprintf(out, "| `%s` | ", row->key);
+        print_host_type(out, row);
+        fputs(" | ", out);
+        print_host_default(out, row);
+        fprintf(out, " | %s |\n", row->doc);
+    }
 }

@@ -331,18 +331,23 @@ static void test_reload_comparisons(void) {
     vg_config_free(c);
 }
 
-/* Every row of VG_CONFIG_FIXED_SETTINGS, whatever it is: a reload that changes it (alone) is one line naming
- * its path. A new row needs no edit here. */
+/* Every RESTART row of VG_CONFIG_HOST_SETTINGS, whatever it is: a reload that changes it (alone) is one line
+ * naming its path; a RELOAD row's change is none. A new row needs no edit here. */
 #define CHANGE_TEXT(c, member) (c)->member = (c)->member ? NULL : (char *)"changed"
 #define CHANGE_INT(c, member) (c)->member += 1
+#define CHANGE_DURATION CHANGE_INT
+#define CHANGE_CHOICE CHANGE_INT
+#define CHANGE_LEVEL(c, member) (c)->member = (c)->member == VG_LOG_DEBUG ? VG_LOG_ERROR : VG_LOG_DEBUG
 #define CHANGE_SCRIPTS(c, member) (c)->n##member += 1
-#define CHECK_FIXED_CHANGE(path, kind, member)                                                                    \
+#define RESTART_LINES 1
+#define RELOAD_LINES 0
+#define CHECK_FIXED_CHANGE(section, key, kind, member, min, max, def, apply, ...)                                \
     do {                                                                                                          \
         vg_config changed_config = *c;                                                                            \
         CHANGE_##kind(&changed_config, member);                                                                   \
         vg_config_errors changed = {0};                                                                           \
-        CHECK_INT(vg_config_fixed_changes(c, &changed_config, &changed), 1);                                      \
-        CHECK(has_line(&changed, path ": changed"));                                                              \
+        CHECK_INT(vg_config_fixed_changes(c, &changed_config, &changed), apply##_LINES);                          \
+        CHECK(!apply##_LINES || has_line(&changed, section "." key ": changed"));                                 \
         vg_config_errors_free(&changed);                                                                          \
     } while (0);
 
@@ -350,7 +355,7 @@ static void test_every_fixed_setting(void) {
     vg_config *c = parse_ok("{\"node\": {\"machine_id\": 1},"
                             " \"cameras\": [{\"media\": \"m\", \"url\": \"rtsp://h/s\", \"script\": \"rule.lua\"}]}");
     if (!c) return;
-    VG_CONFIG_FIXED_SETTINGS(CHECK_FIXED_CHANGE)
+    VG_CONFIG_HOST_SETTINGS(CHECK_FIXED_CHANGE)
     vg_config_free(c);
 }
 
