@@ -1,7 +1,8 @@
 /* test_settings.c — the camera settings table (vg_settings.h) drives everything a setting needs: every row,
  * whatever it is, parses in "defaults" and in a camera with its range checked, is copied, is compared, and is
- * in docs/config.md's table, which must be the one the table generates. A new row is covered with no edit
- * here. `test_settings --update-docs` rewrites that table in docs/config.md. */
+ * in docs/config.md's table, which must be the one the table generates. The same holds for the node, central
+ * and output tables of docs/config.md, generated from VG_CONFIG_HOST_SETTINGS (vg_config.h). A new row is
+ * covered with no edit here. `test_settings --update-docs` rewrites those tables in docs/config.md. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,14 +13,23 @@
 #define DOCS_PATH VG_SOURCE_DIR "/docs/config.md"
 #define TABLE_BEGIN "<!-- settings table: generated from core/vg_settings.h (build/tests/test_settings --update-docs) -->\n"
 #define TABLE_END "<!-- end of settings table -->\n"
+#define HOST_TABLE_BEGIN                                                                                          \
+    "<!-- %s table: generated from core/vg_config.h (build/tests/test_settings --update-docs) -->\n"
+#define HOST_TABLE_END "<!-- end of %s table -->\n"
+#define REGENERATE "  build/tests/test_settings --update-docs\n"
+
+/* The generated tables of docs/config.md: "settings" from vg_settings.h, the others (docs tables of
+ * VG_CONFIG_HOST_SETTINGS) from vg_config.h. */
+static const char *const DOCS_TABLES[] = {"node", "central", "output", "settings", "analytics-node", NULL};
 
 static char dir[64], script[128];
 
-static char *generated_table(void) {
+static char *generated_table(const char *name) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    vg_settings_print_table(f);
+    if (strcmp(name, "settings") == 0) vg_settings_print_table(f);
+    else vg_config_print_table(f, name);
     fclose(f);
     return text;
 }
@@ -34,45 +44,78 @@ static char *read_docs(void) {
     return strdup(buf);
 }
 
-/* The span between the markers in docs, or NULL. */
-static char *table_in_docs(const char *docs, const char **begin, const char **end) {
-    *begin = docs ? strstr(docs, TABLE_BEGIN) : NULL;
-    *end = *begin ? strstr(*begin, TABLE_END) : NULL;
+/* The span between the markers of table name in docs, or NULL. */
+static char *table_in_docs(const char *docs, const char *name, const char **begin, const char **end) {
+    char open[200], close[100];
+    int settings = strcmp(name, "settings") == 0;
+    snprintf(open, sizeof open, settings ? TABLE_BEGIN : HOST_TABLE_BEGIN, name);
+    snprintf(close, sizeof close, settings ? TABLE_END : HOST_TABLE_END, name);
+    *begin = docs ? strstr(docs, open) : NULL;
+    *end = *begin ? strstr(*begin, close) : NULL;
     if (!*end) return NULL;
-    *begin += strlen(TABLE_BEGIN);
+    *begin += strlen(open);
     return strndup(*begin, (size_t)(*end - *begin));
 }
 
-static int update_docs(void) {
+/* docs with table name's span replaced by what the table gives; NULL without its markers. */
+static char *with_table_updated(char *docs, const char *name) {
     const char *begin, *end;
-    char *docs = read_docs(), *old = table_in_docs(docs, &begin, &end), *table = generated_table();
-    if (!old) {
-        fprintf(stderr, "%s: no settings table markers\n", DOCS_PATH);
-        return 1;
+    char *old = table_in_docs(docs, name, &begin, &end), *table = generated_table(name), *out = NULL;
+    if (old) {
+        size_t len = (size_t)(begin - docs) + strlen(table) + strlen(end) + 1;
+        out = malloc(len);
+        snprintf(out, len, "%.*s%s%s", (int)(begin - docs), docs, table, end);
     }
-    FILE *f = fopen(DOCS_PATH, "w");
-    fprintf(f, "%.*s%s%s", (int)(begin - docs), docs, table, end);
-    fclose(f);
-    printf("%s: settings table %s\n", DOCS_PATH, strcmp(old, table) ? "rewritten" : "already current");
+    if (!old) fprintf(stderr, "%s: no %s table markers\n", DOCS_PATH, name);
+    else printf("%s: %s table %s\n", DOCS_PATH, name, strcmp(old, table) ? "rewritten" : "already current");
     free(docs), free(old), free(table);
+    return out;
+}
+
+static int update_docs(void) {
+    char *docs = read_docs();
+    for (int i = 0; docs && DOCS_TABLES[i]; i++) docs = with_table_updated(docs, DOCS_TABLES[i]);
+    if (!docs) return 1;
+    FILE *f = fopen(DOCS_PATH, "w");
+    fputs(docs, f);
+    fclose(f);
+    free(docs);
     return 0;
 }
 
-static void test_docs_table_is_generated(void) {
+/* Each generated table of docs/config.md is the one its source gives. */
+static void test_docs_tables_are_generated(void) {
+    char *docs = read_docs();
+    for (int i = 0; DOCS_TABLES[i]; i++) {
+        const char *begin, *end;
+        char *in_docs = table_in_docs(docs, DOCS_TABLES[i], &begin, &end), *table = generated_table(DOCS_TABLES[i]);
+        CHECK(in_docs != NULL);
+        if (in_docs && strcmp(in_docs, table) != 0) {
+            fprintf(stderr, "docs/config.md's %s table is not the one %s gives; regenerate it:\n" REGENERATE
+                    "expected:\n%s", DOCS_TABLES[i],
+                    strcmp(DOCS_TABLES[i], "settings") == 0 ? "core/vg_settings.h" : "core/vg_config.h", table);
+            CHECK(!"docs/config.md table current");
+        }
+        free(in_docs), free(table);
+    }
+    free(docs);
+}
+
+/* Every setting has its row in its table. */
+static void check_row_in_docs(const char *table, const char *key) {
     const char *begin, *end;
-    char *docs = read_docs(), *in_docs = table_in_docs(docs, &begin, &end), *table = generated_table();
-    CHECK(in_docs != NULL);
-    if (in_docs && strcmp(in_docs, table) != 0) {
-        fprintf(stderr, "docs/config.md's settings table is not the one core/vg_settings.h gives; regenerate it:\n"
-                        "  build/tests/test_settings --update-docs\nexpected:\n%s", table);
-        CHECK(!"docs/config.md settings table current");
-    }
-    for (int i = 0; i < vg_settings_count; i++) {
-        char cell[128];
-        snprintf(cell, sizeof cell, "| `%s` |", vg_settings[i].key);
-        CHECK(in_docs && strstr(in_docs, cell));
-    }
-    free(docs), free(in_docs), free(table);
+    char *docs = read_docs(), *in_docs = table_in_docs(docs, table, &begin, &end), cell[128];
+    snprintf(cell, sizeof cell, "| `%s` |", key);
+    CHECK(in_docs && strstr(in_docs, cell));
+    free(docs), free(in_docs);
+}
+
+#define CHECK_HOST_ROW_IN_DOCS(section, key, kind, member, min, max, def, apply, table, ...) \
+    check_row_in_docs(table, key);
+
+static void test_every_row_in_docs(void) {
+    for (int i = 0; i < vg_settings_count; i++) check_row_in_docs("settings", vg_settings[i].key);
+    VG_CONFIG_HOST_SETTINGS(CHECK_HOST_ROW_IN_DOCS)
 }
 
 /* Two values of the row besides its default d: a != d, b != a (b may be d when there are only two). */
@@ -189,7 +232,8 @@ int main(int argc, char **argv) {
     FILE *f = fopen(script, "w");
     fputs("function on_frame() end\n", f);
     fclose(f);
-    test_docs_table_is_generated();
+    test_docs_tables_are_generated();
+    test_every_row_in_docs();
     test_every_setting();
     test_decode_choices_are_the_modes();
     test_command_line_values();
