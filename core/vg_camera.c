@@ -70,11 +70,7 @@ struct vg_camera {
 
 /* The backoff wait sleeps on a monotonic condition variable so a stop wakes it at once. */
 static void init_wait(vg_camera *cam) {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&cam->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    vg_cond_init_monotonic(&cam->wake);
     pthread_mutex_init(&cam->lock, NULL);
     atomic_init(&cam->stop, 0);
     cam->rng = vg_random_seed((uint64_t)vg_monotonic_ms() ^ (uint64_t)(uintptr_t)cam);

@@ -407,11 +407,7 @@ vg_http_server *vg_http_serve(const vg_http_options *o, char *err, size_t errlen
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->reaper_wake, &attr);
-    pthread_condattr_destroy(&attr);
+    vg_cond_init_monotonic(&s->reaper_wake);
     snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "http");
     s->handler = o->handler;
     s->ctx = o->ctx;

@@ -526,11 +526,7 @@ void vg_preview_source_get_stats(vg_preview_source *ps, vg_preview_source_stats 
 /* ---------- life ---------- */
 
 static void init_sync(vg_preview_source *ps) {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&ps->changed, &attr);
-    pthread_condattr_destroy(&attr);
+    vg_cond_init_monotonic(&ps->changed);
     pthread_mutex_init(&ps->lock, NULL);
     atomic_init(&ps->stop, 0);
 }

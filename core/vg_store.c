@@ -320,12 +320,8 @@ vg_store *vg_store_open(const char *dir, int64_t keep_for_ms, char *err, size_t 
     st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     st->keep_for_ms = keep_for_ms > 0 ? keep_for_ms : DEFAULT_KEEP_MS;
     pthread_mutex_init(&st->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&st->changed, &attr);
-    pthread_cond_init(&st->wake_flusher, &attr);
-    pthread_condattr_destroy(&attr);
+    vg_cond_init_monotonic(&st->changed);
+    vg_cond_init_monotonic(&st->wake_flusher);
     if (st->dirfd < 0) snprintf(err, errlen, "%s: %s", dir, strerror(errno));
     else st->lockfd = vg_spool_lock_dir(dir, ".lock", err, errlen);
     if (st->lockfd < 0 || load_dir(st, err, errlen) < 0) {

@@ -19,6 +19,14 @@ int64_t vg_monotonic_ms(void) {
 
 static int64_t timespec_ns(const struct timespec *t) { return (int64_t)t->tv_sec * NS_PER_S + t->tv_nsec; }
 
+void vg_cond_init_monotonic(pthread_cond_t *cond) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 struct timespec vg_now(clockid_t clock) {
     struct timespec now;
     clock_gettime(clock, &now);

@@ -3,6 +3,7 @@
  * one retry schedule (backoff) of reconnecting cameras, preview streams and Central deliveries. */
 #ifndef VG_TIME_H
 #define VG_TIME_H
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -14,6 +15,9 @@ int64_t vg_monotonic_ms(void); /* ms since an arbitrary start; never steps */
 
 /* ---------- deadlines ---------- */
 
+/* A condition variable whose timed waits take CLOCK_MONOTONIC deadlines (vg_deadline_in_ms(CLOCK_MONOTONIC,
+ * ...), vg_deadline_at_monotonic_ms): a step of the wall clock neither cuts nor stretches a wait. */
+void vg_cond_init_monotonic(pthread_cond_t *cond);
 /* The time now on clock (a start for vg_elapsed_ns). */
 struct timespec vg_now(clockid_t clock);
 /* The instant ns (ms) from now on clock: what pthread_cond_timedwait takes (CLOCK_MONOTONIC for a condition

@@ -514,12 +514,8 @@ static central_sink *new_sink(const vg_central_options *o) {
     cs->drain_timeout_ms = o->drain_timeout_ms;
     cs->accepting = 1;
     pthread_mutex_init(&cs->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&cs->wake, &attr);
-    pthread_cond_init(&cs->progress, &attr);
-    pthread_condattr_destroy(&attr);
+    vg_cond_init_monotonic(&cs->wake);
+    vg_cond_init_monotonic(&cs->progress);
     vg_outbox_policy policy = {.min_update_interval_ms = o->min_update_interval_ms};
     cs->outbox = vg_outbox_new(&policy, (unsigned)vg_realtime_ms());
     return cs;
