@@ -18,6 +18,8 @@ typedef struct vg_record {
     char *preview;
     int64_t preview_at;
     double preview_score;  /* the score the rule gave the current preview (not sent) */
+    int64_t preview_offset_ms; /* its picture's time - preview_at (another stream's nearest picture), sent as
+                                  payload.preview_offset_ms when not 0 */
     char *frame_preview;
     int64_t frame_preview_at;
     char *close_reason;    /* the finer reason, sent as payload.close_reason */
@@ -256,14 +258,15 @@ int vg_episode_set_detections(vg_episode *ep, cJSON *detections, char *err, size
     return 0;
 }
 
-int vg_episode_set_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, double score, char *err,
-                           size_t errlen) {
+int vg_episode_set_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, int64_t offset_ms, double score,
+                           char *err, size_t errlen) {
     if (check_mutable(ep, err, errlen) < 0) {
         free(preview_b64);
         return -1;
     }
     REPLACE_FIELD(ep, preview, OWN_PREVIEW, preview_b64);
     ep->draft.preview_at = shown_at;
+    ep->draft.preview_offset_ms = offset_ms;
     ep->draft.preview_score = score;
     return 0;
 }
@@ -305,16 +308,25 @@ static void add_int64(cJSON *obj, const char *name, int64_t value) {
     cJSON_AddItemToObject(obj, name, cJSON_CreateRaw(text));
 }
 
-/* The payload, with the finer close reason in payload.close_reason once closed with one. */
+/* The payload, with what the host adds to it (over the rule's keys of the same names): the finer close reason
+ * (payload.close_reason) once closed with one, and payload.preview_offset_ms when the preview's picture is not
+ * of the preview's own time. The rule's payload itself is never changed. */
 static void add_payload(cJSON *obj, const vg_record *r) {
     const char *reason = r->close_reason ? r->close_reason : r->timed_out ? TIMEOUT : NULL;
-    if (!reason) {
+    int64_t offset = r->preview ? r->preview_offset_ms : 0;
+    if (!reason && !offset) {
         if (r->payload) cJSON_AddItemReferenceToObject(obj, "payload", r->payload);
         return;
     }
     cJSON *payload = r->payload ? cJSON_Duplicate(r->payload, 1) : cJSON_CreateObject();
-    cJSON_DeleteItemFromObjectCaseSensitive(payload, "close_reason");
-    cJSON_AddStringToObject(payload, "close_reason", reason);
+    if (offset) {
+        cJSON_DeleteItemFromObjectCaseSensitive(payload, "preview_offset_ms");
+        add_int64(payload, "preview_offset_ms", offset);
+    }
+    if (reason) {
+        cJSON_DeleteItemFromObjectCaseSensitive(payload, "close_reason");
+        cJSON_AddStringToObject(payload, "close_reason", reason);
+    }
     cJSON_AddItemToObject(obj, "payload", payload);
 }
 

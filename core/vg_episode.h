@@ -58,9 +58,11 @@ int vg_episode_time_out(vg_episode *ep, int64_t ts, const char *close_reason, ch
 int vg_episode_set_type(vg_episode *ep, const char *episode_type, char *err, size_t errlen);
 int vg_episode_set_payload(vg_episode *ep, cJSON *payload, char *err, size_t errlen);
 int vg_episode_set_detections(vg_episode *ep, cJSON *detections, char *err, size_t errlen);
-/* base64 JPEG (taken), the frame time it shows, and the rule's score for it (to keep the best one). */
-int vg_episode_set_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, double score, char *err,
-                           size_t errlen);
+/* base64 JPEG (taken), the frame time it shows, how much later (negative: earlier) its picture was taken when
+ * that is another stream's nearest picture (0: the same instant; sent as payload.preview_offset_ms), and the
+ * rule's score for it (to keep the best one). */
+int vg_episode_set_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, int64_t offset_ms, double score,
+                           char *err, size_t errlen);
 int vg_episode_set_frame_preview(vg_episode *ep, char *preview_b64, int64_t shown_at, char *err,
                                  size_t errlen);
 

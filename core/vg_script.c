@@ -43,7 +43,6 @@
                                  vision models live on the host's side and are not counted) */
 
 static const char *EPISODE_MT = "vigil.episode";
-#define PREVIEW_OFFSET_KEY "preview_offset_ms" /* host-added payload key (note_preview_offset) */
 
 /* Registry keys of what each Lua state holds for the host. Keeping them in the state (not in vg_script)
  * lets a reload build a second state beside the running one. */
@@ -378,17 +377,9 @@ static int close_episode(lua_State *L, int timed_out) {
 static int episode_close(lua_State *L) { return close_episode(L, 0); }
 static int episode_time_out(lua_State *L) { return close_episode(L, 1); }
 
-/* A key the host adds to the payload (note_preview_offset) stays when the rule replaces the payload without it. */
-static void keep_host_keys(const vg_episode *ep, cJSON *payload) {
-    const cJSON *offset = cJSON_GetObjectItemCaseSensitive(vg_episode_payload(ep), PREVIEW_OFFSET_KEY);
-    if (offset && cJSON_IsObject(payload) && !cJSON_GetObjectItemCaseSensitive(payload, PREVIEW_OFFSET_KEY))
-        cJSON_AddItemToObject(payload, PREVIEW_OFFSET_KEY, cJSON_Duplicate(offset, 1));
-}
-
 static int episode_set_payload(lua_State *L) {
     vg_episode *ep = check_episode(L, 1);
     cJSON *payload = lua_isnoneornil(L, 2) ? NULL : check_json(L, 2, "payload");
-    keep_host_keys(ep, payload);
     char err[256];
     raise_if_failed(L, vg_episode_set_payload(ep, payload, err, sizeof err), err);
     lua_settop(L, 1);
@@ -478,8 +469,9 @@ static const AVFrame *crop_source(vg_script *s, const vg_frame *f, AVFrame **own
     return f->full;
 }
 
-/* Encodes (crop or whole frame), then base64; a Lua error naming the bad value on failure. *shown: the time of
- * the picture encoded (a crop may come from the camera's preview stream, vg_preview_picture_fn). */
+/* Encodes (crop or whole frame), then base64; a Lua error naming the bad value on failure. A crop's *shown: the
+ * time of the picture cut (it may come from the camera's preview stream, vg_preview_picture_fn); the whole frame
+ * is always the analysed one (shown unused, may be NULL). */
 static char *encode_preview(lua_State *L, vg_script *s, const vg_frame *f, const vg_box *box, int whole_lines,
                             int max_size, int quality, int64_t *shown) {
     uint8_t *jpeg = NULL;
@@ -488,7 +480,6 @@ static char *encode_preview(lua_State *L, vg_script *s, const vg_frame *f, const
     vg_jpeg *encoder = script_jpeg(L, s);
     AVFrame *owned = NULL;
     const AVFrame *src = whole_lines ? f->full : crop_source(s, f, &owned, shown);
-    if (whole_lines) *shown = f->ts;
     int rc = whole_lines ? vg_jpeg_frame(encoder, src, whole_lines, quality, &jpeg, &len, NULL, NULL, err, sizeof err)
                          : vg_jpeg_crop(encoder, src, box, max_size, quality, &jpeg, &len, NULL, NULL, err, sizeof err);
     av_frame_free(&owned);
@@ -497,17 +488,6 @@ static char *encode_preview(lua_State *L, vg_script *s, const vg_frame *f, const
     free(jpeg);
     if (!b64) luaL_error(L, "preview: out of memory");
     return b64;
-}
-
-/* payload.preview_offset_ms (host-added): how much later (negative: earlier) than the frame the preview's picture
- * was taken, when the preview stream had no picture at the frame's own time; absent when it is the same instant. */
-static void note_preview_offset(vg_episode *ep, int64_t offset_ms) {
-    const cJSON *payload = vg_episode_payload(ep);
-    if (!offset_ms && !cJSON_GetObjectItemCaseSensitive(payload, PREVIEW_OFFSET_KEY)) return;
-    cJSON *updated = payload ? cJSON_Duplicate(payload, 1) : cJSON_CreateObject();
-    cJSON_DeleteItemFromObjectCaseSensitive(updated, PREVIEW_OFFSET_KEY);
-    if (offset_ms) cJSON_AddNumberToObject(updated, PREVIEW_OFFSET_KEY, (double)offset_ms);
-    vg_episode_set_payload(ep, updated, NULL, 0); /* mutable: checked before the encode */
 }
 
 /* ep:preview(frame [, box [, opts]]): a JPEG of box (frame fractions; whole frame when nil) cut from the
@@ -528,8 +508,7 @@ static int episode_preview(lua_State *L) {
     raise_if_failed(L, vg_episode_check_mutable(ep, err, sizeof err), err); /* before spending an encode */
     int64_t shown;
     char *b64 = encode_preview(L, s, f, &box, 0, max_size, quality, &shown);
-    raise_if_failed(L, vg_episode_set_preview(ep, b64, f->ts, score, err, sizeof err), err);
-    note_preview_offset(ep, shown - f->ts);
+    raise_if_failed(L, vg_episode_set_preview(ep, b64, f->ts, shown - f->ts, score, err, sizeof err), err);
     lua_settop(L, 1);
     return 1;
 }
@@ -543,8 +522,7 @@ static int episode_frame_preview(lua_State *L) {
     int quality = opt_int_field(L, 3, "quality", VG_JPEG_DEFAULT_QUALITY);
     char err[256];
     raise_if_failed(L, vg_episode_check_mutable(ep, err, sizeof err), err);
-    int64_t shown;
-    char *b64 = encode_preview(L, s, f, NULL, lines, 0, quality, &shown);
+    char *b64 = encode_preview(L, s, f, NULL, lines, 0, quality, NULL);
     raise_if_failed(L, vg_episode_set_frame_preview(ep, b64, f->ts, err, sizeof err), err);
     lua_settop(L, 1);
     return 1;

@@ -230,7 +230,7 @@ end
 local function callbacks_of(env)
   local wrapped = {}
   return setmetatable({}, { __index = function(_, name)
-    local fn = env[name]
+    local fn = rawget(env, name) -- the rule's own global: never a metatable's __index, which runs unbudgeted here
     if type(fn) ~= "function" then return fn end
     local w = wrapped[name]
     if not w or w.fn ~= fn then

@@ -2,8 +2,9 @@
 -- tables all work), the same one for the rest of the callback; what the rule changes in it, at any depth, is
 -- applied as ep:set_payload(that table) would be: before any other method of the episode runs, and when the
 -- callback returns, inside the callback's transaction (a failed callback applies none of it). The JSON limits of
--- set_payload hold (core/vg_script.c checks the table). After each method the view follows what the host changed
--- (payload.close_reason, preview_offset_ms) in place, so the rule's reference stays the live one.
+-- set_payload hold (core/vg_script.c checks the table). What the host adds to a payload (payload.close_reason,
+-- preview_offset_ms) is added when a version is rendered, never to the payload itself: only set_payload changes
+-- what the view shows, and the view follows it in place, so the rule's reference stays the live one.
 local core = require "vigil.core"
 
 local M = {}
@@ -37,7 +38,7 @@ local function flush(ep)
   end
 end
 
--- After a method: the view follows the host's payload, in place (top-level keys).
+-- After set_payload: the view follows the new payload, in place (top-level keys).
 local function follow(ep)
   local v = views[ep]
   if not v then return end
@@ -60,31 +61,41 @@ local function returned(ok, ...)
   error(err, 0)
 end
 
--- Every method that changes an episode applies the view first and follows the host after. Without a view
--- (the rule has not read ep.payload in this callback) the method is a tail call: nothing to apply or follow.
+-- Every method that changes an episode applies the view first; set_payload replaces it, and the view follows.
+-- Without a view (the rule has not read ep.payload in this callback) the method is a tail call: nothing to do.
 function M.wrap(name)
   local fn = methods[name]
-  local apply_first = name ~= "set_payload" -- set_payload replaces what the view holds
+  if name == "set_payload" then
+    methods[name] = function(ep, ...)
+      if not views[ep] then return fn(ep, ...) end
+      local r = returned(pcall(fn, ep, ...))
+      follow(ep)
+      return r
+    end
+    return
+  end
   methods[name] = function(ep, ...)
     if not views[ep] then return fn(ep, ...) end
-    if apply_first then flush(ep) end
-    local r = returned(pcall(fn, ep, ...))
-    follow(ep)
-    return r
+    flush(ep)
+    return fn(ep, ...) -- a tail call: its error names the rule's line
   end
 end
 
--- Callbacks (lua/vigil/host.lua): a callback starts with no views, and applies them when it returns.
-function M.begin() views = {} end
+-- Callbacks (lua/vigil/host.lua): a callback starts with no views, and applies them when it returns. Nothing is
+-- allocated for a callback that read no ep.payload.
+function M.begin()
+  if next(views) ~= nil then views = {} end
+end
 function M.finish()
-  local pending = views
-  views = {}
-  for ep in pairs(pending) do
-    views = pending
+  if next(views) == nil then return end
+  for ep in pairs(views) do
     local ok, err = pcall(flush, ep)
-    views = {}
-    if not ok then error(("ep.payload of episode %s: %s"):format(ep.id, tostring(err)), 0) end
+    if not ok then
+      views = {}
+      error(("ep.payload of episode %s: %s"):format(ep.id, tostring(err)), 0)
+    end
   end
+  views = {}
 end
 
 core.payload_view(M.view)

@@ -205,6 +205,26 @@ static void test_close_reasons(vg_snowflake *ids) {
     vg_book_free(book);
 }
 
+static void test_preview_offset(vg_snowflake *ids) {
+    /* payload.preview_offset_ms is the host's: in the versions while the preview's picture is not of its own
+     * time, over a rule key of that name, never in the payload the rule reads */
+    collected got = {0};
+    char err[256];
+    vg_episode_book *book = vg_book_new("cam7", ids, collect, &got);
+    vg_episode *ep = vg_episode_open(book, 10, NULL, cJSON_Parse("{\"n\":1,\"preview_offset_ms\":5}"), err, sizeof err);
+    CHECK_INT(vg_episode_set_preview(ep, strdup("/9j/"), 10, -12, 1, err, sizeof err), 0);
+    vg_book_commit(book);
+    CHECK(strstr(got.bodies[0], "\"payload\":{\"n\":1,\"preview_offset_ms\":-12}") != NULL);
+    CHECK(cJSON_GetObjectItemCaseSensitive(vg_episode_payload(ep), "preview_offset_ms")->valuedouble == 5);
+    CHECK_INT(vg_episode_set_preview(ep, strdup("/9j/"), 20, 0, 1, err, sizeof err), 0);
+    CHECK_INT(vg_episode_extend(ep, 20, err, sizeof err), 0);
+    vg_book_commit(book);
+    CHECK(strstr(got.bodies[1], "\"payload\":{\"n\":1,\"preview_offset_ms\":5}") != NULL); /* the rule's own */
+    CHECK_INT(vg_book_close_all(book, 30, "end_of_stream"), 1);
+    collected_free(&got);
+    vg_book_free(book);
+}
+
 static void test_stop_reasons(vg_snowflake *ids) {
     /* at a stop, what on_stop closes without a reason is closed at the rule's time with the stop's reason */
     collected got = {0};
@@ -305,6 +325,7 @@ int main(void) {
     test_exact_ids();
     test_bad_input(&ids);
     test_close_reasons(&ids);
+    test_preview_offset(&ids);
     test_stop_reasons(&ids);
     test_inference_timestamp();
     test_unrendered(&ids);
