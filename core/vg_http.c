@@ -39,15 +39,13 @@ typedef struct http_conn {
     struct http_conn *prev, *next;
 } http_conn;
 
-typedef enum { CALL_HANDLING, CALL_SUSPENDING, CALL_SUSPENDED, CALL_ANSWERED } call_state;
-
 /* One request (MHD's con_cls), from its headers to MHD's "completed" notification. */
 struct vg_http_later {
     vg_http_server *server;
     struct MHD_Connection *c;
     http_conn *conn;
     int handled;               /* the handler was called: counted in active */
-    call_state state;
+    int suspended;             /* set aside by MHD, in the server's suspended list: vg_http_answer resumes it */
     int answered;              /* vg_http_answer was called */
     struct MHD_Response *answer; /* given, not yet queued (NULL if it could not be made: the connection closes) */
     unsigned status;
@@ -69,7 +67,7 @@ struct vg_http_server {
     pthread_cond_t reaper_wake; /* CLOCK_MONOTONIC */
     int stopping;
     long slow_closed;          /* connections closed at the header deadline after a request line */
-    int64_t last_slow_warn_ms;
+    vg_log_limit slow_said;
 };
 
 /* ---------- buffers ---------- */
@@ -140,8 +138,8 @@ static void wait_list_append(vg_http_server *s, http_conn *conn) {
 static void note_slow_closed(vg_http_server *s, long n, int64_t now) {
     if (!n) return;
     s->slow_closed += n;
-    if (s->last_slow_warn_ms && now - s->last_slow_warn_ms < SLOW_WARN_EVERY_MS) return;
-    s->last_slow_warn_ms = now;
+    long held;
+    if (!vg_log_limit_pass(&s->slow_said, now, SLOW_WARN_EVERY_MS, &held)) return;
     vg_warn(s->name, "closed %ld connection%s whose request did not arrive whole within the header timeout "
             "(%d s): slow clients (%ld so far; said once a minute at most)", n, n == 1 ? "" : "s",
             VG_HTTP_HEADER_TIMEOUT_S, s->slow_closed);
@@ -247,9 +245,9 @@ void vg_http_answer(vg_http_later *call, vg_http_response *res) {
     call->answered = 1;
     call->answer = r;
     call->status = (unsigned)res->status;
-    int resume = call->state == CALL_SUSPENDED;
+    int resume = call->suspended;
     if (resume) {
-        call->state = CALL_ANSWERED;
+        call->suspended = 0;
         if (call->prev) call->prev->next = call->next;
         else s->suspended = call->next;
         if (call->next) call->next->prev = call->prev;
@@ -275,14 +273,13 @@ static enum MHD_Result suspend(vg_http_later *call) {
     pthread_mutex_lock(&s->lock);
     int early = call->answered;
     struct MHD_Response *r = take_answer(call);
-    call->state = early ? CALL_ANSWERED : CALL_SUSPENDING;
     pthread_mutex_unlock(&s->lock);
     if (early) return send_answer(call->c, r, call->status);
     MHD_suspend_connection(call->c);
     pthread_mutex_lock(&s->lock);
     int meanwhile = call->answered;
     r = take_answer(call);
-    call->state = meanwhile ? CALL_ANSWERED : CALL_SUSPENDED;
+    call->suspended = !meanwhile;
     if (!meanwhile) {
         call->prev = NULL;
         call->next = s->suspended;
@@ -334,7 +331,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         free(res.body);
         res = (vg_http_response){.status = 404, .body = strdup("not found\n")};
     }
-    call->state = CALL_ANSWERED;
     return send_answer(c, make_response(&res), (unsigned)res.status);
 }
 

@@ -47,7 +47,7 @@ struct vg_node {
     int64_t started_ms;
     pthread_mutex_t lock;         /* the refusal counter and the long polls below */
     long refused;
-    int64_t last_refusal_warn_ms;
+    vg_log_limit refusal_said;
     long_poll *polls;             /* waiting */
     int stopping;                 /* vg_node_stop: every poll answers now */
     int store_ended;              /* the store's queries were ended: no poll waits any more */
@@ -121,8 +121,8 @@ static void note_refusal(vg_node *node, const vg_http_request *req, const char *
     pthread_mutex_lock(&node->lock);
     long n = ++node->refused;
     int64_t now = vg_monotonic_ms();
-    int say = n == 1 || now - node->last_refusal_warn_ms >= AUTH_WARN_EVERY_MS;
-    if (say) node->last_refusal_warn_ms = now;
+    long held;
+    int say = vg_log_limit_pass(&node->refusal_said, now, AUTH_WARN_EVERY_MS, &held);
     pthread_mutex_unlock(&node->lock);
     if (say)
         vg_warn(WHO, "%s %s refused: %s (%ld refused so far)", req->method, req->path, why, n);
