@@ -53,10 +53,6 @@ local function load_rule_file(path, env)
   return load(text, "@" .. path, "t", env)
 end
 
-local function readable(path)
-  return core.read_file(path) ~= nil
-end
-
 -- require for rules: "vigil" is the module; anything else is a .lua file beside the script. An unsafe
 -- rule (fallback = the real require) also reaches installed modules, after the files beside it.
 local function rule_require(env, dir, opts, fallback)
@@ -65,10 +61,13 @@ local function rule_require(env, dir, opts, fallback)
     if loaded[name] ~= nil then return loaded[name] end
     local good = type(name) == "string" and name:match("^[%w_][%w_%.%-]*$")
     local path = good and dir .. "/" .. name:gsub("%.", "/") .. ".lua"
-    if fallback and not (path and readable(path)) then return fallback(name) end
+    local text, err
+    if path then text, err = core.read_file(path) end -- read once: the unsafe fallback wants to know it is there
+    if fallback and not text then return fallback(name) end
     if not good then error("require: bad module name " .. tostring(name), 2) end
     host.files[path] = true
-    local fn, err = load_rule_file(path, env)
+    local fn
+    if text then fn, err = load(text, "@" .. path, "t", env) end
     if not fn then error("require '" .. name .. "': " .. err, 2) end
     local result = no_jit(fn, opts)(name)
     loaded[name] = result == nil and true or result
