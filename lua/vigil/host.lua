@@ -119,9 +119,24 @@ local function repeats(pattern)
   return count
 end
 
+-- repeats() of the patterns a rule uses over and over (a constant pattern in on_frame): short ones only, and at
+-- most CACHED of them, so the cache stays small whatever the rule makes.
+local CACHED, CACHED_LEN = 256, 256
+local repeats_of, cached = {}, 0
+local function repeats_cached(pattern)
+  local q = repeats_of[pattern]
+  if q then return q end
+  q = repeats(pattern)
+  if #pattern <= CACHED_LEN then
+    if cached >= CACHED then repeats_of, cached = {}, 0 end
+    repeats_of[pattern], cached = q, cached + 1
+  end
+  return q
+end
+
 local function check_pattern(name, subject, pattern, plain, anchorable)
   if plain or type(subject) ~= "string" or type(pattern) ~= "string" then return end
-  local q = repeats(pattern)
+  local q = repeats_cached(pattern)
   if q == 0 then return end
   local n = #subject
   local steps = n ^ ((anchorable and byte(pattern, 1) == 94) and q or q + 1)
