@@ -285,13 +285,14 @@ static entry *load_file(vg_store *st, int dirfd, const char *name) {
 }
 
 static int load_dir(vg_store *st, char *err, size_t errlen) {
-    int dirfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dirfd = dup(st->dirfd); /* the store's own directory, as it was opened: not looked up again by name */
     DIR *d = dirfd < 0 ? NULL : fdopendir(dirfd);
     if (!d) {
         snprintf(err, errlen, "%s: %s", st->dir, strerror(errno));
         if (dirfd >= 0) close(dirfd);
         return -1;
     }
+    rewinddir(d); /* the dup shares st->dirfd's offset */
     for (struct dirent *de; (de = readdir(d));) {
         if (de->d_name[0] == '.') {
             if (strstr(de->d_name, ".tmp")) unlinkat(dirfd, de->d_name, 0); /* a write a crash interrupted */
