@@ -74,7 +74,10 @@ static const char *HELP_CHECK =
     "Compiles the rule and runs it on synthetic frames: failures, episodes and on_frame's time. Exit 1 on any failure.\n"
     "  --params JSON           the rule's vigil.params, a JSON object\n"
     "  --frames N              how many frames, 1..100000 (default 100)\n"
-    "  --analysis-width N      width of the analysed picture, 16..640 (default " VG_STR(VG_ANALYSIS_WIDTH_DEFAULT) ")\n";
+    "  --analysis-width N      width of the analysed picture, " VG_STR(VG_ANALYSIS_WIDTH_MIN) ".."
+    VG_STR(VG_ANALYSIS_WIDTH_MAX) " (default " VG_STR(VG_ANALYSIS_WIDTH_DEFAULT) "; the frames are 640 wide)\n"
+    "  --budget-ms N           CPU time one callback may take, "
+    VG_STR(VG_BUDGET_MS_MIN) ".." VG_STR(VG_BUDGET_MS_MAX) " (default " VG_STR(VG_BUDGET_MS_DEFAULT) ")\n";
 
 static const char *HELP_FLUSH =
     "usage: vigil flush --central URL --spool DIR (--api-key KEY | --api-key-file central.conf) [options]\n"
@@ -456,13 +459,15 @@ static int cmd_flush(int argc, char **argv) {
 /* vigil check SCRIPT: compile a rule and run it on synthetic frames; exit 1 if anything failed. */
 static int cmd_check(int argc, char **argv) {
     const char *script = NULL, *params = NULL;
-    long frames = 100, width = VG_ANALYSIS_WIDTH_DEFAULT;
+    long frames = 100;
+    vg_camera_settings settings = vg_camera_settings_default();
     for (int i = 2; i < argc; i++) {
+        int rc, setting = !strcmp(argv[i], "--analysis-width") || !strcmp(argv[i], "--budget-ms");
         if (strcmp(argv[i], "--params") == 0 && i + 1 < argc) params = argv[++i];
-        else if (strcmp(argv[i], "--analysis-width") == 0 && i + 1 < argc) {
-            if (parse_long(argv[++i], 16, 640, &width) < 0) return usage_error("--analysis-width: '%s' is not 16..640", argv[i]);
-        }
-        else if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc) {
+        else if (setting && i + 1 < argc && parse_setting_flag(&settings, argv[i], argv[i + 1], &rc)) {
+            if (rc) return rc;
+            i++;
+        } else if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc) {
             if (parse_long(argv[++i], 1, 100000, &frames) < 0) return usage_error("--frames: '%s' is not 1..100000", argv[i]);
         } else if (argv[i][0] != '-' && !script) script = argv[i];
         else return usage_error("check: unexpected argument '%s'", argv[i]);
@@ -471,7 +476,8 @@ static int cmd_check(int argc, char **argv) {
     if (check_params(params) < 0) return 2;
     vg_check_result r;
     char err[512] = "";
-    int rc = vg_check_rule(script, params, (int)frames, (int)width, &r, err, sizeof err);
+    int rc = vg_check_rule(script, params, (int)frames, settings.analysis_width, settings.budget_ms, &r, err,
+                           sizeof err);
     if (*err) {
         fprintf(stderr, "vigil: %s\n", err);
         return 1;

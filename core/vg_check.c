@@ -52,13 +52,13 @@ static void feed(vg_script *script, vg_frame_scaler *scaler, AVFrame *pic, int f
     }
 }
 
-int vg_check_rule(const char *path, const char *params_json, int frames, int analysis_width,
+int vg_check_rule(const char *path, const char *params_json, int frames, int analysis_width, double budget_ms,
                   vg_check_result *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     vg_snowflake ids;
     vg_snowflake_init(&ids, 0, NULL, NULL);
     vg_episode_book *book = vg_book_new("check", &ids, count_version, out);
-    vg_script_config config = {.camera = "check", .path = path, .params_json = params_json};
+    vg_script_config config = {.camera = "check", .path = path, .params_json = params_json, .budget_ms = budget_ms};
     vg_script *script = vg_script_load(&config, book, err, errlen);
     int rc = -1;
     if (script) {

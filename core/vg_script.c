@@ -713,11 +713,16 @@ static void push_zones(lua_State *L, const cJSON *zones) {
         int i = 1;
         for (const cJSON *point = zone->child; point; point = point->next) {
             const cJSON *x = cJSON_GetArrayItem(point, 0), *y = cJSON_GetArrayItem(point, 1);
-            lua_createtable(L, 0, 2);
-            lua_pushnumber(L, cJSON_IsNumber(x) ? x->valuedouble : 0);
+            lua_Number px = cJSON_IsNumber(x) ? x->valuedouble : 0, py = cJSON_IsNumber(y) ? y->valuedouble : 0;
+            lua_createtable(L, 2, 2); /* {x =, y =} and [1], [2]: every point vigil hands out reads both ways */
+            lua_pushnumber(L, px);
             lua_setfield(L, -2, "x");
-            lua_pushnumber(L, cJSON_IsNumber(y) ? y->valuedouble : 0);
+            lua_pushnumber(L, py);
             lua_setfield(L, -2, "y");
+            lua_pushnumber(L, px);
+            lua_rawseti(L, -2, 1);
+            lua_pushnumber(L, py);
+            lua_rawseti(L, -2, 2);
             lua_rawseti(L, -2, i++);
         }
         lua_setfield(L, -2, zone->string);

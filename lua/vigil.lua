@@ -10,9 +10,6 @@ vigil.params = core.params
 -- the camera's zones from the config: name -> list of points {x = .., y = ..} (also [1], [2]: every point vigil
 -- hands out reads both ways)
 vigil.zones = core.zones
-for _, points in pairs(vigil.zones) do
-  for _, p in ipairs(points) do p[1], p[2] = p.x, p.y end
-end
 vigil.camera = core.camera()
 vigil.keep = {}
 
