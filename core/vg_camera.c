@@ -48,6 +48,7 @@ struct vg_camera {
     int64_t damage_logged_ms;       /* monotonic: when damage was last said (at most once a minute) */
     int warned_loop_filter;
     int warned_untimed;
+    int no_luma_format;             /* the AVPixelFormat of VG_ERROR_NO_LUMA, for its text */
     int64_t pace_wall_ms, pace_ts; /* realtime replay: the wall time of the first frame, and its ts */
     /* preview_url */
     vg_preview_source *preview;     /* live, while the camera runs */
@@ -340,13 +341,18 @@ static void end_overlay(vg_camera *cam, const vg_frame *frame) {
 
 /* analyse's failure: a picture whose pixel format has no luma conversion. Every picture of the stream has that
  * format, so the replay fails, and a live session ends (logged, retried with backoff) instead of dropping
- * every frame in silence. */
+ * every frame in silence. Said once, by whoever reports the failure (error_text names the format). */
 #define VG_ERROR_NO_LUMA FFERRTAG('V', 'G', 'N', 'L')
 
 /* An FFmpeg error code, or ours, as text. */
-static const char *error_text(int rc, char *text, size_t len) {
-    if (rc == VG_ERROR_NO_LUMA) snprintf(text, len, "pictures in a pixel format that cannot be converted to luma");
-    else av_strerror(rc, text, len);
+static const char *error_text(const vg_camera *cam, int rc, char *text, size_t len) {
+    if (rc == VG_ERROR_NO_LUMA) {
+        const char *name = av_get_pix_fmt_name((enum AVPixelFormat)cam->no_luma_format);
+        snprintf(text, len, "pictures in a pixel format that cannot be converted to luma (%s, %d)",
+                 name ? name : "unknown", cam->no_luma_format);
+    } else {
+        av_strerror(rc, text, len);
+    }
     return text;
 }
 
@@ -374,8 +380,7 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
     frame.keyframe = picture->key_frame;
     frame.index = cam->stats.frames_analysed;
     if (vg_frame_scaler_describe(cam->scaler, picture, &frame) < 0) {
-        const char *name = av_get_pix_fmt_name((enum AVPixelFormat)picture->format);
-        vg_error(cam->media, "cannot convert pixel format %s (%d) to luma", name ? name : "unknown", picture->format);
+        cam->no_luma_format = picture->format;
         return VG_ERROR_NO_LUMA;
     }
     if (!cam->stats.frames_analysed) cam->stats.first_ts = frame.ts;
@@ -450,7 +455,7 @@ static int decode_all(vg_camera *cam, vg_ingest *in, vg_decoder *dec, char *err,
     if (rc == AVERROR_EOF || rc == 0) rc = decode_packet(cam, dec, picture, NULL);
     if (rc < 0) {
         char text[128];
-        snprintf(err, errlen, "%s: %s", cam->config.url, error_text(rc, text, sizeof text));
+        snprintf(err, errlen, "%s: %s", cam->config.url, error_text(cam, rc, text, sizeof text));
     }
     av_frame_free(&picture);
     av_packet_free(&pkt);
@@ -572,13 +577,13 @@ static int pump(vg_camera *cam, session *s) {
     return rc;
 }
 
-static void describe_loss(const session *s, int rc, char *reason, size_t len) {
+static void describe_loss(const vg_camera *cam, const session *s, int rc, char *reason, size_t len) {
     if (vg_ingest_stalled(s->in)) {
         snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(s->in) / 1000.0);
         return;
     }
     char text[128];
-    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : error_text(rc, text, sizeof text));
+    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : error_text(cam, rc, text, sizeof text));
 }
 
 static void log_up(vg_camera *cam, const vg_ingest *in) {
@@ -615,7 +620,7 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
     vg_script_on_stream(cam->script, "up");
     publish(cam);
     long frames_before = cam->stats.frames_decoded;
-    describe_loss(s, pump(cam, s), reason, len);
+    describe_loss(cam, s, pump(cam, s), reason, len);
     cam->stats.connected = 0;
     drop_held(s);
     av_frame_free(&s->picture);
