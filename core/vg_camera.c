@@ -577,19 +577,18 @@ static int pump(vg_camera *cam, session *s) {
     return rc;
 }
 
+/* Why the session ended: vg_ingest_describe_loss, or ours (VG_ERROR_NO_LUMA). */
 static void describe_loss(const vg_camera *cam, const session *s, int rc, char *reason, size_t len) {
-    if (vg_ingest_stalled(s->in)) {
-        snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(s->in) / 1000.0);
-        return;
-    }
-    char text[128];
-    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : error_text(cam, rc, text, sizeof text));
+    char text[160];
+    if (rc == VG_ERROR_NO_LUMA && !vg_ingest_stalled(s->in))
+        snprintf(reason, len, "%s", error_text(cam, rc, text, sizeof text));
+    else vg_ingest_describe_loss(s->in, rc, reason, len);
 }
 
 static void log_up(vg_camera *cam, const vg_ingest *in) {
-    const AVCodecParameters *par = vg_ingest_codecpar(in);
-    vg_info(cam->media, "stream up: %s (%s %dx%d, %.4g fps, %s)", cam->url_masked, avcodec_get_name(par->codec_id),
-            par->width, par->height, vg_ingest_frame_rate(in), cam->config.settings.transport);
+    char up[1200];
+    vg_ingest_describe_stream(in, cam->url_masked, cam->config.settings.transport, up, sizeof up);
+    vg_info(cam->media, "stream up: %s", up);
 }
 
 /* Connects, runs the stream until it fails or the camera stops; reason says why it ended. */
@@ -630,11 +629,6 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
     return cam->stats.frames_decoded > frames_before ? SESSION_DELIVERED : SESSION_NO_FRAMES;
 }
 
-/* vg_backoff_ms: 0.5 s doubling to 30 s, jittered so cameras behind one failed server do not retry in step. */
-static int64_t backoff_ms(vg_camera *cam, int failures) {
-    return vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, failures, vg_random_next(&cam->rng));
-}
-
 static void wait_ms(vg_camera *cam, int64_t ms) {
     struct timespec until = vg_deadline_in_ms(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&cam->lock);
@@ -660,7 +654,8 @@ static void *camera_thread(void *arg) {
         session_result r = run_session(cam, reason, sizeof reason);
         if (stopping(cam)) break;
         failures = r == SESSION_DELIVERED ? 0 : failures + 1;
-        int64_t delay = backoff_ms(cam, failures);
+        int64_t delay = vg_backoff_next(&cam->rng, failures); /* jittered: cameras behind one failed server do
+                                                                  not retry in step */
         report_failure(cam, r, vg_mask_urls_in(reason, masked, sizeof masked), delay);
         if (r != SESSION_NOT_CONNECTED) {
             cam->stats.disconnects++;

@@ -237,9 +237,9 @@ static void begin_session(vg_preview_source *ps, const vg_ingest *in, int64_t op
     ps->stats.connects++;
     wake(ps);
     pthread_mutex_unlock(&ps->lock);
-    const AVCodecParameters *par = vg_ingest_codecpar(in);
-    vg_info(ps->who, "stream up: %s (%s %dx%d, %.4g fps, %s)", ps->url_masked, avcodec_get_name(par->codec_id),
-            par->width, par->height, vg_ingest_frame_rate(in), ps->transport ? ps->transport : "tcp");
+    char up[1200];
+    vg_ingest_describe_stream(in, ps->url_masked, ps->transport, up, sizeof up);
+    vg_info(ps->who, "stream up: %s", up);
 }
 
 static void end_session(vg_preview_source *ps) {
@@ -252,14 +252,6 @@ static void end_session(vg_preview_source *ps) {
 }
 
 typedef enum { NOT_CONNECTED, NO_PACKETS, DELIVERED } session_result;
-
-static void describe_loss(const vg_ingest *in, int rc, char *reason, size_t len) {
-    char text[AV_ERROR_MAX_STRING_SIZE];
-    av_strerror(rc, text, sizeof text);
-    if (vg_ingest_stalled(in))
-        snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(in) / 1000.0);
-    else snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : text);
-}
 
 static session_result run_session(vg_preview_source *ps, char *reason, size_t len) {
     vg_ingest_options o = {.transport = ps->transport, .stall_timeout_ms = ps->stall_timeout_ms, .stop = &ps->stop};
@@ -279,15 +271,10 @@ static session_result run_session(vg_preview_source *ps, char *reason, size_t le
         t0 = vg_clock_realtime_us();
     }
     av_packet_free(&pkt);
-    describe_loss(in, rc, reason, len);
+    vg_ingest_describe_loss(in, rc, reason, len);
     end_session(ps);
     vg_ingest_close(in);
     return packets ? DELIVERED : NO_PACKETS;
-}
-
-/* vg_backoff_ms: the camera's own schedule. */
-static int64_t backoff_ms(vg_preview_source *ps, int failures) {
-    return vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, failures, vg_random_next(&ps->rng));
 }
 
 static void *reader_main(void *arg) {
@@ -298,7 +285,7 @@ static void *reader_main(void *arg) {
         session_result r = run_session(ps, reason, sizeof reason);
         if (stopping(ps)) break;
         failures = r == DELIVERED ? 0 : failures + 1;
-        int64_t delay = backoff_ms(ps, failures);
+        int64_t delay = vg_backoff_next(&ps->rng, failures); /* the camera's own schedule */
         vg_mask_urls_in(reason, masked, sizeof masked);
         if (r == NOT_CONNECTED) vg_warn(ps->who, "%s: %s; retrying in %.1f s", ps->url_masked, masked, delay / 1000.0);
         else vg_warn(ps->who, "stream lost (%s): %s; reconnecting in %.1f s", ps->url_masked, masked, delay / 1000.0);
