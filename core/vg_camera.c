@@ -41,7 +41,6 @@ struct vg_camera {
     int64_t overlay_first_ts;
     vg_clock clock;
     vg_camera_stats stats;          /* the camera's thread's own; others read the published copy */
-    int64_t last_ts;
     double next_due_ts;             /* fps limit: the stream time the next frame for the script is due at */
     int have_due;
     int damaged;                    /* the last picture was decoded with errors, or refers to one */
@@ -384,7 +383,7 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
         return VG_ERROR_NO_LUMA;
     }
     if (!cam->stats.frames_analysed) cam->stats.first_ts = frame.ts;
-    cam->last_ts = cam->stats.last_ts = frame.ts;
+    cam->stats.last_ts = frame.ts;
     cam->stats.frames_analysed++;
     if (cam->config.realtime) pace(cam, frame.ts);
     vg_script_poll_reload(cam->script); /* between two frames, never inside one */
@@ -485,7 +484,7 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
         rc = -1;
     }
     vg_script_on_stop(cam->script);
-    vg_book_close_all(cam->book, cam->last_ts, "end_of_stream");
+    vg_book_close_all(cam->book, cam->stats.last_ts, "end_of_stream");
     vg_camera_close_overlay(cam);
     vg_decoder_free(dec);
     vg_ingest_close(in);
@@ -669,7 +668,7 @@ static void *camera_thread(void *arg) {
     const char *close_reason = cam->close_reason ? cam->close_reason : "shutdown";
     pthread_mutex_unlock(&cam->lock);
     vg_script_on_stop(cam->script);
-    vg_book_close_all(cam->book, cam->stats.frames_analysed ? cam->last_ts : vg_realtime_ms(), close_reason);
+    vg_book_close_all(cam->book, cam->stats.frames_analysed ? cam->stats.last_ts : vg_realtime_ms(), close_reason);
     cam->stats.seconds = (double)(vg_monotonic_ms() - t0) / 1000.0;
     publish(cam);
     return NULL;
