@@ -15,7 +15,6 @@
 
 #include "vg_log.h"
 #include "vg_settings.h"
-#include "vg_snowflake.h"
 #include "vg_time.h"
 
 #define VG_INGEST_OPEN_GRACE_MS 5000 /* opening may also read up to this long to learn the stream */

@@ -19,7 +19,6 @@
 #include "vg_decode.h"
 #include "vg_ingest.h"
 #include "vg_log.h"
-#include "vg_snowflake.h"
 #include "vg_time.h"
 
 #define LIVE_READ_US 5000 /* a read that waits this long came from the network: what FFmpeg read while probing the
@@ -59,7 +58,7 @@ typedef struct decoding {
 } decoding;
 
 struct vg_preview_source {
-    char *media, *url, *transport;
+    char *url, *transport;
     char who[160], url_masked[1024];
     int stall_timeout_ms, rtcp_wait_ms;
     pthread_t reader, decoder;
@@ -350,7 +349,8 @@ static void restart_at(decoding *d, const kept *key) {
 }
 
 /* Under lock: a decoder for this session, placed so that feeding on from next_seq reaches ts: it restarts at
- * ts's key frame unless it is already inside that GOP (having decoded on into it) and has not passed ts. */
+ * ts's key frame (one of those kept) unless it is already inside that GOP (having decoded on into it) and has
+ * not passed ts. Inside it, its next packet is one kept or one yet to come (the GOP from key on is kept). */
 static int position(vg_preview_source *ps, const kept *key, int64_t ts) {
     decoding *d = &ps->d;
     if (d->dec && d->session != ps->session) {
@@ -371,7 +371,7 @@ static int position(vg_preview_source *ps, const kept *key, int64_t ts) {
     }
     int before_gop = d->start_seq > key->seq || d->next_seq <= key->seq;
     int past_ts = d->pictures > 2 && d->prev_ms > ts + VG_PREVIEW_MATCH_MS; /* an earlier picture is forgotten */
-    if (before_gop || past_ts || !ps->nq || d->next_seq < ps->q[0].seq) restart_at(d, key);
+    if (before_gop || past_ts) restart_at(d, key);
     return 0;
 }
 
@@ -520,7 +520,6 @@ static void init_sync(vg_preview_source *ps) {
 
 vg_preview_source *vg_preview_source_start(const vg_preview_source_config *c, char *err, size_t errlen) {
     vg_preview_source *ps = calloc(1, sizeof *ps);
-    ps->media = strdup(c->media);
     ps->url = strdup(c->url);
     ps->transport = c->transport ? strdup(c->transport) : NULL;
     snprintf(ps->who, sizeof ps->who, "%s/preview", c->media);
@@ -564,7 +563,6 @@ void vg_preview_source_stop(vg_preview_source *ps) {
     avcodec_parameters_free(&ps->par);
     pthread_cond_destroy(&ps->changed);
     pthread_mutex_destroy(&ps->lock);
-    free(ps->media);
     free(ps->url);
     free(ps->transport);
     free(ps);
