@@ -132,15 +132,13 @@ static void keep_one_gop(vg_preview_source *ps) {
     if (last_key > 0) drop_front(ps, last_key);
 }
 
+/* The stream time kept: from the oldest GOP's key frame (q[0], always one; a session's first may have no pts, then
+ * the packet after it) to the newest packet (newest_pts, the largest pts since the queue was last emptied). */
 static int64_t kept_span_ms(const vg_preview_source *ps) {
-    int64_t lo = AV_NOPTS_VALUE, hi = AV_NOPTS_VALUE;
-    for (int i = 0; i < ps->nq; i++) {
-        int64_t pts = ps->q[i].pkt->pts;
-        if (pts == AV_NOPTS_VALUE) continue;
-        if (lo == AV_NOPTS_VALUE || pts < lo) lo = pts;
-        if (hi == AV_NOPTS_VALUE || pts > hi) hi = pts;
-    }
-    return lo == AV_NOPTS_VALUE ? 0 : av_rescale_q(hi - lo, ps->time_base, (AVRational){1, 1000});
+    if (ps->newest_pts == AV_NOPTS_VALUE) return 0;
+    int64_t lo = AV_NOPTS_VALUE;
+    for (int i = 0; i < ps->nq && lo == AV_NOPTS_VALUE; i++) lo = ps->q[i].pkt->pts;
+    return lo == AV_NOPTS_VALUE ? 0 : av_rescale_q(ps->newest_pts - lo, ps->time_base, (AVRational){1, 1000});
 }
 
 /* Over a bound the oldest GOP goes; a GOP alone over it goes whole and nothing is kept until the next key. */
