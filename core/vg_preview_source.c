@@ -197,12 +197,13 @@ static void note_clock(vg_preview_source *ps, int known_before) {
     }
 }
 
-static void on_packet(vg_preview_source *ps, AVPacket *pkt, int64_t read_us) {
+/* A packet read: wait_us is how long its read waited (monotonic), read_at_us when it came (unix µs). */
+static void on_packet(vg_preview_source *ps, AVPacket *pkt, int64_t wait_us, int64_t read_at_us) {
     pthread_mutex_lock(&ps->lock);
     ps->stats.packets++;
-    if (read_us >= LIVE_READ_US) ps->live = 1;
+    if (wait_us >= LIVE_READ_US) ps->live = 1;
     int known_before = has_sender_time(ps);
-    vg_clock_observe(&ps->clock, pkt, vg_clock_realtime_us());
+    vg_clock_observe(&ps->clock, pkt, read_at_us);
     note_clock(ps, known_before);
     int key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
     if (ps->waiting_for_key && !key) {
@@ -259,13 +260,13 @@ static session_result run_session(vg_preview_source *ps, char *reason, size_t le
     AVPacket *pkt = av_packet_alloc();
     long packets = 0;
     int rc;
-    int64_t t0 = vg_clock_realtime_us();
+    struct timespec read_from = vg_now(CLOCK_MONOTONIC);
     while ((rc = vg_ingest_read(in, pkt)) >= 0) {
-        int64_t t1 = vg_clock_realtime_us();
+        int64_t wait_us = vg_elapsed_ns(CLOCK_MONOTONIC, &read_from) / 1000;
         packets++;
-        on_packet(ps, pkt, t1 - t0);
+        on_packet(ps, pkt, wait_us, vg_clock_realtime_us()); /* its arrival, not when the lock is had */
         av_packet_unref(pkt);
-        t0 = vg_clock_realtime_us();
+        read_from = vg_now(CLOCK_MONOTONIC);
     }
     av_packet_free(&pkt);
     vg_ingest_describe_loss(in, rc, reason, len);
