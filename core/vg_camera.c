@@ -41,19 +41,20 @@ struct vg_camera {
     int64_t overlay_first_ts;
     vg_clock clock;
     vg_camera_stats stats;          /* the camera's thread's own; others read the published copy */
-    int64_t last_ts;
     double next_due_ts;             /* fps limit: the stream time the next frame for the script is due at */
     int have_due;
     int damaged;                    /* the last picture was decoded with errors, or refers to one */
     int64_t damage_logged_ms;       /* monotonic: when damage was last said (at most once a minute) */
     int warned_loop_filter;
     int warned_untimed;
+    int no_luma_format;             /* the AVPixelFormat of VG_ERROR_NO_LUMA, for its text */
     int64_t pace_wall_ms, pace_ts; /* realtime replay: the wall time of the first frame, and its ts */
     /* preview_url */
     vg_preview_source *preview;     /* live, while the camera runs */
     int preview_state;              /* the last answer (vg_preview_result), -1 before the first */
     int64_t preview_frame_ts;       /* the frame whose previews share preview_deadline_ms */
     int64_t preview_deadline_ms;    /* monotonic */
+    int preview_gave_up;            /* a preview of that frame timed out: its others fall back at once */
     /* live */
     char url_masked[1024];          /* the URL as log lines may show it */
     pthread_t thread;
@@ -138,20 +139,26 @@ static int64_t preview_wait_left(const vg_camera *cam, const vg_frame *frame) {
 }
 
 /* vg_preview_picture_fn, on the camera thread inside the rule's callback: the preview stream's picture at the
- * frame's time. The previews of one frame wait preview_wait_ms at most in all (preview_wait_left). */
+ * frame's time. The previews of one frame wait preview_wait_ms at most in all (preview_wait_left). Once one of
+ * them timed out, the frame's others fall back without asking the source: its deadline is spent, which is no
+ * news (the time-out was said), and asking would call the frame late. */
 static int preview_picture(void *ctx, const vg_frame *frame, AVFrame *picture, int64_t *shown_ts) {
     vg_camera *cam = ctx;
     if (frame->ts != cam->preview_frame_ts || !cam->preview_deadline_ms) {
         cam->preview_frame_ts = frame->ts;
         cam->preview_deadline_ms = vg_monotonic_ms() + preview_wait_left(cam, frame);
+        cam->preview_gave_up = 0;
+    }
+    if (cam->preview_gave_up) {
+        cam->stats.previews_fallback++;
+        return -1;
     }
     int64_t behind = 0;
     vg_preview_result r = !cam->preview ? VG_PREVIEW_DOWN
                           : frame->clock != VG_CLOCK_RTCP ? VG_PREVIEW_FRAME_UNTIMED
                           : vg_preview_source_picture(cam->preview, frame->ts, cam->preview_deadline_ms, picture,
                                                       shown_ts, &behind);
-    if (r == VG_PREVIEW_TIMED_OUT) /* the frame's other previews: at once */
-        cam->preview_deadline_ms = vg_monotonic_ms();
+    if (r == VG_PREVIEW_TIMED_OUT) cam->preview_gave_up = 1;
     note_preview_state(cam, r, behind);
     if (r == VG_PREVIEW_OK) cam->stats.previews_main++;
     else cam->stats.previews_fallback++;
@@ -333,13 +340,18 @@ static void end_overlay(vg_camera *cam, const vg_frame *frame) {
 
 /* analyse's failure: a picture whose pixel format has no luma conversion. Every picture of the stream has that
  * format, so the replay fails, and a live session ends (logged, retried with backoff) instead of dropping
- * every frame in silence. */
+ * every frame in silence. Said once, by whoever reports the failure (error_text names the format). */
 #define VG_ERROR_NO_LUMA FFERRTAG('V', 'G', 'N', 'L')
 
 /* An FFmpeg error code, or ours, as text. */
-static const char *error_text(int rc, char *text, size_t len) {
-    if (rc == VG_ERROR_NO_LUMA) snprintf(text, len, "pictures in a pixel format that cannot be converted to luma");
-    else av_strerror(rc, text, len);
+static const char *error_text(const vg_camera *cam, int rc, char *text, size_t len) {
+    if (rc == VG_ERROR_NO_LUMA) {
+        const char *name = av_get_pix_fmt_name((enum AVPixelFormat)cam->no_luma_format);
+        snprintf(text, len, "pictures in a pixel format that cannot be converted to luma (%s, %d)",
+                 name ? name : "unknown", cam->no_luma_format);
+    } else {
+        av_strerror(rc, text, len);
+    }
     return text;
 }
 
@@ -367,12 +379,11 @@ static int analyse(vg_camera *cam, AVFrame *picture) {
     frame.keyframe = picture->key_frame;
     frame.index = cam->stats.frames_analysed;
     if (vg_frame_scaler_describe(cam->scaler, picture, &frame) < 0) {
-        const char *name = av_get_pix_fmt_name((enum AVPixelFormat)picture->format);
-        vg_error(cam->media, "cannot convert pixel format %s (%d) to luma", name ? name : "unknown", picture->format);
+        cam->no_luma_format = picture->format;
         return VG_ERROR_NO_LUMA;
     }
     if (!cam->stats.frames_analysed) cam->stats.first_ts = frame.ts;
-    cam->last_ts = cam->stats.last_ts = frame.ts;
+    cam->stats.last_ts = frame.ts;
     cam->stats.frames_analysed++;
     if (cam->config.realtime) pace(cam, frame.ts);
     vg_script_poll_reload(cam->script); /* between two frames, never inside one */
@@ -443,7 +454,7 @@ static int decode_all(vg_camera *cam, vg_ingest *in, vg_decoder *dec, char *err,
     if (rc == AVERROR_EOF || rc == 0) rc = decode_packet(cam, dec, picture, NULL);
     if (rc < 0) {
         char text[128];
-        snprintf(err, errlen, "%s: %s", cam->config.url, error_text(rc, text, sizeof text));
+        snprintf(err, errlen, "%s: %s", cam->config.url, error_text(cam, rc, text, sizeof text));
     }
     av_frame_free(&picture);
     av_packet_free(&pkt);
@@ -473,7 +484,7 @@ int vg_camera_replay(vg_camera *cam, char *err, size_t errlen) {
         rc = -1;
     }
     vg_script_on_stop(cam->script);
-    vg_book_close_all(cam->book, cam->last_ts, "end_of_stream");
+    vg_book_close_all(cam->book, cam->stats.last_ts, "end_of_stream");
     vg_camera_close_overlay(cam);
     vg_decoder_free(dec);
     vg_ingest_close(in);
@@ -565,19 +576,18 @@ static int pump(vg_camera *cam, session *s) {
     return rc;
 }
 
-static void describe_loss(const session *s, int rc, char *reason, size_t len) {
-    if (vg_ingest_stalled(s->in)) {
-        snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(s->in) / 1000.0);
-        return;
-    }
-    char text[128];
-    snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : error_text(rc, text, sizeof text));
+/* Why the session ended: vg_ingest_describe_loss, or ours (VG_ERROR_NO_LUMA). */
+static void describe_loss(const vg_camera *cam, const session *s, int rc, char *reason, size_t len) {
+    char text[160];
+    if (rc == VG_ERROR_NO_LUMA && !vg_ingest_stalled(s->in))
+        snprintf(reason, len, "%s", error_text(cam, rc, text, sizeof text));
+    else vg_ingest_describe_loss(s->in, rc, reason, len);
 }
 
 static void log_up(vg_camera *cam, const vg_ingest *in) {
-    const AVCodecParameters *par = vg_ingest_codecpar(in);
-    vg_info(cam->media, "stream up: %s (%s %dx%d, %.4g fps, %s)", cam->url_masked, avcodec_get_name(par->codec_id),
-            par->width, par->height, vg_ingest_frame_rate(in), cam->config.settings.transport);
+    char up[1200];
+    vg_ingest_describe_stream(in, cam->url_masked, cam->config.settings.transport, up, sizeof up);
+    vg_info(cam->media, "stream up: %s", up);
 }
 
 /* Connects, runs the stream until it fails or the camera stops; reason says why it ended. */
@@ -608,7 +618,7 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
     vg_script_on_stream(cam->script, "up");
     publish(cam);
     long frames_before = cam->stats.frames_decoded;
-    describe_loss(s, pump(cam, s), reason, len);
+    describe_loss(cam, s, pump(cam, s), reason, len);
     cam->stats.connected = 0;
     drop_held(s);
     av_frame_free(&s->picture);
@@ -616,11 +626,6 @@ static session_result run_session(vg_camera *cam, char *reason, size_t len) {
     vg_ingest_close(s->in);
     free(s);
     return cam->stats.frames_decoded > frames_before ? SESSION_DELIVERED : SESSION_NO_FRAMES;
-}
-
-/* vg_backoff_ms: 0.5 s doubling to 30 s, jittered so cameras behind one failed server do not retry in step. */
-static int64_t backoff_ms(vg_camera *cam, int failures) {
-    return vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, failures, vg_random_next(&cam->rng));
 }
 
 static void wait_ms(vg_camera *cam, int64_t ms) {
@@ -648,7 +653,8 @@ static void *camera_thread(void *arg) {
         session_result r = run_session(cam, reason, sizeof reason);
         if (stopping(cam)) break;
         failures = r == SESSION_DELIVERED ? 0 : failures + 1;
-        int64_t delay = backoff_ms(cam, failures);
+        int64_t delay = vg_backoff_next(&cam->rng, failures); /* jittered: cameras behind one failed server do
+                                                                  not retry in step */
         report_failure(cam, r, vg_mask_urls_in(reason, masked, sizeof masked), delay);
         if (r != SESSION_NOT_CONNECTED) {
             cam->stats.disconnects++;
@@ -662,7 +668,7 @@ static void *camera_thread(void *arg) {
     const char *close_reason = cam->close_reason ? cam->close_reason : "shutdown";
     pthread_mutex_unlock(&cam->lock);
     vg_script_on_stop(cam->script);
-    vg_book_close_all(cam->book, cam->stats.frames_analysed ? cam->last_ts : vg_realtime_ms(), close_reason);
+    vg_book_close_all(cam->book, cam->stats.frames_analysed ? cam->stats.last_ts : vg_realtime_ms(), close_reason);
     cam->stats.seconds = (double)(vg_monotonic_ms() - t0) / 1000.0;
     publish(cam);
     return NULL;

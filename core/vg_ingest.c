@@ -15,7 +15,6 @@
 
 #include "vg_log.h"
 #include "vg_settings.h"
-#include "vg_snowflake.h"
 #include "vg_time.h"
 
 #define VG_INGEST_OPEN_GRACE_MS 5000 /* opening may also read up to this long to learn the stream */
@@ -127,7 +126,23 @@ int vg_ingest_read(vg_ingest *in, AVPacket *pkt) {
 static const AVStream *video(const vg_ingest *in) { return in->fmt->streams[in->stream_index]; }
 
 int vg_ingest_stalled(const vg_ingest *in) { return in->stalled; }
-int vg_ingest_stall_timeout_ms(const vg_ingest *in) { return in->stall_timeout_ms; }
+
+void vg_ingest_describe_loss(const vg_ingest *in, int rc, char *reason, size_t len) {
+    if (in->stalled) {
+        snprintf(reason, len, "stalled: no packet for %.1f s", in->stall_timeout_ms / 1000.0);
+        return;
+    }
+    char text[128];
+    if (rc == AVERROR_EOF) snprintf(text, sizeof text, "end of stream");
+    else av_strerror(rc, text, sizeof text);
+    snprintf(reason, len, "%s", text);
+}
+
+void vg_ingest_describe_stream(const vg_ingest *in, const char *url, const char *transport, char *out, size_t len) {
+    const AVCodecParameters *par = video(in)->codecpar;
+    snprintf(out, len, "%s (%s %dx%d, %.4g fps, %s)", url, avcodec_get_name(par->codec_id), par->width, par->height,
+             vg_ingest_frame_rate(in), transport ? transport : "tcp");
+}
 int vg_ingest_is_parsed(const vg_ingest *in) { return av_stream_get_parser(video(in)) != NULL; }
 
 const AVCodecParameters *vg_ingest_codecpar(const vg_ingest *in) { return video(in)->codecpar; }

@@ -36,7 +36,12 @@ int64_t vg_ingest_creation_time_ms(const vg_ingest *in);
 double vg_ingest_frame_rate(const vg_ingest *in);
 /* The last open or read failed because no packet came for the stall timeout. */
 int vg_ingest_stalled(const vg_ingest *in);
-int vg_ingest_stall_timeout_ms(const vg_ingest *in);
+/* Why a source's reads ended, rc being vg_ingest_read's failure: "stalled: no packet for S s", "end of stream",
+ * or FFmpeg's text for rc. */
+void vg_ingest_describe_loss(const vg_ingest *in, int rc, char *reason, size_t len);
+/* A stream come up, for the "stream up: ..." line: "URL (CODEC WxH, F fps, TRANSPORT)", url as it may be shown
+ * (masked), transport NULL = "tcp". */
+void vg_ingest_describe_stream(const vg_ingest *in, const char *url, const char *transport, char *out, size_t len);
 /* Packets go through a parser (H.264, HEVC, ...): a packet carries the PRFT of the packet after it. */
 int vg_ingest_is_parsed(const vg_ingest *in);
 

@@ -19,7 +19,6 @@
 #include "vg_decode.h"
 #include "vg_ingest.h"
 #include "vg_log.h"
-#include "vg_snowflake.h"
 #include "vg_time.h"
 
 #define LIVE_READ_US 5000 /* a read that waits this long came from the network: what FFmpeg read while probing the
@@ -59,7 +58,7 @@ typedef struct decoding {
 } decoding;
 
 struct vg_preview_source {
-    char *media, *url, *transport;
+    char *url, *transport;
     char who[160], url_masked[1024];
     int stall_timeout_ms, rtcp_wait_ms;
     pthread_t reader, decoder;
@@ -133,15 +132,13 @@ static void keep_one_gop(vg_preview_source *ps) {
     if (last_key > 0) drop_front(ps, last_key);
 }
 
+/* The stream time kept: from the oldest GOP's key frame (q[0], always one; a session's first may have no pts, then
+ * the packet after it) to the newest packet (newest_pts, the largest pts since the queue was last emptied). */
 static int64_t kept_span_ms(const vg_preview_source *ps) {
-    int64_t lo = AV_NOPTS_VALUE, hi = AV_NOPTS_VALUE;
-    for (int i = 0; i < ps->nq; i++) {
-        int64_t pts = ps->q[i].pkt->pts;
-        if (pts == AV_NOPTS_VALUE) continue;
-        if (lo == AV_NOPTS_VALUE || pts < lo) lo = pts;
-        if (hi == AV_NOPTS_VALUE || pts > hi) hi = pts;
-    }
-    return lo == AV_NOPTS_VALUE ? 0 : av_rescale_q(hi - lo, ps->time_base, (AVRational){1, 1000});
+    if (ps->newest_pts == AV_NOPTS_VALUE) return 0;
+    int64_t lo = AV_NOPTS_VALUE;
+    for (int i = 0; i < ps->nq && lo == AV_NOPTS_VALUE; i++) lo = ps->q[i].pkt->pts;
+    return lo == AV_NOPTS_VALUE ? 0 : av_rescale_q(ps->newest_pts - lo, ps->time_base, (AVRational){1, 1000});
 }
 
 /* Over a bound the oldest GOP goes; a GOP alone over it goes whole and nothing is kept until the next key. */
@@ -200,12 +197,13 @@ static void note_clock(vg_preview_source *ps, int known_before) {
     }
 }
 
-static void on_packet(vg_preview_source *ps, AVPacket *pkt, int64_t read_us) {
+/* A packet read: wait_us is how long its read waited (monotonic), read_at_us when it came (unix µs). */
+static void on_packet(vg_preview_source *ps, AVPacket *pkt, int64_t wait_us, int64_t read_at_us) {
     pthread_mutex_lock(&ps->lock);
     ps->stats.packets++;
-    if (read_us >= LIVE_READ_US) ps->live = 1;
+    if (wait_us >= LIVE_READ_US) ps->live = 1;
     int known_before = has_sender_time(ps);
-    vg_clock_observe(&ps->clock, pkt, vg_clock_realtime_us());
+    vg_clock_observe(&ps->clock, pkt, read_at_us);
     note_clock(ps, known_before);
     int key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
     if (ps->waiting_for_key && !key) {
@@ -237,9 +235,9 @@ static void begin_session(vg_preview_source *ps, const vg_ingest *in, int64_t op
     ps->stats.connects++;
     wake(ps);
     pthread_mutex_unlock(&ps->lock);
-    const AVCodecParameters *par = vg_ingest_codecpar(in);
-    vg_info(ps->who, "stream up: %s (%s %dx%d, %.4g fps, %s)", ps->url_masked, avcodec_get_name(par->codec_id),
-            par->width, par->height, vg_ingest_frame_rate(in), ps->transport ? ps->transport : "tcp");
+    char up[1200];
+    vg_ingest_describe_stream(in, ps->url_masked, ps->transport, up, sizeof up);
+    vg_info(ps->who, "stream up: %s", up);
 }
 
 static void end_session(vg_preview_source *ps) {
@@ -253,14 +251,6 @@ static void end_session(vg_preview_source *ps) {
 
 typedef enum { NOT_CONNECTED, NO_PACKETS, DELIVERED } session_result;
 
-static void describe_loss(const vg_ingest *in, int rc, char *reason, size_t len) {
-    char text[AV_ERROR_MAX_STRING_SIZE];
-    av_strerror(rc, text, sizeof text);
-    if (vg_ingest_stalled(in))
-        snprintf(reason, len, "stalled: no packet for %.1f s", vg_ingest_stall_timeout_ms(in) / 1000.0);
-    else snprintf(reason, len, "%s", rc == AVERROR_EOF ? "end of stream" : text);
-}
-
 static session_result run_session(vg_preview_source *ps, char *reason, size_t len) {
     vg_ingest_options o = {.transport = ps->transport, .stall_timeout_ms = ps->stall_timeout_ms, .stop = &ps->stop};
     int64_t opened_ms = vg_monotonic_ms();
@@ -270,24 +260,19 @@ static session_result run_session(vg_preview_source *ps, char *reason, size_t le
     AVPacket *pkt = av_packet_alloc();
     long packets = 0;
     int rc;
-    int64_t t0 = vg_clock_realtime_us();
+    struct timespec read_from = vg_now(CLOCK_MONOTONIC);
     while ((rc = vg_ingest_read(in, pkt)) >= 0) {
-        int64_t t1 = vg_clock_realtime_us();
+        int64_t wait_us = vg_elapsed_ns(CLOCK_MONOTONIC, &read_from) / 1000;
         packets++;
-        on_packet(ps, pkt, t1 - t0);
+        on_packet(ps, pkt, wait_us, vg_clock_realtime_us()); /* its arrival, not when the lock is had */
         av_packet_unref(pkt);
-        t0 = vg_clock_realtime_us();
+        read_from = vg_now(CLOCK_MONOTONIC);
     }
     av_packet_free(&pkt);
-    describe_loss(in, rc, reason, len);
+    vg_ingest_describe_loss(in, rc, reason, len);
     end_session(ps);
     vg_ingest_close(in);
     return packets ? DELIVERED : NO_PACKETS;
-}
-
-/* vg_backoff_ms: the camera's own schedule. */
-static int64_t backoff_ms(vg_preview_source *ps, int failures) {
-    return vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, failures, vg_random_next(&ps->rng));
 }
 
 static void *reader_main(void *arg) {
@@ -298,7 +283,7 @@ static void *reader_main(void *arg) {
         session_result r = run_session(ps, reason, sizeof reason);
         if (stopping(ps)) break;
         failures = r == DELIVERED ? 0 : failures + 1;
-        int64_t delay = backoff_ms(ps, failures);
+        int64_t delay = vg_backoff_next(&ps->rng, failures); /* the camera's own schedule */
         vg_mask_urls_in(reason, masked, sizeof masked);
         if (r == NOT_CONNECTED) vg_warn(ps->who, "%s: %s; retrying in %.1f s", ps->url_masked, masked, delay / 1000.0);
         else vg_warn(ps->who, "stream lost (%s): %s; reconnecting in %.1f s", ps->url_masked, masked, delay / 1000.0);
@@ -363,7 +348,8 @@ static void restart_at(decoding *d, const kept *key) {
 }
 
 /* Under lock: a decoder for this session, placed so that feeding on from next_seq reaches ts: it restarts at
- * ts's key frame unless it is already inside that GOP (having decoded on into it) and has not passed ts. */
+ * ts's key frame (one of those kept) unless it is already inside that GOP (having decoded on into it) and has
+ * not passed ts. Inside it, its next packet is one kept or one yet to come (the GOP from key on is kept). */
 static int position(vg_preview_source *ps, const kept *key, int64_t ts) {
     decoding *d = &ps->d;
     if (d->dec && d->session != ps->session) {
@@ -384,7 +370,7 @@ static int position(vg_preview_source *ps, const kept *key, int64_t ts) {
     }
     int before_gop = d->start_seq > key->seq || d->next_seq <= key->seq;
     int past_ts = d->pictures > 2 && d->prev_ms > ts + VG_PREVIEW_MATCH_MS; /* an earlier picture is forgotten */
-    if (before_gop || past_ts || !ps->nq || d->next_seq < ps->q[0].seq) restart_at(d, key);
+    if (before_gop || past_ts) restart_at(d, key);
     return 0;
 }
 
@@ -533,7 +519,6 @@ static void init_sync(vg_preview_source *ps) {
 
 vg_preview_source *vg_preview_source_start(const vg_preview_source_config *c, char *err, size_t errlen) {
     vg_preview_source *ps = calloc(1, sizeof *ps);
-    ps->media = strdup(c->media);
     ps->url = strdup(c->url);
     ps->transport = c->transport ? strdup(c->transport) : NULL;
     snprintf(ps->who, sizeof ps->who, "%s/preview", c->media);
@@ -577,7 +562,6 @@ void vg_preview_source_stop(vg_preview_source *ps) {
     avcodec_parameters_free(&ps->par);
     pthread_cond_destroy(&ps->changed);
     pthread_mutex_destroy(&ps->lock);
-    free(ps->media);
     free(ps->url);
     free(ps->transport);
     free(ps);

@@ -78,6 +78,10 @@ uint64_t vg_random_next(uint64_t *state) {
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+int64_t vg_backoff_next(uint64_t *rng, int failures) {
+    return vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, failures, vg_random_next(rng));
+}
+
 uint64_t vg_random_seed(uint64_t seed) {
     uint64_t s = 0x9E3779B97F4A7C15ULL ^ seed;
     return s ? s : 0x9E3779B97F4A7C15ULL;

@@ -44,5 +44,8 @@ int64_t vg_backoff_ms(int64_t first_ms, int64_t max_ms, int failures, uint64_t r
 /* A small fast generator (xorshift64*) for jitter; *state must not be 0 (vg_random_seed gives one). */
 uint64_t vg_random_next(uint64_t *state);
 uint64_t vg_random_seed(uint64_t seed);
+/* One step of the reconnect schedule of cameras and preview streams: vg_backoff_ms(VG_BACKOFF_FIRST_MS,
+ * VG_BACKOFF_MAX_MS, failures, vg_random_next(rng)). */
+int64_t vg_backoff_next(uint64_t *rng, int failures);
 
 #endif

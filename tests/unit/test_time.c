@@ -91,6 +91,10 @@ static void test_backoff_jitter(void) {
     CHECK(in_range);
     CHECK(varied);
     CHECK(same); /* one seed, one sequence */
+    uint64_t step = vg_random_seed(7), by_hand = vg_random_seed(7);
+    for (int n = 1; n <= 9; n++) /* the reconnect step: the schedule with the generator's next jitter */
+        CHECK_INT(vg_backoff_next(&step, n),
+                  vg_backoff_ms(VG_BACKOFF_FIRST_MS, VG_BACKOFF_MAX_MS, n, vg_random_next(&by_hand)));
     uint64_t zero = vg_random_seed(0x9E3779B97F4A7C15ULL);
     CHECK(zero != 0 && vg_random_next(&zero) != 0); /* never stuck at 0 */
 }
