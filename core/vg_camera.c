@@ -54,7 +54,6 @@ struct vg_camera {
     int preview_state;              /* the last answer (vg_preview_result), -1 before the first */
     int64_t preview_frame_ts;       /* the frame whose previews share preview_deadline_ms */
     int64_t preview_deadline_ms;    /* monotonic */
-    int preview_gave_up;            /* a preview of that frame timed out: its others fall back at once */
     /* live */
     char url_masked[1024];          /* the URL as log lines may show it */
     pthread_t thread;
@@ -139,27 +138,23 @@ static int64_t preview_wait_left(const vg_camera *cam, const vg_frame *frame) {
 }
 
 /* vg_preview_picture_fn, on the camera thread inside the rule's callback: the preview stream's picture at the
- * frame's time. The previews of one frame wait preview_wait_ms at most in all (preview_wait_left). Once one of
- * them timed out, the frame's others fall back without asking the source: its deadline is spent, which is no
- * news (the time-out was said), and asking would call the frame late. */
+ * frame's time. The previews of one frame wait preview_wait_ms at most in all (preview_wait_left): once the
+ * frame's deadline is spent (one of them timed out, or took the time), the others fall back at once. What the
+ * log says is each frame's first preview's answer. */
 static int preview_picture(void *ctx, const vg_frame *frame, AVFrame *picture, int64_t *shown_ts) {
     vg_camera *cam = ctx;
-    if (frame->ts != cam->preview_frame_ts || !cam->preview_deadline_ms) {
+    int first = frame->ts != cam->preview_frame_ts || !cam->preview_deadline_ms;
+    if (first) {
         cam->preview_frame_ts = frame->ts;
         cam->preview_deadline_ms = vg_monotonic_ms() + preview_wait_left(cam, frame);
-        cam->preview_gave_up = 0;
-    }
-    if (cam->preview_gave_up) {
-        cam->stats.previews_fallback++;
-        return -1;
     }
     int64_t behind = 0;
     vg_preview_result r = !cam->preview ? VG_PREVIEW_DOWN
                           : frame->clock != VG_CLOCK_RTCP ? VG_PREVIEW_FRAME_UNTIMED
                           : vg_preview_source_picture(cam->preview, frame->ts, cam->preview_deadline_ms, picture,
                                                       shown_ts, &behind);
-    if (r == VG_PREVIEW_TIMED_OUT) cam->preview_gave_up = 1;
-    note_preview_state(cam, r, behind);
+    if (first) note_preview_state(cam, r, behind); /* a frame's state is its first preview's: a later one finding
+                                                      the frame's wait spent is no change of the streams */
     if (r == VG_PREVIEW_OK) cam->stats.previews_main++;
     else cam->stats.previews_fallback++;
     return r == VG_PREVIEW_OK ? 0 : -1;
