@@ -162,14 +162,20 @@ static int preview_to_file(shape_sink *sh, const vg_version *v, cJSON *record, c
             return -1;
         }
     }
-    char from[64], to[64];
-    snprintf(from, sizeof from, "\"%s\":\"", key);
-    snprintf(to, sizeof to, "\"%s_file\":\"", key);
+    /* the whole "key":"base64" item: a payload written before it may hold a "key" of its own, never with this
+     * value unless it is a copy (replacing that one instead still leaves valid JSON) */
+    size_t b64len = strlen(b64), keylen = strlen(key);
+    char *from = malloc(keylen + b64len + 7);
+    if (!from) return -1;
+    sprintf(from, "\"%s\":\"%s\"", key, b64);
     char *at = strstr(*text, from);
+    size_t skip = strlen(from);
+    free(from);
     if (!at) return -1;
-    size_t head = (size_t)(at - *text), skip = strlen(from) + strlen(b64), tail = strlen(at + skip);
-    char *out = malloc(head + strlen(to) + strlen(path) + tail + 1);
-    sprintf(out, "%.*s%s%s%s", (int)head, *text, to, path, at + skip);
+    size_t head = (size_t)(at - *text), tail = strlen(at + skip);
+    char *out = malloc(head + keylen + strlen(path) + tail + 12);
+    if (!out) return -1;
+    sprintf(out, "%.*s\"%s_file\":\"%s\"%s", (int)head, *text, key, path, at + skip);
     free(*text);
     *text = out;
     return 0;
