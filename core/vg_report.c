@@ -23,6 +23,7 @@
 #include <libavutil/sha.h>
 
 #include "vg_file.h"
+#include "vg_jpeg.h"
 #include "vg_log.h"
 
 #define WHO "report"
@@ -424,31 +425,19 @@ static void episode_facts(page *p, const report_episode *e) {
  * the page says why; a failed write fails the page). */
 static int write_jpeg(const report_sink *r, uint64_t id, const char *suffix, const char *b64, char *name,
                       size_t namelen, char *why, size_t whylen, int *io_error) {
-    size_t len = strlen(b64);
-    if (len > INT_MAX / 2) {
-        snprintf(why, whylen, "too large");
-        return -1;
-    }
-    uint8_t *jpeg = malloc(AV_BASE64_DECODE_SIZE(len) + 1);
-    int n = jpeg ? av_base64_decode(jpeg, b64, (int)(AV_BASE64_DECODE_SIZE(len) + 1)) : -1;
-    if (n < 3 || jpeg[0] != 0xFF || jpeg[1] != 0xD8 || jpeg[2] != 0xFF) {
-        snprintf(why, whylen, n < 0 ? "not valid base64" : "not a JPEG");
-        free(jpeg);
-        return -1;
-    }
+    char reason[256]; /* "name: strerror" */
     snprintf(name, namelen, "%" PRIu64 "-%s.jpg", id, suffix);
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", r->dir, name);
-    FILE *f = fopen(path, "wb");
-    int ok = f && fwrite(jpeg, 1, (size_t)n, f) == (size_t)n;
-    if (f && fclose(f) != 0) ok = 0;
-    free(jpeg);
-    if (!ok) {
-        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+    int dirfd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = dirfd < 0 ? -2 : vg_jpeg_save_base64(dirfd, name, b64, reason, sizeof reason);
+    if (dirfd < 0) snprintf(why, whylen, "%s: %s", r->dir, strerror(errno));
+    else close(dirfd);
+    if (rc == -1) snprintf(why, whylen, "%s", reason);
+    else if (rc == -2 && dirfd >= 0) snprintf(why, whylen, "%s/%s", r->dir, reason); /* reason names the file */
+    if (rc == -2) {
         vg_error(WHO, "%s", why);
         *io_error = 1;
     }
-    return ok ? 0 : -1;
+    return rc < 0 ? -1 : 0;
 }
 
 static void picture_missing(AVBPrint *b, const char *what, const char *why) {

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <libavutil/base64.h>
 
+#include "vg_jpeg.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
 
@@ -134,6 +134,7 @@ typedef struct shape_sink {
     vg_sink *inner;
     vg_file_shape shape;
     char *dir;
+    int dirfd; /* dir's, or -1 */
     char name[80];
 } shape_sink;
 
@@ -146,21 +147,15 @@ static int preview_to_file(shape_sink *sh, const vg_version *v, cJSON *record, c
     snprintf(ts_key, sizeof ts_key, "%s_timestamp", key);
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(record, ts_key);
     if (!b64) return -1;
-    char id[VG_ID_STRLEN], path[4096];
-    snprintf(path, sizeof path, "%s/%s-%s-%.0f.jpg", sh->dir, vg_id_format(v->episode_id, id), what,
+    char id[VG_ID_STRLEN], name[128], path[4096], why[256];
+    snprintf(name, sizeof name, "%s-%s-%.0f.jpg", vg_id_format(v->episode_id, id), what,
              cJSON_IsNumber(ts) ? ts->valuedouble : 0.0);
-    if (access(path, F_OK) != 0) {
-        size_t cap = strlen(b64) * 3 / 4 + 4;
-        uint8_t *jpeg = malloc(cap);
-        int len = av_base64_decode(jpeg, b64, (int)cap);
-        FILE *f = len > 0 ? fopen(path, "wb") : NULL;
-        int ok = f && fwrite(jpeg, 1, (size_t)len, f) == (size_t)len;
-        if (f && fclose(f) != 0) ok = 0;
-        free(jpeg);
-        if (!ok) {
-            vg_warn(v->media, "cannot write the preview %s: %s; it stays in the record", path, strerror(errno));
-            return -1;
-        }
+    snprintf(path, sizeof path, "%s/%s", sh->dir, name);
+    if (faccessat(sh->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
+        int rc = vg_jpeg_save_base64(sh->dirfd, name, b64, why, sizeof why);
+        if (rc == -1) vg_warn(v->media, "cannot write the preview %s: %s; it stays in the record", path, why);
+        if (rc == -2) vg_warn(v->media, "cannot write the preview %s/%s; it stays in the record", sh->dir, why);
+        if (rc < 0) return -1;
     }
     /* the whole "key":"base64" item: a payload written before it may hold a "key" of its own, never with this
      * value unless it is a copy (replacing that one instead still leaves valid JSON) */
@@ -201,6 +196,7 @@ static int shape_put(vg_sink *sink, const vg_version *v) {
 static void shape_close(vg_sink *sink) {
     shape_sink *sh = (shape_sink *)sink;
     vg_sink_close(sh->inner);
+    if (sh->dirfd >= 0) close(sh->dirfd);
     free(sh->dir);
     free(sh);
 }
@@ -215,11 +211,22 @@ vg_sink *vg_sink_shape(vg_sink *inner, const vg_file_shape *shape, char *err, si
         return NULL;
     }
     shape_sink *sh = calloc(1, sizeof *sh);
+    if (!sh) {
+        snprintf(err, errlen, "out of memory");
+        vg_sink_close(inner);
+        return NULL;
+    }
     snprintf(sh->name, sizeof sh->name, "%s", inner->name);
     sh->base = (vg_sink){.name = sh->name, .put = shape_put, .close = shape_close};
     sh->inner = inner;
     sh->shape = *shape;
     sh->dir = shape->previews_dir ? strdup(shape->previews_dir) : NULL;
+    sh->dirfd = shape->previews_dir ? open(shape->previews_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (shape->previews_dir && (!sh->dir || sh->dirfd < 0)) {
+        snprintf(err, errlen, "%s: %s", shape->previews_dir, strerror(sh->dirfd < 0 ? errno : ENOMEM));
+        shape_close(&sh->base);
+        return NULL;
+    }
     return &sh->base;
 }
 
