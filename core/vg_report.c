@@ -441,7 +441,9 @@ static int write_jpeg(const report_sink *r, uint64_t id, const char *suffix, con
 }
 
 static void picture_missing(AVBPrint *b, const char *what, const char *why) {
-    av_bprintf(b, "<figure><p class=\"none\">%s: %s</p></figure>", what, why);
+    av_bprintf(b, "<figure><p class=\"none\">%s: ", what);
+    esc(b, why); /* a path, strerror */
+    av_bprintf(b, "</p></figure>");
 }
 
 static void preview_figure(page *p, const report_episode *e, int *io_error) {
