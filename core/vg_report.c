@@ -333,31 +333,37 @@ static void close_reasons(AVBPrint *b, const cJSON *rec, int labels) {
     if (!top && !fine) av_bprintf(b, "%s", cJSON_GetObjectItemCaseSensitive(rec, "closed_at") ? "none given" : "not closed");
 }
 
+/* "#n type<sep>from<to>to[ (utc of from)]<before_reasons>close reasons": a bar's text and (with its separators and
+ * the UTC time) its tooltip. */
+static void bar_label(AVBPrint *b, const page *p, size_t n, const char *sep, const char *to_sep, int utc,
+                      const char *before_reasons) {
+    const report_episode *e = p->order[n];
+    int64_t from = opened_of(e), to = ended_of(e);
+    av_bprintf(b, "#%zu ", n + 1);
+    esc(b, string_of(e->record, "episode_type"));
+    av_bprintf(b, "%s", sep);
+    clip_time(b, p->origin, from);
+    av_bprintf(b, "%s", to_sep);
+    clip_time(b, p->origin, to);
+    if (utc) {
+        av_bprintf(b, " (");
+        utc_time(b, from);
+        av_bprintf(b, ")");
+    }
+    av_bprintf(b, "%s", before_reasons);
+    close_reasons(b, e->record, 0);
+}
+
 /* One episode's bar: where it lies on the clip, its type, times and close reasons (in full in its tooltip). */
 static void timeline_bar(AVBPrint *b, const page *p, size_t n, size_t lane, double span) {
     const report_episode *e = p->order[n];
     int64_t from = opened_of(e), to = ended_of(e);
-    const char *type = string_of(e->record, "episode_type");
     av_bprintf(b, "<a class=\"bar\" href=\"#ep-%" PRIu64 "\" style=\"left:%.3f%%;width:%.3f%%;top:%zupx;"
-                  "background:hsl(%d,55%%,42%%)\" title=\"#%zu ", e->id, 100.0 * (double)(from - p->origin) / span,
-               100.0 * (double)(to - from) / span, lane * LANE_PX + 3, hue_of(type), n + 1);
-    esc(b, type);
-    av_bprintf(b, ", ");
-    clip_time(b, p->origin, from);
-    av_bprintf(b, " to ");
-    clip_time(b, p->origin, to);
-    av_bprintf(b, " (");
-    utc_time(b, from);
-    av_bprintf(b, "), closed: ");
-    close_reasons(b, e->record, 0);
-    av_bprintf(b, "\">#%zu ", n + 1);
-    esc(b, type);
-    av_bprintf(b, " · ");
-    clip_time(b, p->origin, from);
-    av_bprintf(b, " → ");
-    clip_time(b, p->origin, to);
-    av_bprintf(b, " · ");
-    close_reasons(b, e->record, 0);
+                  "background:hsl(%d,55%%,42%%)\" title=\"", e->id, 100.0 * (double)(from - p->origin) / span,
+               100.0 * (double)(to - from) / span, lane * LANE_PX + 3, hue_of(string_of(e->record, "episode_type")));
+    bar_label(b, p, n, ", ", " to ", 1, ", closed: ");
+    av_bprintf(b, "\">");
+    bar_label(b, p, n, " · ", " → ", 0, " · ");
     av_bprintf(b, "</a>");
 }
 
