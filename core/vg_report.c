@@ -676,42 +676,8 @@ void vg_report_finish(vg_sink *sink, int64_t first_ts, int64_t last_ts) {
     pthread_mutex_unlock(&r->lock);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *dir, char *err, size_t errlen) {
-    char path[PATH_MAX];
-    if (!*dir) {
-        snprintf(err, errlen, "'': an empty directory name");
-        return -1;
-    }
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
-        snprintf(err, errlen, "%.64s...: path too long", dir);
-        return -1;
-    }
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(path, 0777) < 0 && errno != EEXIST) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            return -1;
-        }
-        *p = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a directory", dir);
-        return -1;
-    }
-    if (access(dir, W_OK) < 0) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 vg_sink *vg_report_open(const vg_report_options *o, char *err, size_t errlen) {
-    if (make_dirs(o->dir, err, errlen) < 0) return NULL;
+    if (vg_file_make_dirs(o->dir, 0777, err, errlen) < 0) return NULL;
     report_sink *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "%s: out of memory", o->dir);

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "vg_file.h"
 #include "vg_jpeg.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
@@ -202,11 +203,7 @@ static void shape_close(vg_sink *sink) {
 }
 
 vg_sink *vg_sink_shape(vg_sink *inner, const vg_file_shape *shape, char *err, size_t errlen) {
-    struct stat st;
-    if (shape->previews_dir) mkdir(shape->previews_dir, 0755); /* made if missing (its parent must exist) */
-    if (shape->previews_dir && (stat(shape->previews_dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
-                                access(shape->previews_dir, W_OK) < 0)) {
-        snprintf(err, errlen, "%s: not a writable directory", shape->previews_dir);
+    if (shape->previews_dir && vg_file_make_dirs(shape->previews_dir, 0755, err, errlen) < 0) {
         vg_sink_close(inner);
         return NULL;
     }
