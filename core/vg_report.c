@@ -17,14 +17,12 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <libavutil/base64.h>
 #include <libavutil/bprint.h>
-#include <libavutil/mem.h>
-#include <libavutil/sha.h>
 
 #include "vg_file.h"
 #include "vg_jpeg.h"
 #include "vg_log.h"
+#include "vg_page.h"
 
 #define WHO "report"
 #define LANE_PX 26 /* height of one row of bars in the timeline */
@@ -261,19 +259,12 @@ static const char SCRIPT[] =
 /* The page's policy: nothing from the network, images from its directory, and no script but its own (by hash):
  * markup that escaped escaping still could not run. */
 static void content_policy(AVBPrint *b) {
-    struct AVSHA *sha = av_sha_alloc();
-    uint8_t digest[32];
-    char hash[AV_BASE64_SIZE(sizeof digest)];
-    if (!sha || av_sha_init(sha, 256) < 0) {
-        av_free(sha);
+    char hash[VG_PAGE_CSP_HASH_SIZE];
+    if (vg_page_csp_hash(SCRIPT, strlen(SCRIPT), hash, sizeof hash) < 0) {
         av_bprintf(b, "default-src 'none'"); /* no script runs: the page still reads */
         return;
     }
-    av_sha_update(sha, (const uint8_t *)SCRIPT, strlen(SCRIPT));
-    av_sha_final(sha, digest);
-    av_free(sha);
-    av_base64_encode(hash, sizeof hash, digest, sizeof digest);
-    av_bprintf(b, "default-src 'none'; img-src 'self' file:; style-src 'unsafe-inline'; script-src 'sha256-%s'", hash);
+    av_bprintf(b, "default-src 'none'; img-src 'self' file:; style-src 'unsafe-inline'; script-src %s", hash);
 }
 
 static void page_head(page *p) {
