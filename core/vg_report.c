@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -155,14 +154,8 @@ static void clip_time(AVBPrint *b, int64_t origin, int64_t ts) {
 }
 
 static void utc_time(AVBPrint *b, int64_t ts) {
-    time_t secs = (time_t)(ts >= 0 ? ts / 1000 : (ts - 999) / 1000);
-    struct tm tm;
     char text[64];
-    if (!gmtime_r(&secs, &tm) || !strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm)) {
-        av_bprintf(b, "%" PRId64 " ms", ts);
-        return;
-    }
-    av_bprintf(b, "%s.%03d UTC", text, (int)(ts - (int64_t)secs * 1000));
+    av_bprintf(b, "%s", vg_log_utc_text(ts, text, sizeof text));
 }
 
 /* "+2.00 s · 2026-01-01 12:00:02.000 UTC" */

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -85,24 +84,14 @@ static const char *string_field(const cJSON *object, const char *name) {
     return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
-/* "2026-11-29 18:43:09.120 UTC" */
-static const char *utc_text(int64_t ms, char *out, size_t len) {
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out + n, len - n, ".%03d UTC", (int)(ms % 1000));
-    return out;
-}
-
 /* One line for the version that opened an episode and one for the one that closed it (one version may do both). */
 static void say_episode(const vg_version *v) {
     cJSON *record = cJSON_ParseWithLength(v->body, v->body_len);
     const char *type = string_field(record, "episode_type"), *reason = string_field(record, "close_reason");
     const char *why = string_field(cJSON_GetObjectItemCaseSensitive(record, "payload"), "close_reason");
-    char id[VG_ID_STRLEN], at[48];
+    char id[VG_ID_STRLEN], at[64];
     vg_id_format(v->episode_id, id);
-    utc_text(v->opened_at, at, sizeof at);
+    vg_log_utc_text(v->opened_at, at, sizeof at);
     if (!type) type = "(no type)";
     if (v->is_first) vg_info(v->media, "episode %s opened: %s at %s", id, type, at);
     if (v->is_closing)
