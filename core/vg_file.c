@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,39 @@ int vg_file_replace_at(int dirfd, const char *name, const void *buf, size_t len,
     unlinkat(dirfd, tmp, 0);
     errno = saved;
     return -1;
+}
+
+int vg_file_make_dirs(const char *dir, mode_t mode, char *err, size_t errlen) {
+    char path[PATH_MAX];
+    if (!*dir) {
+        snprintf(err, errlen, "'': an empty directory name");
+        return -1;
+    }
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+        snprintf(err, errlen, "%.64s...: path too long", dir);
+        return -1;
+    }
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(path, mode) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return -1;
+        }
+        *p = c;
+        if (!c) break;
+    }
+    struct stat st;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a directory", dir);
+        return -1;
+    }
+    if (access(dir, W_OK) < 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------- key files ---------- */

@@ -49,6 +49,11 @@ const char *vg_file_size_text(size_t bytes, char *out, size_t outlen);
  * a crash may leave the old content (never a torn file). 0, or -1 with errno set and the temp file gone. */
 int vg_file_replace_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode, int durable);
 
+/* mkdir -p: dir and each missing parent made with mode (before the umask), then dir checked to be a directory
+ * this process can write in. 0, or -1 with err one line naming the path ("DIR: not a directory",
+ * "DIR/a: Permission denied"). */
+int vg_file_make_dirs(const char *dir, mode_t mode, char *err, size_t errlen);
+
 /* ---------- key files ---------- */
 
 /* The key in a key file's text (len bytes, NULs allowed): its API_KEY= line (a shell-style assignment as in

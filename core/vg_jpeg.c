@@ -3,6 +3,7 @@
  * YUV planes to TurboJPEG; plus base64 of the result. */
 #include "vg_jpeg.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 #include <turbojpeg.h>
+
+#include "vg_file.h"
 
 #define BOX_EPS   1e-9  /* slack for x+w / y+h rounding above 1 */
 #define PIXEL_EPS 1e-6  /* fraction*size within this of an integer is it */
@@ -410,4 +413,28 @@ char *vg_base64(const uint8_t *data, size_t len) {
         return NULL;
     }
     return s;
+}
+
+int vg_jpeg_save_base64(int dirfd, const char *name, const char *b64, char *why, size_t whylen) {
+    size_t len = strlen(b64);
+    if (len > INT_MAX / 2) {
+        snprintf(why, whylen, "too large");
+        return -1;
+    }
+    int cap = (int)AV_BASE64_DECODE_SIZE(len) + 1;
+    uint8_t *jpeg = malloc((size_t)cap);
+    if (!jpeg) {
+        snprintf(why, whylen, "%s: %s", name, strerror(ENOMEM));
+        return -2;
+    }
+    int n = av_base64_decode(jpeg, b64, cap);
+    if (n < 3 || jpeg[0] != 0xFF || jpeg[1] != 0xD8 || jpeg[2] != 0xFF) {
+        snprintf(why, whylen, n < 0 ? "not valid base64" : "not a JPEG");
+        free(jpeg);
+        return -1;
+    }
+    int rc = vg_file_replace_at(dirfd, name, jpeg, (size_t)n, 0644, 0);
+    if (rc < 0) snprintf(why, whylen, "%s: %s", name, strerror(errno));
+    free(jpeg);
+    return rc < 0 ? -2 : 0;
 }

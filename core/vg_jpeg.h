@@ -49,4 +49,9 @@ int vg_jpeg_frame(vg_jpeg *j, const AVFrame *src, int lines, int quality,
  * with len > 0. */
 char *vg_base64(const uint8_t *data, size_t len);
 
+/* A base64 JPEG (a preview) decoded and written to name in the directory dirfd (vg_file_replace_at, mode
+ * 0644, not durable). 0; -1 for bad data, nothing written, why "not valid base64", "not a JPEG" or "too
+ * large"; -2 for a failed write, why "name: strerror" (the caller names the directory). */
+int vg_jpeg_save_base64(int dirfd, const char *name, const char *b64, char *why, size_t whylen);
+
 #endif

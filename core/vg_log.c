@@ -3,6 +3,7 @@
  * log line. */
 #include "vg_log.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,6 +41,19 @@ static size_t format_time(char *buf, size_t len) {
     gmtime_r(&now.tv_sec, &tm);
     size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
     return n + (size_t)snprintf(buf + n, len - n, ".%03ldZ ", now.tv_nsec / 1000000);
+}
+
+const char *vg_log_utc_text(int64_t ms, char *out, size_t len) {
+    int64_t secs = ms / 1000, rem = ms % 1000;
+    if (rem < 0) secs--, rem += 1000; /* floor: -1 ms is 23:59:59.999 of the day before */
+    time_t t = (time_t)secs;
+    struct tm tm;
+    char text[64];
+    if (!gmtime_r(&t, &tm) || !strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm))
+        snprintf(out, len, "%" PRId64 " ms", ms);
+    else
+        snprintf(out, len, "%s.%03d UTC", text, (int)rem);
+    return out;
 }
 
 void vg_log(vg_log_level level, const char *who, const char *fmt, ...) {

@@ -2,6 +2,7 @@
 #ifndef VG_LOG_H
 #define VG_LOG_H
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { VG_LOG_ERROR, VG_LOG_WARN, VG_LOG_INFO, VG_LOG_DEBUG } vg_log_level;
 
@@ -31,6 +32,10 @@ typedef struct vg_log_limit {
 /* 1 when the line is to be said now (*held = how many were held back since the last one said), else 0 and
  * the line counted. */
 int vg_log_limit_pass(vg_log_limit *limit, long long now_ms, long long every_ms, long *held);
+
+/* ms since the epoch (negative ones too) as "2026-11-29 18:43:09.120 UTC"; a time gmtime cannot give as
+ * "<ms> ms". Returns out (40 bytes hold any). */
+const char *vg_log_utc_text(int64_t ms, char *out, size_t len);
 
 /* Copies url into out with any "user:password@" replaced by "user:***@". */
 const char *vg_mask_url(const char *url, char *out, size_t outlen);

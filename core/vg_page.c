@@ -73,30 +73,39 @@ static void note_refusal(const struct sockaddr *addr) {
 static char policy[512];
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 
-/* "'sha256-BASE64'" of the text between <tag> and </tag> (the page's only such element), or "'none'". */
+int vg_page_csp_hash(const void *data, size_t len, char *out, size_t outlen) {
+    struct AVSHA *sha = av_sha_alloc();
+    if (!sha || av_sha_init(sha, 256) < 0) {
+        snprintf(out, outlen, "'none'");
+        av_free(sha);
+        return -1;
+    }
+    uint8_t digest[32];
+    char b64[AV_BASE64_SIZE(sizeof digest)];
+    av_sha_update(sha, data, len);
+    av_sha_final(sha, digest);
+    av_free(sha);
+    av_base64_encode(b64, sizeof b64, digest, sizeof digest);
+    snprintf(out, outlen, "'sha256-%s'", b64);
+    return 0;
+}
+
+/* The hash of the text between <tag> and </tag> (the page's only such element), or "'none'". */
 static void element_hash(const char *page, const char *tag, char *out, size_t outlen) {
     char open[16], close[16];
     snprintf(open, sizeof open, "<%s>", tag);
     snprintf(close, sizeof close, "</%s>", tag);
     const char *start = strstr(page, open), *end = start ? strstr(start, close) : NULL;
-    struct AVSHA *sha = av_sha_alloc();
-    if (!start || !end || !sha || av_sha_init(sha, 256) < 0) {
+    if (!start || !end) {
         snprintf(out, outlen, "'none'");
-        av_free(sha);
         return;
     }
     start += strlen(open);
-    uint8_t digest[32];
-    char b64[AV_BASE64_SIZE(sizeof digest)];
-    av_sha_update(sha, (const uint8_t *)start, (size_t)(end - start));
-    av_sha_final(sha, digest);
-    av_free(sha);
-    av_base64_encode(b64, sizeof b64, digest, sizeof digest);
-    snprintf(out, outlen, "'sha256-%s'", b64);
+    vg_page_csp_hash(start, (size_t)(end - start), out, outlen);
 }
 
 static void make_policy(void) {
-    char script[80], style[80];
+    char script[VG_PAGE_CSP_HASH_SIZE], style[VG_PAGE_CSP_HASH_SIZE];
     element_hash((const char *)vg_page_html, "script", script, sizeof script);
     element_hash((const char *)vg_page_html, "style", style, sizeof style);
     snprintf(policy, sizeof policy,

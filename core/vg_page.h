@@ -5,6 +5,7 @@
  * lets only its own script and style run (their SHA-256 hashes) and only the node itself be fetched. */
 #ifndef VG_PAGE_H
 #define VG_PAGE_H
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "vg_http.h"
@@ -19,6 +20,10 @@ void vg_page_answer(const vg_http_request *req, int key_required, vg_http_respon
 
 /* 127.0.0.0/8, ::1 and IPv4-mapped 127.0.0.0/8; 0 for NULL and anything else. */
 int vg_page_loopback(const struct sockaddr *addr);
+/* data's hash as a Content-Security-Policy source, "'sha256-BASE64'" (VG_PAGE_CSP_HASH_SIZE bytes hold it):
+ * 0, or -1 (no memory) with out "'none'". The node's page and the --report page hash their inline script so. */
+#define VG_PAGE_CSP_HASH_SIZE 64
+int vg_page_csp_hash(const void *data, size_t len, char *out, size_t outlen);
 /* The page's Content-Security-Policy (a static string, built once). */
 const char *vg_page_policy(void);
 

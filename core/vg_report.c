@@ -13,17 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <libavutil/base64.h>
 #include <libavutil/bprint.h>
-#include <libavutil/mem.h>
-#include <libavutil/sha.h>
 
 #include "vg_file.h"
+#include "vg_jpeg.h"
 #include "vg_log.h"
+#include "vg_page.h"
 
 #define WHO "report"
 #define LANE_PX 26 /* height of one row of bars in the timeline */
@@ -156,14 +154,8 @@ static void clip_time(AVBPrint *b, int64_t origin, int64_t ts) {
 }
 
 static void utc_time(AVBPrint *b, int64_t ts) {
-    time_t secs = (time_t)(ts >= 0 ? ts / 1000 : (ts - 999) / 1000);
-    struct tm tm;
     char text[64];
-    if (!gmtime_r(&secs, &tm) || !strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm)) {
-        av_bprintf(b, "%" PRId64 " ms", ts);
-        return;
-    }
-    av_bprintf(b, "%s.%03d UTC", text, (int)(ts - (int64_t)secs * 1000));
+    av_bprintf(b, "%s", vg_log_utc_text(ts, text, sizeof text));
 }
 
 /* "+2.00 s · 2026-01-01 12:00:02.000 UTC" */
@@ -260,19 +252,12 @@ static const char SCRIPT[] =
 /* The page's policy: nothing from the network, images from its directory, and no script but its own (by hash):
  * markup that escaped escaping still could not run. */
 static void content_policy(AVBPrint *b) {
-    struct AVSHA *sha = av_sha_alloc();
-    uint8_t digest[32];
-    char hash[AV_BASE64_SIZE(sizeof digest)];
-    if (!sha || av_sha_init(sha, 256) < 0) {
-        av_free(sha);
+    char hash[VG_PAGE_CSP_HASH_SIZE];
+    if (vg_page_csp_hash(SCRIPT, strlen(SCRIPT), hash, sizeof hash) < 0) {
         av_bprintf(b, "default-src 'none'"); /* no script runs: the page still reads */
         return;
     }
-    av_sha_update(sha, (const uint8_t *)SCRIPT, strlen(SCRIPT));
-    av_sha_final(sha, digest);
-    av_free(sha);
-    av_base64_encode(hash, sizeof hash, digest, sizeof digest);
-    av_bprintf(b, "default-src 'none'; img-src 'self' file:; style-src 'unsafe-inline'; script-src 'sha256-%s'", hash);
+    av_bprintf(b, "default-src 'none'; img-src 'self' file:; style-src 'unsafe-inline'; script-src %s", hash);
 }
 
 static void page_head(page *p) {
@@ -332,31 +317,37 @@ static void close_reasons(AVBPrint *b, const cJSON *rec, int labels) {
     if (!top && !fine) av_bprintf(b, "%s", cJSON_GetObjectItemCaseSensitive(rec, "closed_at") ? "none given" : "not closed");
 }
 
+/* "#n type<sep>from<to>to[ (utc of from)]<before_reasons>close reasons": a bar's text and (with its separators and
+ * the UTC time) its tooltip. */
+static void bar_label(AVBPrint *b, const page *p, size_t n, const char *sep, const char *to_sep, int utc,
+                      const char *before_reasons) {
+    const report_episode *e = p->order[n];
+    int64_t from = opened_of(e), to = ended_of(e);
+    av_bprintf(b, "#%zu ", n + 1);
+    esc(b, string_of(e->record, "episode_type"));
+    av_bprintf(b, "%s", sep);
+    clip_time(b, p->origin, from);
+    av_bprintf(b, "%s", to_sep);
+    clip_time(b, p->origin, to);
+    if (utc) {
+        av_bprintf(b, " (");
+        utc_time(b, from);
+        av_bprintf(b, ")");
+    }
+    av_bprintf(b, "%s", before_reasons);
+    close_reasons(b, e->record, 0);
+}
+
 /* One episode's bar: where it lies on the clip, its type, times and close reasons (in full in its tooltip). */
 static void timeline_bar(AVBPrint *b, const page *p, size_t n, size_t lane, double span) {
     const report_episode *e = p->order[n];
     int64_t from = opened_of(e), to = ended_of(e);
-    const char *type = string_of(e->record, "episode_type");
     av_bprintf(b, "<a class=\"bar\" href=\"#ep-%" PRIu64 "\" style=\"left:%.3f%%;width:%.3f%%;top:%zupx;"
-                  "background:hsl(%d,55%%,42%%)\" title=\"#%zu ", e->id, 100.0 * (double)(from - p->origin) / span,
-               100.0 * (double)(to - from) / span, lane * LANE_PX + 3, hue_of(type), n + 1);
-    esc(b, type);
-    av_bprintf(b, ", ");
-    clip_time(b, p->origin, from);
-    av_bprintf(b, " to ");
-    clip_time(b, p->origin, to);
-    av_bprintf(b, " (");
-    utc_time(b, from);
-    av_bprintf(b, "), closed: ");
-    close_reasons(b, e->record, 0);
-    av_bprintf(b, "\">#%zu ", n + 1);
-    esc(b, type);
-    av_bprintf(b, " · ");
-    clip_time(b, p->origin, from);
-    av_bprintf(b, " → ");
-    clip_time(b, p->origin, to);
-    av_bprintf(b, " · ");
-    close_reasons(b, e->record, 0);
+                  "background:hsl(%d,55%%,42%%)\" title=\"", e->id, 100.0 * (double)(from - p->origin) / span,
+               100.0 * (double)(to - from) / span, lane * LANE_PX + 3, hue_of(string_of(e->record, "episode_type")));
+    bar_label(b, p, n, ", ", " to ", 1, ", closed: ");
+    av_bprintf(b, "\">");
+    bar_label(b, p, n, " · ", " → ", 0, " · ");
     av_bprintf(b, "</a>");
 }
 
@@ -424,35 +415,25 @@ static void episode_facts(page *p, const report_episode *e) {
  * the page says why; a failed write fails the page). */
 static int write_jpeg(const report_sink *r, uint64_t id, const char *suffix, const char *b64, char *name,
                       size_t namelen, char *why, size_t whylen, int *io_error) {
-    size_t len = strlen(b64);
-    if (len > INT_MAX / 2) {
-        snprintf(why, whylen, "too large");
-        return -1;
-    }
-    uint8_t *jpeg = malloc(AV_BASE64_DECODE_SIZE(len) + 1);
-    int n = jpeg ? av_base64_decode(jpeg, b64, (int)(AV_BASE64_DECODE_SIZE(len) + 1)) : -1;
-    if (n < 3 || jpeg[0] != 0xFF || jpeg[1] != 0xD8 || jpeg[2] != 0xFF) {
-        snprintf(why, whylen, n < 0 ? "not valid base64" : "not a JPEG");
-        free(jpeg);
-        return -1;
-    }
+    char reason[256]; /* "name: strerror" */
     snprintf(name, namelen, "%" PRIu64 "-%s.jpg", id, suffix);
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", r->dir, name);
-    FILE *f = fopen(path, "wb");
-    int ok = f && fwrite(jpeg, 1, (size_t)n, f) == (size_t)n;
-    if (f && fclose(f) != 0) ok = 0;
-    free(jpeg);
-    if (!ok) {
-        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+    int dirfd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = dirfd < 0 ? -2 : vg_jpeg_save_base64(dirfd, name, b64, reason, sizeof reason);
+    if (dirfd < 0) snprintf(why, whylen, "%s: %s", r->dir, strerror(errno));
+    else close(dirfd);
+    if (rc == -1) snprintf(why, whylen, "%s", reason);
+    else if (rc == -2 && dirfd >= 0) snprintf(why, whylen, "%s/%s", r->dir, reason); /* reason names the file */
+    if (rc == -2) {
         vg_error(WHO, "%s", why);
         *io_error = 1;
     }
-    return ok ? 0 : -1;
+    return rc < 0 ? -1 : 0;
 }
 
 static void picture_missing(AVBPrint *b, const char *what, const char *why) {
-    av_bprintf(b, "<figure><p class=\"none\">%s: %s</p></figure>", what, why);
+    av_bprintf(b, "<figure><p class=\"none\">%s: ", what);
+    esc(b, why); /* a path, strerror */
+    av_bprintf(b, "</p></figure>");
 }
 
 static void preview_figure(page *p, const report_episode *e, int *io_error) {
@@ -679,42 +660,8 @@ void vg_report_finish(vg_sink *sink, int64_t first_ts, int64_t last_ts) {
     pthread_mutex_unlock(&r->lock);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *dir, char *err, size_t errlen) {
-    char path[PATH_MAX];
-    if (!*dir) {
-        snprintf(err, errlen, "'': an empty directory name");
-        return -1;
-    }
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
-        snprintf(err, errlen, "%.64s...: path too long", dir);
-        return -1;
-    }
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(path, 0777) < 0 && errno != EEXIST) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            return -1;
-        }
-        *p = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a directory", dir);
-        return -1;
-    }
-    if (access(dir, W_OK) < 0) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 vg_sink *vg_report_open(const vg_report_options *o, char *err, size_t errlen) {
-    if (make_dirs(o->dir, err, errlen) < 0) return NULL;
+    if (vg_file_make_dirs(o->dir, 0777, err, errlen) < 0) return NULL;
     report_sink *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "%s: out of memory", o->dir);

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <libavutil/base64.h>
 
+#include "vg_file.h"
+#include "vg_jpeg.h"
 #include "vg_log.h"
 #include "vg_snowflake.h"
 
@@ -84,24 +84,14 @@ static const char *string_field(const cJSON *object, const char *name) {
     return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
-/* "2026-11-29 18:43:09.120 UTC" */
-static const char *utc_text(int64_t ms, char *out, size_t len) {
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out + n, len - n, ".%03d UTC", (int)(ms % 1000));
-    return out;
-}
-
 /* One line for the version that opened an episode and one for the one that closed it (one version may do both). */
 static void say_episode(const vg_version *v) {
     cJSON *record = cJSON_ParseWithLength(v->body, v->body_len);
     const char *type = string_field(record, "episode_type"), *reason = string_field(record, "close_reason");
     const char *why = string_field(cJSON_GetObjectItemCaseSensitive(record, "payload"), "close_reason");
-    char id[VG_ID_STRLEN], at[48];
+    char id[VG_ID_STRLEN], at[64];
     vg_id_format(v->episode_id, id);
-    utc_text(v->opened_at, at, sizeof at);
+    vg_log_utc_text(v->opened_at, at, sizeof at);
     if (!type) type = "(no type)";
     if (v->is_first) vg_info(v->media, "episode %s opened: %s at %s", id, type, at);
     if (v->is_closing)
@@ -134,6 +124,7 @@ typedef struct shape_sink {
     vg_sink *inner;
     vg_file_shape shape;
     char *dir;
+    int dirfd; /* dir's, or -1 */
     char name[80];
 } shape_sink;
 
@@ -146,30 +137,30 @@ static int preview_to_file(shape_sink *sh, const vg_version *v, cJSON *record, c
     snprintf(ts_key, sizeof ts_key, "%s_timestamp", key);
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(record, ts_key);
     if (!b64) return -1;
-    char id[VG_ID_STRLEN], path[4096];
-    snprintf(path, sizeof path, "%s/%s-%s-%.0f.jpg", sh->dir, vg_id_format(v->episode_id, id), what,
+    char id[VG_ID_STRLEN], name[128], path[4096], why[256];
+    snprintf(name, sizeof name, "%s-%s-%.0f.jpg", vg_id_format(v->episode_id, id), what,
              cJSON_IsNumber(ts) ? ts->valuedouble : 0.0);
-    if (access(path, F_OK) != 0) {
-        size_t cap = strlen(b64) * 3 / 4 + 4;
-        uint8_t *jpeg = malloc(cap);
-        int len = av_base64_decode(jpeg, b64, (int)cap);
-        FILE *f = len > 0 ? fopen(path, "wb") : NULL;
-        int ok = f && fwrite(jpeg, 1, (size_t)len, f) == (size_t)len;
-        if (f && fclose(f) != 0) ok = 0;
-        free(jpeg);
-        if (!ok) {
-            vg_warn(v->media, "cannot write the preview %s: %s; it stays in the record", path, strerror(errno));
-            return -1;
-        }
+    snprintf(path, sizeof path, "%s/%s", sh->dir, name);
+    if (faccessat(sh->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
+        int rc = vg_jpeg_save_base64(sh->dirfd, name, b64, why, sizeof why);
+        if (rc == -1) vg_warn(v->media, "cannot write the preview %s: %s; it stays in the record", path, why);
+        if (rc == -2) vg_warn(v->media, "cannot write the preview %s/%s; it stays in the record", sh->dir, why);
+        if (rc < 0) return -1;
     }
-    char from[64], to[64];
-    snprintf(from, sizeof from, "\"%s\":\"", key);
-    snprintf(to, sizeof to, "\"%s_file\":\"", key);
+    /* the whole "key":"base64" item: a payload written before it may hold a "key" of its own, never with this
+     * value unless it is a copy (replacing that one instead still leaves valid JSON) */
+    size_t b64len = strlen(b64), keylen = strlen(key);
+    char *from = malloc(keylen + b64len + 7);
+    if (!from) return -1;
+    sprintf(from, "\"%s\":\"%s\"", key, b64);
     char *at = strstr(*text, from);
+    size_t skip = strlen(from);
+    free(from);
     if (!at) return -1;
-    size_t head = (size_t)(at - *text), skip = strlen(from) + strlen(b64), tail = strlen(at + skip);
-    char *out = malloc(head + strlen(to) + strlen(path) + tail + 1);
-    sprintf(out, "%.*s%s%s%s", (int)head, *text, to, path, at + skip);
+    size_t head = (size_t)(at - *text), tail = strlen(at + skip);
+    char *out = malloc(head + keylen + strlen(path) + tail + 12);
+    if (!out) return -1;
+    sprintf(out, "%.*s\"%s_file\":\"%s\"%s", (int)head, *text, key, path, at + skip);
     free(*text);
     *text = out;
     return 0;
@@ -195,25 +186,33 @@ static int shape_put(vg_sink *sink, const vg_version *v) {
 static void shape_close(vg_sink *sink) {
     shape_sink *sh = (shape_sink *)sink;
     vg_sink_close(sh->inner);
+    if (sh->dirfd >= 0) close(sh->dirfd);
     free(sh->dir);
     free(sh);
 }
 
 vg_sink *vg_sink_shape(vg_sink *inner, const vg_file_shape *shape, char *err, size_t errlen) {
-    struct stat st;
-    if (shape->previews_dir) mkdir(shape->previews_dir, 0755); /* made if missing (its parent must exist) */
-    if (shape->previews_dir && (stat(shape->previews_dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
-                                access(shape->previews_dir, W_OK) < 0)) {
-        snprintf(err, errlen, "%s: not a writable directory", shape->previews_dir);
+    if (shape->previews_dir && vg_file_make_dirs(shape->previews_dir, 0755, err, errlen) < 0) {
         vg_sink_close(inner);
         return NULL;
     }
     shape_sink *sh = calloc(1, sizeof *sh);
+    if (!sh) {
+        snprintf(err, errlen, "out of memory");
+        vg_sink_close(inner);
+        return NULL;
+    }
     snprintf(sh->name, sizeof sh->name, "%s", inner->name);
     sh->base = (vg_sink){.name = sh->name, .put = shape_put, .close = shape_close};
     sh->inner = inner;
     sh->shape = *shape;
     sh->dir = shape->previews_dir ? strdup(shape->previews_dir) : NULL;
+    sh->dirfd = shape->previews_dir ? open(shape->previews_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (shape->previews_dir && (!sh->dir || sh->dirfd < 0)) {
+        snprintf(err, errlen, "%s: %s", shape->previews_dir, strerror(sh->dirfd < 0 ? errno : ENOMEM));
+        shape_close(&sh->base);
+        return NULL;
+    }
     return &sh->base;
 }
 

@@ -77,21 +77,6 @@ static void account(vg_spool *sp, long files, long long bytes) {
     pthread_mutex_unlock(&sp->lock);
 }
 
-static int mkdir_parents(const char *dir) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(path, 0700) < 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Counts what the spool holds and deletes writes a crash interrupted. */
 static int scan_existing(vg_spool *sp) {
     DIR *d = fdopendir(dup(sp->dirfd));
@@ -142,8 +127,9 @@ vg_spool *vg_spool_open(const char *dir, long long max_bytes, char *err, size_t 
         snprintf(err, errlen, "no spool directory given");
         return NULL;
     }
-    if (mkdir_parents(dir) < 0) {
-        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
+    char why[512];
+    if (vg_file_make_dirs(dir, 0700, why, sizeof why) < 0) {
+        snprintf(err, errlen, "spool %s", why);
         return NULL;
     }
     vg_spool *sp = calloc(1, sizeof *sp);

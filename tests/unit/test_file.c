@@ -240,6 +240,35 @@ static void test_json_text(void) {
     cJSON_Delete(json);
 }
 
+/* vg_file_make_dirs: parents made with the mode, an existing directory taken, anything else one line naming it. */
+static void test_make_dirs(void) {
+    char err[512], want[512];
+    struct stat st;
+    CHECK_INT(vg_file_make_dirs(path_in("md/a/b/"), 0700, err, sizeof err), 0);
+    CHECK(stat(path_in("md/a"), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+    CHECK(stat(path_in("md/a/b"), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+    CHECK_INT(vg_file_make_dirs(path_in("md/a/b"), 0700, err, sizeof err), 0); /* already there */
+    write_bytes("md/file", "x", 1);
+    CHECK_INT(vg_file_make_dirs(path_in("md/file"), 0700, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: not a directory", path_in("md/file"));
+    CHECK_STR(err, want);
+    CHECK_INT(vg_file_make_dirs(path_in("md/file/c/d"), 0700, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: Not a directory", path_in("md/file/c"));
+    CHECK_STR(err, want);
+    CHECK_INT(vg_file_make_dirs("", 0700, err, sizeof err), -1);
+    CHECK_STR(err, "'': an empty directory name");
+    if (geteuid() != 0) { /* root writes anywhere */
+        mkdir(path_in("md/ro"), 0500);
+        CHECK_INT(vg_file_make_dirs(path_in("md/ro"), 0700, err, sizeof err), -1);
+        snprintf(want, sizeof want, "%s: Permission denied", path_in("md/ro"));
+        CHECK_STR(err, want);
+        CHECK_INT(vg_file_make_dirs(path_in("md/ro/x"), 0700, err, sizeof err), -1);
+        snprintf(want, sizeof want, "%s: Permission denied", path_in("md/ro/x"));
+        CHECK_STR(err, want);
+        chmod(path_in("md/ro"), 0700);
+    }
+}
+
 int main(void) {
     snprintf(root, sizeof root, "/tmp/vigil-test-file-XXXXXX");
     if (!mkdtemp(root)) return 2;
@@ -247,6 +276,7 @@ int main(void) {
     test_not_regular();
     test_symlinks();
     test_replace();
+    test_make_dirs();
     test_key_format();
     test_json_text();
     char cmd[128];

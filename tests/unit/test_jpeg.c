@@ -5,7 +5,9 @@
 #include "check.h"
 #include "vg_jpeg.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -587,6 +589,32 @@ static int bench(void) {
     return 0;
 }
 
+/* vg_jpeg_save_base64: written whole; bad data (-1) and a failed write (-2) told apart, nothing left behind. */
+static void test_save_base64(void) {
+    char root[] = "/tmp/vigil-test-jpeg-XXXXXX", why[256], b64[64], path[256];
+    CHECK(mkdtemp(root) != NULL);
+    int dirfd = open(root, O_RDONLY | O_DIRECTORY);
+    const uint8_t jpeg[] = {0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9};
+    av_base64_encode(b64, sizeof b64, jpeg, sizeof jpeg);
+    CHECK_INT(vg_jpeg_save_base64(dirfd, "a.jpg", b64, why, sizeof why), 0);
+    snprintf(path, sizeof path, "%s/a.jpg", root);
+    FILE *f = fopen(path, "rb");
+    uint8_t got[32];
+    size_t n = f ? fread(got, 1, sizeof got, f) : 0;
+    if (f) fclose(f);
+    CHECK(n == sizeof jpeg && memcmp(got, jpeg, n) == 0);
+    CHECK_INT(vg_jpeg_save_base64(dirfd, "b.jpg", "!!!", why, sizeof why), -1);
+    CHECK_STR(why, "not valid base64");
+    CHECK_INT(vg_jpeg_save_base64(dirfd, "b.jpg", "aGVsbG8=", why, sizeof why), -1); /* "hello" */
+    CHECK_STR(why, "not a JPEG");
+    CHECK_INT(vg_jpeg_save_base64(dirfd, "no/such/b.jpg", b64, why, sizeof why), -2);
+    CHECK(strncmp(why, "no/such/b.jpg: ", 15) == 0);
+    CHECK(faccessat(dirfd, "b.jpg", F_OK, 0) != 0);
+    unlink(path);
+    close(dirfd);
+    rmdir(root);
+}
+
 int main(int argc, char **argv) {
     av_log_set_level(AV_LOG_ERROR);
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) return bench();
@@ -604,6 +632,7 @@ int main(int argc, char **argv) {
     test_formats(j);
     test_bad_input(j);
     test_base64(j);
+    test_save_base64();
     vg_jpeg_free(j);
     vg_jpeg_free(NULL);
     return CHECK_DONE();

@@ -1,6 +1,6 @@
 /* test_log.c — passwords never reach a log line: vg_mask_url on one URL, vg_mask_urls_in on free text
  * (FFmpeg messages, error strings) with several URLs, no password, or a truncated buffer; vg_log_limit says a
- * repeating line at most once per interval and counts the rest. */
+ * repeating line at most once per interval and counts the rest; vg_log_utc_text. */
 #include "check.h"
 #include "vg_log.h"
 
@@ -26,5 +26,13 @@ int main(void) {
     CHECK_INT(held, 999);
     CHECK_INT(vg_log_limit_pass(&limit, 31000, 10000, &held), 1);
     CHECK_INT(held, 499); /* 21010..24990 */
+
+    /* vg_log_utc_text: the sink's and the report's UTC times, before the epoch too */
+    CHECK_STR(vg_log_utc_text(1795977789120LL, out, sizeof out), "2026-11-29 18:43:09.120 UTC");
+    CHECK_STR(vg_log_utc_text(0, out, sizeof out), "1970-01-01 00:00:00.000 UTC");
+    CHECK_STR(vg_log_utc_text(-1, out, sizeof out), "1969-12-31 23:59:59.999 UTC");
+    CHECK_STR(vg_log_utc_text(-1000, out, sizeof out), "1969-12-31 23:59:59.000 UTC");
+    CHECK_STR(vg_log_utc_text(-1001, out, sizeof out), "1969-12-31 23:59:58.999 UTC");
+    CHECK(strlen(vg_log_utc_text(INT64_MIN, out, sizeof out)) > 0); /* no overflow on the way */
     return CHECK_DONE();
 }

@@ -101,6 +101,9 @@ static void test_policy(void) {
           strstr(policy, "img-src data:"));
     CHECK(!strstr(policy, "unsafe"));
     CHECK(vg_page_policy() == policy); /* built once */
+    char hash[VG_PAGE_CSP_HASH_SIZE];
+    CHECK_INT(vg_page_csp_hash("", 0, hash, sizeof hash), 0); /* SHA-256 of nothing, a known value */
+    CHECK_STR(hash, "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='");
     /* nothing from elsewhere: no URL in the page */
     CHECK(!strstr((const char *)vg_page_html, "http:") && !strstr((const char *)vg_page_html, "https:"));
 }

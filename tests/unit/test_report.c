@@ -113,6 +113,23 @@ int main(void) {
     page = slurp(path, &len);
     CHECK(page && count(page, "<article class=\"episode\"") == 1);
 
+    /* a picture that cannot be written: the page says so, the path in it escaped, and the report fails */
+    snprintf(dir, sizeof dir, "%s/<b>x", root);
+    s = vg_report_open(&o, err, sizeof err);
+    CHECK(s != NULL);
+    if (!s) return CHECK_DONE();
+    snprintf(path, sizeof path, "%s/%llu-preview.jpg", dir, ID_C);
+    CHECK(mkdir(path, 0755) == 0); /* a directory where the picture goes: the rename over it fails */
+    CHECK_INT(put(s, ID_C, body), 0);
+    vg_report_finish(s, 1000, 9000);
+    vg_sink_close(s);
+    CHECK_INT(failed, 1);
+    failed = 0;
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    page = slurp(path, &len);
+    CHECK(page && strstr(page, "<p class=\"none\">preview: ") && strstr(page, "/&lt;b&gt;x/4611686018427387905-preview.jpg: "));
+    CHECK(page && !strstr(page, "<b>x"));
+
     /* a replay that never finished writes no page */
     snprintf(dir, sizeof dir, "%s/unfinished", root);
     s = vg_report_open(&o, err, sizeof err);
