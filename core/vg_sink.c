@@ -157,10 +157,15 @@ static int preview_to_file(shape_sink *sh, const vg_version *v, cJSON *record, c
     size_t skip = strlen(from);
     free(from);
     if (!at) return -1;
+    cJSON *path_item = cJSON_CreateString(path); /* the path as a JSON string: a directory name may hold " or \\ */
+    char *quoted = path_item ? cJSON_PrintUnformatted(path_item) : NULL;
+    cJSON_Delete(path_item);
+    if (!quoted) return -1;
     size_t head = (size_t)(at - *text), tail = strlen(at + skip);
-    char *out = malloc(head + keylen + strlen(path) + tail + 12);
+    char *out = malloc(head + keylen + strlen(quoted) + tail + 12);
+    if (out) sprintf(out, "%.*s\"%s_file\":%s%s", (int)head, *text, key, quoted, at + skip);
+    free(quoted);
     if (!out) return -1;
-    sprintf(out, "%.*s\"%s_file\":\"%s\"%s", (int)head, *text, key, path, at + skip);
     free(*text);
     *text = out;
     return 0;

@@ -1,6 +1,7 @@
 /* test_sink.c — core/vg_sink.c's shaping of a file of versions (vigil replay --previews DIR): the preview written
  * as a JPEG beside the file and the record naming it, spliced into the record's text (ids beyond 2^53 kept
- * exact), even when the rule's payload holds a "preview" key of its own before the real one. */
+ * exact), even when the rule's payload holds a "preview" key of its own before the real one, and the file's
+ * path a JSON string however its directory is named. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ int main(void) {
     char root[] = "/tmp/vigil-test-sink-XXXXXX", out[256], dir[256], err[256], body[1024], b64[64], jpg[512];
     CHECK(mkdtemp(root) != NULL);
     snprintf(out, sizeof out, "%s/versions.jsonl", root);
-    snprintf(dir, sizeof dir, "%s/previews", root);
+    snprintf(dir, sizeof dir, "%s/pre\"views\\", root); /* a " and a \\ in the name: escaped in the line */
 
     vg_sink *file = vg_sink_file_open(out, 0, err, sizeof err);
     CHECK(file != NULL);
