@@ -631,14 +631,6 @@ static void wait_ms(vg_camera *cam, int64_t ms) {
     pthread_mutex_unlock(&cam->lock);
 }
 
-static void report_failure(vg_camera *cam, session_result r, const char *reason, int64_t delay_ms) {
-    if (r == SESSION_NOT_CONNECTED)
-        vg_warn(cam->media, "%s: %s; retrying in %.1f s", cam->url_masked, reason, delay_ms / 1000.0);
-    else
-        vg_warn(cam->media, "stream lost (%s): %s; reconnecting in %.1f s", cam->url_masked, reason,
-                delay_ms / 1000.0);
-}
-
 static void *camera_thread(void *arg) {
     vg_camera *cam = arg;
     int64_t t0 = vg_monotonic_ms();
@@ -650,7 +642,8 @@ static void *camera_thread(void *arg) {
         failures = r == SESSION_DELIVERED ? 0 : failures + 1;
         int64_t delay = vg_backoff_next(&cam->rng, failures); /* jittered: cameras behind one failed server do
                                                                   not retry in step */
-        report_failure(cam, r, vg_mask_urls_in(reason, masked, sizeof masked), delay);
+        vg_ingest_say_retry(cam->media, cam->url_masked, r != SESSION_NOT_CONNECTED,
+                            vg_mask_urls_in(reason, masked, sizeof masked), delay);
         if (r != SESSION_NOT_CONNECTED) {
             cam->stats.disconnects++;
             vg_script_on_stream(cam->script, "down");

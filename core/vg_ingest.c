@@ -170,3 +170,8 @@ int64_t vg_ingest_creation_time_ms(const vg_ingest *in) {
     if (!e || av_parse_time(&us, e->value, 0) < 0 || us <= 0) return -1;
     return us / 1000;
 }
+
+void vg_ingest_say_retry(const char *who, const char *url, int connected, const char *why, int64_t delay_ms) {
+    if (!connected) vg_warn(who, "%s: %s; retrying in %.1f s", url, why, (double)delay_ms / 1000.0);
+    else vg_warn(who, "stream lost (%s): %s; reconnecting in %.1f s", url, why, (double)delay_ms / 1000.0);
+}

@@ -42,6 +42,9 @@ void vg_ingest_describe_loss(const vg_ingest *in, int rc, char *reason, size_t l
 /* A stream come up, for the "stream up: ..." line: "URL (CODEC WxH, F fps, TRANSPORT)", url as it may be shown
  * (masked), transport NULL = "tcp". */
 void vg_ingest_describe_stream(const vg_ingest *in, const char *url, const char *transport, char *out, size_t len);
+/* The warn line of a source that failed and is retried after delay_ms: "URL: why; retrying in S s" when it
+ * never connected, else "stream lost (URL): why; reconnecting in S s" (url and why as they may be shown). */
+void vg_ingest_say_retry(const char *who, const char *url, int connected, const char *why, int64_t delay_ms);
 /* Packets go through a parser (H.264, HEVC, ...): a packet carries the PRFT of the packet after it. */
 int vg_ingest_is_parsed(const vg_ingest *in);
 

@@ -284,9 +284,8 @@ static void *reader_main(void *arg) {
         if (stopping(ps)) break;
         failures = r == DELIVERED ? 0 : failures + 1;
         int64_t delay = vg_backoff_next(&ps->rng, failures); /* the camera's own schedule */
-        vg_mask_urls_in(reason, masked, sizeof masked);
-        if (r == NOT_CONNECTED) vg_warn(ps->who, "%s: %s; retrying in %.1f s", ps->url_masked, masked, delay / 1000.0);
-        else vg_warn(ps->who, "stream lost (%s): %s; reconnecting in %.1f s", ps->url_masked, masked, delay / 1000.0);
+        vg_ingest_say_retry(ps->who, ps->url_masked, r != NOT_CONNECTED, vg_mask_urls_in(reason, masked, sizeof masked),
+                            delay);
         pthread_mutex_lock(&ps->lock);
         int64_t until = vg_monotonic_ms() + delay;
         while (!stopping(ps) && vg_monotonic_ms() < until) wait_until(ps, until);
